@@ -1,0 +1,5 @@
+import sys
+
+from cnnhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Backbones that keras.applications does not have, built like keras.applications models."""

@@ -1,0 +1,46 @@
+"""SqueezeNet v1.1 (Iandola et al., 2016) as a headless Keras backbone.
+
+Keras has no SqueezeNet, so cnnhub builds it from Fire modules: a 1x1 "squeeze" convolution
+feeding parallel 1x1 and 3x3 "expand" convolutions whose outputs are concatenated. v1.1 is the
+variant with 2.4x less computation than v1.0 at the same accuracy.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+# (squeeze filters, expand filters per branch) of each Fire module; "pool" marks max pooling.
+_V11_LAYOUT: list[tuple[int, int] | str] = [
+    (16, 64), (16, 64), "pool",
+    (32, 128), (32, 128), "pool",
+    (48, 192), (48, 192), (64, 256), (64, 256),
+]  # fmt: skip
+
+
+def fire_module(x, squeeze: int, expand: int, name: str):
+    """One Fire module: squeeze to ``squeeze`` channels, expand to ``2 * expand``."""
+    s = layers.Conv2D(squeeze, 1, activation="relu", name=f"{name}_squeeze1x1")(x)
+    e1 = layers.Conv2D(expand, 1, activation="relu", name=f"{name}_expand1x1")(s)
+    e3 = layers.Conv2D(expand, 3, padding="same", activation="relu", name=f"{name}_expand3x3")(s)
+    return layers.Concatenate(name=f"{name}_concat")([e1, e3])
+
+
+def SqueezeNet(input_shape: tuple[int, int, int], name: str = "squeezenet") -> keras.Model:
+    """Build SqueezeNet v1.1 without its classifier: input -> last Fire module's feature map.
+
+    The input is expected already preprocessed (cnnhub puts ImageNet "caffe" preprocessing in
+    front of it). There are no published Keras ImageNet weights for it.
+    """
+    inputs = keras.Input(shape=input_shape, name="input")
+    x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    fire_index = 2
+    for step in _V11_LAYOUT:
+        if step == "pool":
+            x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{fire_index - 1}")(x)
+            continue
+        squeeze, expand = step
+        x = fire_module(x, squeeze, expand, name=f"fire{fire_index}")
+        fire_index += 1
+    return keras.Model(inputs, x, name=name)

@@ -1,0 +1,121 @@
+"""Keras callbacks that make a run folder: validation scoring, per-epoch weights, logs, plots.
+
+Order matters and ``training.make_callbacks`` fixes it: ``ValidationScorer`` runs first and
+puts ``val_loss``/``val_accuracy`` into the epoch's logs, so every later callback (early
+stopping, learning-rate plateau, checkpoint names, TensorBoard) sees them. Validation is one
+batched inference-mode pass per epoch whose predictions are kept for per-epoch reports, instead
+of Keras's own validation pass plus a second prediction pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from cnnhub import atomic
+
+LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+
+
+def current_learning_rate(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class ValidationScorer(keras.callbacks.Callback):
+    """Predict the validation set once per epoch; add val_loss/val_accuracy to the logs.
+
+    The epoch's probabilities stay in ``probabilities`` for later callbacks (per-epoch reports).
+    """
+
+    def __init__(self, dataset, labels: np.ndarray, loss_fn):
+        super().__init__()
+        self.dataset = dataset
+        self.labels = np.asarray(labels)
+        self.loss_fn = loss_fn
+        self.probabilities: np.ndarray | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        proba = self.model.predict(self.dataset, verbose=0)
+        num_classes = proba.shape[1]
+        one_hot = np.eye(num_classes, dtype="float32")[self.labels]
+        logs["val_loss"] = float(keras.ops.convert_to_numpy(self.loss_fn(one_hot, proba)))
+        logs["val_accuracy"] = float(np.mean(proba.argmax(axis=1) == self.labels))
+        self.probabilities = proba
+
+
+def weights_file_name(epoch: int, val_accuracy: float) -> str:
+    """The per-epoch weights file name; epochs are numbered from 1."""
+    return f"weights-{epoch:03d}-{val_accuracy:.4f}.weights.h5"
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Save every epoch's weights as ``weights-{epoch:03d}-{val_accuracy:.4f}.weights.h5``.
+
+    Written to a temporary file and renamed, so a crash never leaves a truncated weights file.
+    """
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = Path(folder)
+        self.saved: dict[int, Path] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        path = self.folder / weights_file_name(epoch + 1, logs.get("val_accuracy", 0.0))
+        with atomic.atomic_path(path) as tmp:
+            self.model.save_weights(tmp)
+        self.saved[epoch + 1] = path
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """``training.log``: one CSV row per epoch, rewritten atomically after each epoch."""
+
+    def __init__(self, path: Path, on_update: Callable[[pd.DataFrame], None] | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.on_update = on_update
+        self.rows: list[dict] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {key: logs.get(key, np.nan) for key in LOG_COLUMNS}
+        row["epoch"] = epoch + 1
+        row["learning_rate"] = current_learning_rate(self.model)
+        row["seconds"] = round(time.perf_counter() - self._started, 3)
+        self.rows.append(row)
+        frame = pd.DataFrame(self.rows, columns=LOG_COLUMNS)
+        atomic.write_csv(self.path, frame)
+        if self.on_update is not None:
+            self.on_update(frame)
+
+
+def plot_training_stats(frame: pd.DataFrame, path: Path, title: str) -> None:
+    """Loss and accuracy per epoch, train vs validation, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric, label in ((ax_loss, "loss", "Loss"), (ax_acc, "accuracy", "Accuracy")):
+        ax.plot(frame["epoch"], frame[metric], marker="o", label="train")
+        ax.plot(frame["epoch"], frame[f"val_{metric}"], marker="o", label="validation")
+        ax.set_xlabel("Epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title.replace("$", r"\$"))
+    fig.tight_layout()
+    atomic.save_figure(path, fig, dpi=100)
+    plt.close(fig)

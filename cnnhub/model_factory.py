@@ -1,0 +1,156 @@
+"""Build a classifier: raw pixels -> preprocessing -> backbone -> pooling -> dense head -> softmax.
+
+Every model cnnhub builds takes raw 0-255 pixels, so a saved model needs no separate
+preprocessing and loads with ``keras.saving.load_model(path, safe_mode=True)``. The backbone is
+a nested model named ``backbone`` so training types can freeze it as one block.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import keras
+from keras import layers
+
+from cnnhub.errors import CnnhubError
+from cnnhub.layers import ImageNetPreprocessing
+from cnnhub.registry import BackboneSpec, get_backbone
+
+BACKBONE_LAYER = "backbone"
+
+# Training types that run the backbone's BatchNormalization in inference mode throughout, as
+# the Keras transfer-learning guide does for a frozen or partly frozen backbone.
+_BN_INFERENCE_TYPES = ("freeze_all", "freeze_some", "fine_tune")
+
+
+def check_input_size(spec: BackboneSpec, height: int, width: int) -> None:
+    """Fail with the model's minimum when the image size is too small for it."""
+    if min(height, width) < spec.min_size:
+        raise CnnhubError(
+            f"Image size {height}x{width} is below the minimum input size of `{spec.name}`, "
+            f"{spec.min_size}x{spec.min_size}; set IMG_HEIGHT/IMG_WIDTH (-height/-width) to at "
+            f"least {spec.min_size}. Received: height={height}, width={width}"
+        )
+
+
+def weights_mode(weights: str) -> str:
+    """Classify the WEIGHTS setting: ``imagenet``, ``none`` or ``file``."""
+    lowered = weights.strip().lower()
+    if lowered in ("imagenet", "none", ""):
+        return lowered or "none"
+    return "file"
+
+
+def check_weights_setting(spec: BackboneSpec, weights: str) -> None:
+    """Reject weight choices that cannot work, before anything is built."""
+    mode = weights_mode(weights)
+    if mode == "imagenet" and not spec.imagenet:
+        raise CnnhubError(
+            f"There are no ImageNet weights for `{spec.name}`; use -w none (random init) or a "
+            f"weights file from an earlier run. Received: weights={weights}"
+        )
+    if mode == "file":
+        path = Path(weights)
+        if not path.is_file():
+            raise CnnhubError(
+                f"Weights file not found: {weights}. Use -w imagenet, -w none, or the path of a "
+                f".weights.h5 or .keras file. Received: weights={weights}"
+            )
+        if not (path.name.endswith(".weights.h5") or path.suffix == ".keras"):
+            raise CnnhubError(
+                "A weights file must be a Keras `.weights.h5` or `.keras` file. "
+                f"Received: weights={weights}"
+            )
+
+
+def build_backbone(
+    spec: BackboneSpec, input_shape: tuple, config: dict[str, Any], num_classes: int
+):
+    """Instantiate the backbone (headless) for ``input_shape``, preprocessed input expected."""
+    if spec.name == "squeezenet":
+        from cnnhub.backbones.squeezenet import SqueezeNet
+
+        return SqueezeNet(input_shape, name=BACKBONE_LAYER)
+    if spec.name == "custom":
+        from cnnhub.custom_cnn import build_custom_backbone, resolve_blocks
+
+        blocks = resolve_blocks(config["CUSTOM_CONV_BLOCKS"], input_shape, num_classes)
+        return build_custom_backbone(input_shape, blocks, name=BACKBONE_LAYER)
+    constructor = getattr(keras.applications, spec.constructor)
+    weights = "imagenet" if weights_mode(config["WEIGHTS"]) == "imagenet" else None
+    kwargs: dict[str, Any] = {
+        "include_top": False,
+        "weights": weights,
+        "input_shape": input_shape,
+        "name": BACKBONE_LAYER,
+    }
+    try:
+        return constructor(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - Keras raises bare Exception for fetch failures
+        if weights == "imagenet" and "fetch failure" in str(exc).lower():
+            raise CnnhubError(_offline_weights_message(spec, str(exc))) from None
+        raise
+
+
+def _offline_weights_message(spec: BackboneSpec, error: str) -> str:
+    url = re.search(r"https?://\S+?(?=[\s:]|$)", error)
+    origin = url.group(0) if url else "the Keras weights URL"
+    file_name = origin.rsplit("/", 1)[-1] if url else "<weights file>"
+    cache = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home") else "~/.keras")
+    return (
+        f"Could not download the ImageNet weights of `{spec.name}` (no internet?). Download "
+        f"{origin} on a machine with internet and put it at {cache / 'models' / file_name}, "
+        "then run again; or train from scratch with -w none."
+    )
+
+
+def build_head(x, num_classes: int, config: dict[str, Any]):
+    """Pooling, then the dense layers of NUM_NODES/NUM_DROPOUTS, then a float32 softmax."""
+    pooling = config["POOLING"]
+    if pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="pool")(x)
+    else:
+        x = layers.Flatten(name="pool")(x)
+    for i, (units, rate) in enumerate(zip(config["NUM_NODES"], config["NUM_DROPOUTS"]), start=1):
+        x = layers.Dense(units, name=f"head_dense{i}")(x)
+        if config["DENSE_BATCH_NORM"]:
+            x = layers.BatchNormalization(name=f"head_bn{i}")(x)
+        x = layers.Activation(config["DENSE_ACTIVATION"], name=f"head_act{i}")(x)
+        if rate > 0:
+            x = layers.Dropout(rate, name=f"head_dropout{i}")(x)
+    # float32 softmax keeps probabilities exact under mixed precision.
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+
+
+def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | None = None):
+    """Build the full classifier for ``config`` (MODEL_NAME unless ``spec`` is given).
+
+    Returns an uncompiled ``keras.Model`` taking raw 0-255 images of shape
+    (IMG_HEIGHT, IMG_WIDTH, channels) and returning class probabilities.
+    """
+    spec = spec or get_backbone(config["MODEL_NAME"])
+    height, width = config["IMG_HEIGHT"], config["IMG_WIDTH"]
+    check_input_size(spec, height, width)
+    check_weights_setting(spec, config["WEIGHTS"])
+    input_shape = (height, width, 3)
+    inputs = keras.Input(shape=input_shape, name="image")
+    if spec.name == "custom":
+        x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    else:
+        x = ImageNetPreprocessing(spec.preprocessing, name="preprocess")(inputs)
+    backbone = build_backbone(spec, input_shape, config, num_classes)
+    if config["TRAINING_TYPE"] in _BN_INFERENCE_TYPES:
+        x = backbone(x, training=False)
+    else:
+        x = backbone(x)
+    outputs = build_head(x, num_classes, config)
+    model = keras.Model(inputs, outputs, name=spec.name)
+    if weights_mode(config["WEIGHTS"]) == "file":
+        from cnnhub.weights import load_weights_checked
+
+        load_weights_checked(model, config["WEIGHTS"])
+    return model

@@ -1,0 +1,175 @@
+"""Compile and fit a model according to its training type, writing the run folder as it goes.
+
+Training types:
+- ``train_all``: every layer trains.
+- ``freeze_all``: the backbone is frozen, the head trains.
+- ``freeze_some``: the first NUMBER_OF_LAYERS_TO_FREEZE backbone layers are frozen.
+- ``fine_tune``: phase 1 trains the head for FINE_TUNE_AFTER epochs; phase 2 unfreezes the top
+  FINE_TUNE_LAYERS backbone layers (0 = all) and recompiles at LEARNING_RATE x
+  FINE_TUNE_LR_FACTOR. Epochs are counted globally across both phases.
+BatchNormalization in a frozen or partly frozen backbone always runs in inference mode (the
+model factory calls the backbone with ``training=False`` for these types).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from cnnhub.callbacks import EpochCheckpoint, TrainingLog, ValidationScorer, plot_training_stats
+from cnnhub.model_factory import BACKBONE_LAYER
+from cnnhub.run_folder import RunFolder
+
+
+@dataclass
+class Phase:
+    """A stretch of epochs trained with one set of frozen layers and one compile."""
+
+    first_epoch: int  # 0-based, as Keras's initial_epoch
+    end_epoch: int  # exclusive
+    frozen_layers: int | None  # backbone layers frozen from the input; None = whole backbone
+    lr_factor: float
+
+
+def plan_phases(config: dict[str, Any], backbone_layers: int) -> list[Phase]:
+    """The phases of ``TRAINING_TYPE`` over ``EPOCHS`` epochs."""
+    epochs = config["EPOCHS"]
+    kind = config["TRAINING_TYPE"]
+    if kind == "freeze_all":
+        return [Phase(0, epochs, None, 1.0)]
+    if kind == "freeze_some":
+        return [Phase(0, epochs, min(config["NUMBER_OF_LAYERS_TO_FREEZE"], backbone_layers), 1.0)]
+    if kind == "fine_tune":
+        top = config["FINE_TUNE_LAYERS"] or backbone_layers
+        head_epochs = config["FINE_TUNE_AFTER"]
+        return [
+            Phase(0, head_epochs, None, 1.0),
+            Phase(
+                head_epochs, epochs, max(backbone_layers - top, 0), config["FINE_TUNE_LR_FACTOR"]
+            ),
+        ]
+    return [Phase(0, epochs, 0, 1.0)]
+
+
+def apply_freezing(model, phase: Phase) -> None:
+    """Set ``trainable`` on the backbone's layers for ``phase``; the head always trains."""
+    backbone = model.get_layer(BACKBONE_LAYER)
+    if phase.frozen_layers is None:
+        backbone.trainable = False
+        return
+    backbone.trainable = True
+    for index, layer in enumerate(backbone.layers):
+        layer.trainable = index >= phase.frozen_layers
+
+
+def make_optimizer(config: dict[str, Any], learning_rate: float):
+    name = config["OPTIMIZER"]
+    decay = config["WEIGHT_DECAY"] or None
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=config["MOMENTUM"], weight_decay=decay)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(
+            learning_rate, momentum=config["MOMENTUM"], weight_decay=decay
+        )
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=config["WEIGHT_DECAY"])
+    return keras.optimizers.Adam(learning_rate, weight_decay=decay)
+
+
+def make_loss(config: dict[str, Any]):
+    if config["LOSS"] == "categorical_focal_crossentropy":
+        return keras.losses.CategoricalFocalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
+
+
+def schedule_factor(config: dict[str, Any], epoch: int) -> float:
+    """Multiplier of LEARNING_RATE at 0-based ``epoch`` for the step and cosine schedules."""
+    if config["LR_SCHEDULE"] == "step":
+        return config["LR_DECAY_FACTOR"] ** (epoch // config["LR_STEP_EPOCHS"])
+    if config["LR_SCHEDULE"] == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * epoch / config["EPOCHS"]))
+    return 1.0
+
+
+def make_callbacks(config, run: RunFolder, scorer: ValidationScorer, phase: Phase, extra=()):
+    """The callbacks of one phase, in the order they must run (see cnnhub.callbacks)."""
+    callbacks: list[keras.callbacks.Callback] = [scorer]
+    if config["LR_SCHEDULE"] in ("step", "cosine"):
+        base = config["LEARNING_RATE"] * phase.lr_factor
+        callbacks.append(
+            keras.callbacks.LearningRateScheduler(lambda e: base * schedule_factor(config, e))
+        )
+    elif config["LR_SCHEDULE"] == "plateau":
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=config["LR_DECAY_FACTOR"], patience=config["LR_PATIENCE"]
+            )
+        )
+    if config["EARLY_STOPPING"]:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=config["EARLY_STOPPING_MONITOR"],
+                patience=config["EARLY_STOPPING_PATIENCE"],
+                restore_best_weights=config["EARLY_STOPPING_RESTORE_BEST"],
+            )
+        )
+    callbacks.extend(extra)
+    callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False))
+    return callbacks
+
+
+def fit(
+    config: dict[str, Any],
+    model,
+    train_ds,
+    valid_ds,
+    valid_labels,
+    run: RunFolder,
+    epoch_reporters: Callable[[ValidationScorer, EpochCheckpoint], list] | None = None,
+) -> None:
+    """Train ``model`` through every phase of its training type.
+
+    Per-epoch weights, ``training.log``, TensorBoard logs and the stats PNG are written as each
+    epoch ends. ``epoch_reporters(scorer, checkpoint)`` may return more callbacks (e.g. per-epoch
+    reports); they run after the epoch's weights are saved and can read the epoch's validation
+    probabilities from ``scorer`` and its weights file from ``checkpoint``.
+    """
+    loss = make_loss(config)
+    scorer = ValidationScorer(valid_ds, valid_labels, loss)
+    checkpoint = EpochCheckpoint(run.model_logs)
+    title = f"{run.path.name}: {config['MODEL_NAME']}"
+    log = TrainingLog(
+        run.training_log, lambda frame: plot_training_stats(frame, run.stats_png, title)
+    )
+    extra = [checkpoint, log, *(epoch_reporters(scorer, checkpoint) if epoch_reporters else [])]
+    backbone_layers = len(model.get_layer(BACKBONE_LAYER).layers)
+    verbose = 1 if sys.stdout.isatty() else 2
+    for phase in plan_phases(config, backbone_layers):
+        apply_freezing(model, phase)
+        model.compile(
+            optimizer=make_optimizer(config, config["LEARNING_RATE"] * phase.lr_factor),
+            loss=loss,
+            metrics=["accuracy"],
+        )
+        if phase.first_epoch > 0:
+            print(f"Fine-tuning from epoch {phase.first_epoch + 1}: " + trainable_summary(model))
+        model.fit(
+            train_ds,
+            epochs=phase.end_epoch,
+            initial_epoch=phase.first_epoch,
+            callbacks=make_callbacks(config, run, scorer, phase, extra),
+            verbose=verbose,
+        )
+        if model.stop_training:
+            break
+
+
+def trainable_summary(model) -> str:
+    """``Total params: N | Trainable params: M`` for the model as currently frozen."""
+    trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
+    return f"Total params: {model.count_params():,} | Trainable params: {trainable:,}"

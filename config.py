@@ -1,0 +1,123 @@
+"""cnnhub defaults: edit this file to change what `python run_training.py` does with no flags.
+
+Every key below can also be set in a YAML/JSON file passed with `-c/--config` (same names, any
+case) and by a command-line flag `--<key in lower case>` (see `python run_training.py --help`).
+Precedence: this file < config file < flags. The resolved values are saved with every run as
+`run_config.json`, so `python run_training.py -c model_repository/<run>/run_config.json` repeats it.
+
+The comment above each key is its help text on the command line.
+"""
+
+# ---------------------------------------------------------------- data
+# Folder of training images, one sub-folder per class (folder names are the class names).
+DATA_DIR_TRAIN = "data/fashion_mnist_sample/train"
+# Folder of validation images with exactly the same class sub-folders as the training folder.
+DATA_DIR_VALID = "data/fashion_mnist_sample/valid"
+# Keep decoded, resized images in memory after the first epoch (fast; needs RAM for the dataset).
+CACHE = True
+
+# ---------------------------------------------------------------- output
+# Folder in which `model_repository/<run name>/` is created.
+SAVE_LOCATION = "."
+# Run folder name; empty means the model name, with -2, -3, ... added when that folder exists.
+ITERATION_NAME = ""
+
+# ---------------------------------------------------------------- model
+# Backbone name (see `python run_training.py --list_models`); several comma-separated names
+# train one run each with the same data and settings.
+MODEL_NAME = "custom"
+# Backbone weights: imagenet (downloaded once by Keras), none (random init), or the path of a
+# .weights.h5 / .keras file of the same architecture.
+WEIGHTS = "none"
+# Image height and width in pixels fed to the model (images are resized to this).
+IMG_HEIGHT = 32
+IMG_WIDTH = 32
+# How the backbone's feature map becomes a vector: avg, max or flatten.
+POOLING = "avg"
+# Units of each dense layer of the head, in order; [] for none (softmax straight on the pooling).
+NUM_NODES = [128]
+# Dropout rate after each dense layer; one per entry of NUM_NODES.
+NUM_DROPOUTS = [0.3]
+# Activation of the dense layers of the head (relu, gelu, swish, elu, tanh, sigmoid, leaky_relu).
+DENSE_ACTIVATION = "relu"
+# Add BatchNormalization after each dense layer of the head.
+DENSE_BATCH_NORM = False
+# Conv blocks of the `custom` model: a preset name (auto, lenet, vgg_small, fashion,
+# alexnet_small), a one-line spec like "c32k3-bn-mp2,c64k3-bn-mp2", or a list of block mappings
+# (see README, "Custom CNNs"). auto derives the blocks from the image size and class count.
+CUSTOM_CONV_BLOCKS = "auto"
+
+# ---------------------------------------------------------------- training
+# Train the model (false: only post-evaluate an existing run given with --run_dir).
+START_TRAIN = True
+# Score every saved epoch's weights on the validation data after training.
+POST_EVAL = True
+# Existing run folder for post-evaluation when START_TRAIN is false.
+RUN_DIR = ""
+# train_all: everything trains; freeze_all: backbone frozen, head trains; freeze_some: the first
+# NUMBER_OF_LAYERS_TO_FREEZE backbone layers frozen; fine_tune: head only for FINE_TUNE_AFTER
+# epochs, then the top FINE_TUNE_LAYERS backbone layers (0 = all) at a lower learning rate.
+TRAINING_TYPE = "train_all"
+# freeze_some: how many backbone layers, counted from the input, stay frozen.
+NUMBER_OF_LAYERS_TO_FREEZE = 0
+# fine_tune: epochs of head-only training before the backbone is unfrozen.
+FINE_TUNE_AFTER = 3
+# fine_tune: how many of the backbone's top layers are unfrozen in phase 2 (0 = all).
+FINE_TUNE_LAYERS = 0
+# fine_tune: the learning rate is multiplied by this in phase 2.
+FINE_TUNE_LR_FACTOR = 0.1
+# Total epochs (across both fine_tune phases); epochs are numbered from 1.
+EPOCHS = 10
+# Images per batch.
+BATCH_SIZE = 32
+# Optimizer: sgd, adam, adamw or rmsprop.
+OPTIMIZER = "adam"
+# Initial learning rate.
+LEARNING_RATE = 0.001
+# Momentum for sgd and rmsprop.
+MOMENTUM = 0.9
+# Weight decay (decoupled for adamw; L2-style decay for the others as Keras applies it).
+WEIGHT_DECAY = 0.0
+# Learning-rate schedule: constant, step (x LR_DECAY_FACTOR every LR_STEP_EPOCHS), cosine (to 0
+# over EPOCHS), plateau (x LR_DECAY_FACTOR when val_loss stalls for LR_PATIENCE epochs).
+LR_SCHEDULE = "constant"
+# step schedule: epochs between decays.
+LR_STEP_EPOCHS = 5
+# step and plateau schedules: multiply the learning rate by this at each decay.
+LR_DECAY_FACTOR = 0.1
+# plateau schedule: epochs without val_loss improvement before a decay.
+LR_PATIENCE = 2
+# Loss: categorical_crossentropy or categorical_focal_crossentropy.
+LOSS = "categorical_crossentropy"
+# Label smoothing for the loss (0 = off).
+LABEL_SMOOTHING = 0.0
+# Stop when EARLY_STOPPING_MONITOR has not improved for EARLY_STOPPING_PATIENCE epochs.
+EARLY_STOPPING = False
+# Metric watched by early stopping: val_loss, val_accuracy, loss or accuracy.
+EARLY_STOPPING_MONITOR = "val_loss"
+# Epochs without improvement before early stopping.
+EARLY_STOPPING_PATIENCE = 5
+# When early stopping fires, put back the weights of the best epoch in final_model.keras.
+EARLY_STOPPING_RESTORE_BEST = True
+# Random seed for weights, shuffling and augmentation.
+SEED = 42
+
+# ---------------------------------------------------------------- augmentation (training only)
+# Random left-right flips.
+AUG_HORIZONTAL_FLIP = True
+# Random up-down flips.
+AUG_VERTICAL_FLIP = False
+# Random rotation, as a fraction of a full turn (0.05 = up to +-18 degrees; 0 = off).
+AUG_ROTATION = 0.0
+# Random zoom in/out, as a fraction of the image size (0 = off).
+AUG_ZOOM = 0.1
+# Random shift, as a fraction of the image size (0 = off).
+AUG_TRANSLATION = 0.1
+# Random contrast change factor (0 = off).
+AUG_CONTRAST = 0.0
+# Random brightness change, as a fraction of the 0-255 range (0 = off).
+AUG_BRIGHTNESS = 0.0
+
+# ---------------------------------------------------------------- logging
+# Show TensorFlow's start-up log messages.
+VERBOSE = False

@@ -1,0 +1,11 @@
+"""Train image classifiers: `python run_training.py -m resnet50 -dtrain DIR -dvalid DIR`.
+
+Defaults come from config.py; run `python run_training.py --help` for every flag.
+"""
+
+import sys
+
+from cnnhub.runner import train_main
+
+if __name__ == "__main__":
+    sys.exit(train_main(sys.argv[1:]))
