@@ -29,8 +29,9 @@ MODEL_NAME = "custom"
 # Backbone weights: imagenet (downloaded once by Keras), none (random init), or the path of a
 # .weights.h5 / .keras file of the same architecture.
 WEIGHTS = "none"
-# Image height and width in pixels fed to the model (images are resized to this).
+# Image height in pixels fed to the model (images are resized to IMG_HEIGHT x IMG_WIDTH).
 IMG_HEIGHT = 32
+# Image width in pixels fed to the model.
 IMG_WIDTH = 32
 # How the backbone's feature map becomes a vector: avg, max or flatten.
 POOLING = "avg"
@@ -101,6 +102,21 @@ EARLY_STOPPING_PATIENCE = 5
 EARLY_STOPPING_RESTORE_BEST = True
 # Random seed for weights, shuffling and augmentation.
 SEED = 42
+
+# ---------------------------------------------------------------- post-evaluation
+# Which saved weights post-evaluation scores: all, or top:N (the N best epochs by
+# EVAL_TOP_METRIC in training.log).
+EVAL_WEIGHTS = "all"
+# training.log column that ranks epochs for EVAL_WEIGHTS = top:N (val_accuracy or val_loss).
+EVAL_TOP_METRIC = "val_accuracy"
+# Confidence thresholds scored for precision/recall; [] = 0.0, 0.05, ..., 0.95, 0.99.
+EVAL_THRESHOLDS = []
+# How the best weights and deploy threshold are chosen: macro_f1 (best macro F1 at any
+# threshold), coverage_at_precision (most images accepted with precision_micro >=
+# BEST_MIN_PRECISION), or min_class_recall (best worst-class recall).
+BEST_WEIGHT_RULE = "macro_f1"
+# Precision target of the coverage_at_precision rule.
+BEST_MIN_PRECISION = 0.9
 
 # ---------------------------------------------------------------- augmentation (training only)
 # Random left-right flips.

@@ -106,6 +106,8 @@ def plot_training_stats(frame: pd.DataFrame, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cnnhub.evaluation.plots import plain_text
+
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, label in ((ax_loss, "loss", "Loss"), (ax_acc, "accuracy", "Accuracy")):
         ax.plot(frame["epoch"], frame[metric], marker="o", label="train")
@@ -115,7 +117,7 @@ def plot_training_stats(frame: pd.DataFrame, path: Path, title: str) -> None:
         ax.set_title(label)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(title.replace("$", r"\$"))
+    fig.suptitle(plain_text(title))
     fig.tight_layout()
     atomic.save_figure(path, fig, dpi=100)
     plt.close(fig)

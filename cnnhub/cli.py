@@ -1,21 +1,29 @@
 """``python -m cnnhub <command>`` / ``cnnhub <command>``: one entry point for every command.
 
-Each command's module is imported only when it runs, so ``--help`` never loads TensorFlow.
+Each command lives in the module named in ``COMMANDS`` as a ``command(argv) -> int``
+function, imported only when it runs, so ``--help`` never loads TensorFlow. A ``CnnhubError``
+from any command becomes one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-COMMANDS = {
-    "train": "Train models (same flags as run_training.py).",
-    "models": "Print the model registry.",
+from cnnhub.errors import CnnhubError
+
+# name: (module with a `command(argv) -> int` function, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("cnnhub.runner", "Train models (same flags as run_training.py)."),
+    "models": ("cnnhub.registry", "Print the model registry."),
+    "evaluate": ("cnnhub.evaluation.command", "Score saved weights on validation or other data."),
+    "compare": ("cnnhub.compare", "Write a leaderboard of the runs in a model repository."),
 }
 
 
 def _usage() -> str:
     lines = ["usage: cnnhub <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<12} {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "Run `cnnhub <command> --help` for a command's options."]
     return "\n".join(lines)
 
@@ -26,18 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "train":
-        from cnnhub.runner import train_main
-
-        return train_main(rest, prog="cnnhub train")
-    if command == "models":
-        from cnnhub.registry import format_table
-
-        print(format_table())
-        return 0
-    sys.stderr.write(
-        f"cnnhub: error: unknown command `{command}`; choose one of {', '.join(COMMANDS)}. "
-        f"Received: {command}\n"
-    )
-    return 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        sys.stderr.write(
+            f"cnnhub: error: unknown command `{name}`; choose one of {', '.join(COMMANDS)}. "
+            f"Received: {name}\n"
+        )
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return module.command(rest)
+    except CnnhubError as exc:
+        sys.stderr.write(f"cnnhub {name}: error: {exc}\n")
+        return 2

@@ -11,8 +11,10 @@ from keras import ops
 
 from cnnhub.registry import PREPROCESSING_MODES
 
-_IMAGENET_MEAN_RGB = (123.68, 116.779, 103.939)  # 0-255 scale, as keras.applications uses
-_IMAGENET_STD_RGB = (0.229, 0.224, 0.225)  # 0-1 scale
+# The constants keras.applications.imagenet_utils uses for each mode.
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # 0-255 scale
+_TORCH_MEAN_RGB = (0.485, 0.456, 0.406)  # 0-1 scale
+_TORCH_STD_RGB = (0.229, 0.224, 0.225)
 
 
 @keras.saving.register_keras_serializable(package="cnnhub")
@@ -40,11 +42,11 @@ class ImageNetPreprocessing(keras.layers.Layer):
         if self.mode == "tf":
             return x / 127.5 - 1.0
         if self.mode == "torch":
-            mean = ops.convert_to_tensor(_IMAGENET_MEAN_RGB, self.compute_dtype) / 255.0
-            std = ops.convert_to_tensor(_IMAGENET_STD_RGB, self.compute_dtype)
+            mean = ops.convert_to_tensor(_TORCH_MEAN_RGB, self.compute_dtype)
+            std = ops.convert_to_tensor(_TORCH_STD_RGB, self.compute_dtype)
             return (x / 255.0 - mean) / std
         if self.mode == "caffe":
-            mean_bgr = ops.convert_to_tensor(_IMAGENET_MEAN_RGB[::-1], self.compute_dtype)
+            mean_bgr = ops.convert_to_tensor(_CAFFE_MEAN_BGR, self.compute_dtype)
             return ops.flip(x, axis=-1) - mean_bgr
         return x
 

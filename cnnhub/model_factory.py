@@ -84,14 +84,16 @@ def build_backbone(
         "include_top": False,
         "weights": weights,
         "input_shape": input_shape,
-        "name": BACKBONE_LAYER,
     }
     try:
-        return constructor(**kwargs)
+        backbone = constructor(**kwargs)
     except Exception as exc:  # noqa: BLE001 - Keras raises bare Exception for fetch failures
         if weights == "imagenet" and "fetch failure" in str(exc).lower():
             raise CnnhubError(_offline_weights_message(spec, str(exc))) from None
         raise
+    # Renamed afterwards: some constructors (EfficientNetV2) look their settings up by `name`.
+    backbone.name = BACKBONE_LAYER
+    return backbone
 
 
 def _offline_weights_message(spec: BackboneSpec, error: str) -> str:

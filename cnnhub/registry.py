@@ -155,3 +155,14 @@ def format_table() -> str:
     lines.append("")
     lines.append(f"Names are case-insensitive; '-' and '_' are optional. Aliases: {aliases}")
     return "\n".join(lines)
+
+
+def command(argv: list[str]) -> int:
+    """``cnnhub models``: print the registry table."""
+    import argparse
+
+    argparse.ArgumentParser(
+        prog="cnnhub models", description="Print the model registry."
+    ).parse_args(argv)
+    print(format_table())
+    return 0

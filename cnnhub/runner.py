@@ -45,8 +45,11 @@ def environment() -> dict[str, Any]:
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = None
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
@@ -128,25 +131,65 @@ def train_one(config: dict[str, Any], splits) -> Path:
         **common,
     )
     valid_ds = make_dataset(
-        splits.valid, batch_size=config["BATCH_SIZE"], training=False, cache=True,
-        with_labels=False, **common,
-    )  # fmt: skip
+        splits.valid,
+        batch_size=config["BATCH_SIZE"],
+        training=False,
+        cache=True,
+        with_labels=False,
+        **common,
+    )
     info = {
         "run_name": run.path.name,
         "model_name": config["MODEL_NAME"],
         "class_names": splits.class_names,
         "train_images": len(splits.train),
         "valid_images": len(splits.valid),
+        "params": model.count_params(),
         "skipped_files": len(splits.skipped),
         "environment": environment(),
     }
     atomic.write_json(run.run_info, info)
-    fit(config, model, train_ds, valid_ds, splits.valid.labels, run)
+    reporters = None
+    if config["POST_EVAL"]:
+        from cnnhub.evaluation.run_evaluation import EpochReports
+
+        def reporters(scorer, checkpoint):
+            valid = splits.valid
+            return [
+                EpochReports(
+                    scorer,
+                    checkpoint,
+                    run.path,
+                    valid.paths,
+                    valid.labels,
+                    splits.class_names,
+                    config,
+                )
+            ]
+
+    fit(config, model, train_ds, valid_ds, splits.valid.labels, run, reporters)
     with atomic.atomic_path(run.final_model) as tmp:
         model.save(tmp)
     info["train_seconds"] = round(time.perf_counter() - started, 1)
     atomic.write_json(run.run_info, info)
+    if config["POST_EVAL"]:
+        from cnnhub.evaluation.run_evaluation import finalize
+
+        finalize(run.path, config, model)
     return run.path
+
+
+def post_evaluate(run_dir: str) -> Path:
+    """Score every saved weights file of an existing run (``-start false -post true``)."""
+    if not run_dir:
+        raise CnnhubError(
+            "-start false -post true evaluates an existing run: pass its folder with --run_dir. "
+            "Received: run_dir=''"
+        )
+    from cnnhub.evaluation.run_evaluation import evaluate_run
+
+    evaluate_run(run_dir)
+    return Path(run_dir)
 
 
 def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> int:
@@ -167,3 +210,8 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
     for path in runs:
         print(f"Run folder: {path}")
     return 0
+
+
+def command(argv: list[str]) -> int:
+    """``cnnhub train``: the same flags as run_training.py."""
+    return train_main(argv, prog="cnnhub train")

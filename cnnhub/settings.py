@@ -11,6 +11,7 @@ import argparse
 import ast
 import difflib
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "LR_SCHEDULE": ("constant", "step", "cosine", "plateau"),
     "LOSS": ("categorical_crossentropy", "categorical_focal_crossentropy"),
     "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy"),
+    "EVAL_TOP_METRIC": ("val_accuracy", "val_loss"),
+    "BEST_WEIGHT_RULE": ("macro_f1", "coverage_at_precision", "min_class_recall"),
 }
 
 # The seed hub's short flags (and a few long aliases) for keys whose flag is not just the key.
@@ -100,7 +103,7 @@ def load_defaults(path: Path = CONFIG_PATH) -> tuple[dict[str, Any], dict[str, s
 def _element_type(key: str, default: list) -> type:
     if default:
         return type(default[0])
-    return float if "DROPOUT" in key else int
+    return float if "DROPOUT" in key or "THRESHOLD" in key else int
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -314,6 +317,25 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
             "`number_of_layers_to_freeze` and `fine_tune_layers` must be >= 0. Received: "
             f"number_of_layers_to_freeze={config['NUMBER_OF_LAYERS_TO_FREEZE']}, "
             f"fine_tune_layers={config['FINE_TUNE_LAYERS']}"
+        )
+    _check_evaluation(config)
+
+
+def _check_evaluation(config: dict[str, Any]) -> None:
+    if not re.fullmatch(r"all|top:[1-9]\d*", config["EVAL_WEIGHTS"]):
+        raise CnnhubError(
+            "`eval_weights` must be `all` or `top:N` with N >= 1. "
+            f"Received: eval_weights={config['EVAL_WEIGHTS']!r}"
+        )
+    if any(not 0 <= t <= 1 for t in config["EVAL_THRESHOLDS"]):
+        raise CnnhubError(
+            "`eval_thresholds` must be numbers between 0 and 1. "
+            f"Received: eval_thresholds={config['EVAL_THRESHOLDS']}"
+        )
+    if not 0 <= config["BEST_MIN_PRECISION"] <= 1:
+        raise CnnhubError(
+            "`best_min_precision` must be between 0 and 1. "
+            f"Received: best_min_precision={config['BEST_MIN_PRECISION']}"
         )
 
 

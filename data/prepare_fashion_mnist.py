@@ -25,9 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cnnhub.sources import load_source  # noqa: E402
 
 CLASS_NAMES = [
-    "tshirt_top", "trouser", "pullover", "dress", "coat",
-    "sandal", "shirt", "sneaker", "bag", "ankle_boot",
-]  # fmt: skip
+    "tshirt_top",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+]
 _ROOT = Path(__file__).resolve().parent.parent
 SEARCH = [
     _ROOT.parent / "shared" / "datasets" / "fashion-mnist",

@@ -73,5 +73,9 @@ def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedPr
     """Run ``python run_training.py ARGS`` in ``cwd`` with the network guard; capture output."""
     return subprocess.run(
         [sys.executable, str(ROOT / "run_training.py"), *args],
-        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -12,10 +12,17 @@ from keras import layers
 
 # (squeeze filters, expand filters per branch) of each Fire module; "pool" marks max pooling.
 _V11_LAYOUT: list[tuple[int, int] | str] = [
-    (16, 64), (16, 64), "pool",
-    (32, 128), (32, 128), "pool",
-    (48, 192), (48, 192), (64, 256), (64, 256),
-]  # fmt: skip
+    (16, 64),
+    (16, 64),
+    "pool",
+    (32, 128),
+    (32, 128),
+    "pool",
+    (48, 192),
+    (48, 192),
+    (64, 256),
+    (64, 256),
+]
 
 
 def fire_module(x, squeeze: int, expand: int, name: str):

@@ -1,0 +1,224 @@
+"""Pick the best (weights, threshold) pair from the per-epoch validation scores.
+
+The *analysis report* (:func:`analysis_report`, saved as ``analysis_report.csv``) has one
+row per weights file and threshold. :func:`choose_best` applies one of the :data:`RULES`:
+
+``macro_f1`` (default)
+    The row with the highest ``f1_macro``.
+``coverage_at_precision``
+    Among rows with ``precision_micro >= min_precision``, the one with the highest
+    ``coverage``. When no row reaches the target the rule falls back to the row with the
+    highest ``precision_micro`` (then highest coverage), emits a :class:`UserWarning` and
+    returns ``"fallback": True``.
+``min_class_recall``
+    The row whose lowest per-class recall is highest. Classes with no validation images
+    (support 0, recall 0 by definition) are left out of the minimum, otherwise one empty
+    class would make every row score 0. Needs the per-class tables.
+
+Ties (exactly equal values) go to the earlier epoch, then to the higher threshold (which
+abstains more for the same score), then to the earlier row of the report.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.metrics import OVERALL_COLUMNS
+
+RULES = ("macro_f1", "coverage_at_precision", "min_class_recall")
+"""Names accepted by :func:`choose_best`'s ``rule``."""
+
+REPORT_COLUMNS = ["weights_name", "epoch", *OVERALL_COLUMNS, "log_loss"]
+"""Columns of ``analysis_report.csv``; ``top5_accuracy`` follows when there are > 5 classes."""
+
+_OPTIONAL_COLUMN = "top5_accuracy"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def analysis_report(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Build the ``analysis_report.csv`` frame from per-(weights, threshold) rows.
+
+    Args:
+        rows: mappings (or a DataFrame) with at least the keys of :data:`REPORT_COLUMNS`;
+            ``top5_accuracy`` is optional. :func:`cnnhub.evaluation.writer.write_weight_reports`
+            returns such rows under ``"rows"`` (pass ``weights_name`` and ``epoch`` to it, or
+            add them yourself). Extra keys are dropped.
+
+    Returns:
+        A frame with columns :data:`REPORT_COLUMNS`, plus ``top5_accuracy`` when any row has
+        a value for it (i.e. the model has more than 5 classes). Rows keep their order.
+    """
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else [dict(r) for r in rows]
+    for index, record in enumerate(records):
+        missing = [column for column in REPORT_COLUMNS if column not in record]
+        if missing:
+            raise ValueError(
+                f"Every row of the analysis report needs the keys {REPORT_COLUMNS}. "
+                f"Received: row {index} without {missing}"
+            )
+    with_top5 = any(not _missing(record.get(_OPTIONAL_COLUMN)) for record in records)
+    columns = REPORT_COLUMNS + ([_OPTIONAL_COLUMN] if with_top5 else [])
+    frame = pd.DataFrame(
+        [[record.get(column) for column in columns] for record in records], columns=columns
+    )
+    frame["weights_name"] = frame["weights_name"].astype(object)
+    if len(frame):
+        frame["epoch"] = frame["epoch"].astype(np.int64)
+    for column in columns[3:]:
+        frame[column] = frame[column].astype(np.float64)
+    return frame
+
+
+def _check_columns(frame: pd.DataFrame, needed: list[str], name: str) -> None:
+    missing = [column for column in needed if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"`{name}` must have the columns {needed}. Received: {name} without {missing}"
+        )
+
+
+def _min_class_recall(
+    report: pd.DataFrame, per_class: Mapping[str, pd.DataFrame] | None
+) -> pd.Series:
+    """Lowest recall over classes with support > 0, aligned with ``report``'s rows."""
+    if per_class is None:
+        raise CnnhubError(
+            "The rule min_class_recall needs the per-class tables. Received: per_class=None"
+        )
+    pieces = []
+    for name in pd.unique(report["weights_name"]):
+        if name not in per_class:
+            raise ValueError(
+                "`per_class` must hold the per-class table of every weights file in the report. "
+                f"Received: no entry for {name!r}"
+            )
+        table = per_class[name]
+        _check_columns(table, ["threshold", "recall", "support"], f"per_class[{name!r}]")
+        present = table[table["support"] > 0]
+        lowest = present.groupby("threshold", sort=False)["recall"].min().reset_index()
+        lowest.insert(0, "weights_name", name)
+        pieces.append(lowest)
+    lowest = pd.concat(pieces, ignore_index=True)
+    keyed = report[["weights_name", "threshold"]].merge(
+        lowest, on=["weights_name", "threshold"], how="left", validate="many_to_one"
+    )
+    if keyed["recall"].isna().any():
+        row = keyed[keyed["recall"].isna()].iloc[0]
+        raise ValueError(
+            "`per_class` has no rows (with support > 0) for a weights/threshold pair of the "
+            f"report. Received: weights_name={row['weights_name']!r}, "
+            f"threshold={row['threshold']!r}"
+        )
+    return pd.Series(keyed["recall"].to_numpy(dtype=np.float64), index=report.index)
+
+
+def _pick(report: pd.DataFrame, keys: list[tuple[pd.Series, bool]]) -> Any:
+    """Index label of the best row: ``keys`` are (values, higher_is_better), in priority order;
+    then earlier epoch, higher threshold, earlier row."""
+    ordered = pd.DataFrame(
+        {f"k{i}": values for i, (values, _) in enumerate(keys)}
+        | {
+            "epoch": report["epoch"],
+            "threshold": report["threshold"],
+            "row": np.arange(len(report)),
+        },
+        index=report.index,
+    )
+    ascending = [not higher for _, higher in keys] + [True, False, True]
+    return ordered.sort_values(list(ordered.columns), ascending=ascending, kind="mergesort").index[
+        0
+    ]
+
+
+def choose_best(
+    report: pd.DataFrame,
+    per_class: Mapping[str, pd.DataFrame] | None = None,
+    rule: str = "macro_f1",
+    min_precision: float = 0.9,
+) -> dict[str, Any]:
+    """Choose the best weights file and threshold from the analysis report.
+
+    Args:
+        report: the frame of :func:`analysis_report` (or ``analysis_report.csv`` read back).
+        per_class: ``{weights_name: per-class table}`` (``<stem>-classes.csv`` frames, with
+            ``threshold``, ``recall`` and ``support`` columns); only the
+            ``min_class_recall`` rule needs it.
+        rule: one of :data:`RULES` (see the module docstring).
+        min_precision: the ``precision_micro`` target of ``coverage_at_precision``, in
+            ``[0, 1]``.
+
+    Returns:
+        ``{"weights": weights_name, "epoch": int, "threshold": float, "rule": rule,
+        "value": float, "fallback": bool}``. ``value`` is the rule's score of the chosen row:
+        ``f1_macro``, ``coverage`` (also when falling back) or the lowest class recall.
+        ``fallback`` is True only when ``coverage_at_precision`` found no row reaching
+        ``min_precision`` and chose the most precise row instead (a warning says so too).
+
+    Ties go to the earlier epoch, then the higher threshold, then the earlier report row.
+
+    Raises:
+        CnnhubError: unknown ``rule``, ``min_precision`` outside ``[0, 1]``, or
+            ``min_class_recall`` without ``per_class``.
+        ValueError: an empty report or missing columns.
+    """
+    if rule not in RULES:
+        raise CnnhubError(f"`rule` must be one of {', '.join(RULES)}. Received: rule={rule!r}")
+    if (
+        isinstance(min_precision, bool)
+        or not isinstance(min_precision, Real)
+        or not 0.0 <= float(min_precision) <= 1.0
+    ):
+        raise CnnhubError(
+            "`min_precision` must be a number between 0 and 1. "
+            f"Received: min_precision={min_precision!r}"
+        )
+    _check_columns(report, ["weights_name", "epoch", "threshold"], "report")
+    report = report.reset_index(drop=True)
+    if report.empty:
+        raise ValueError("`report` must have at least one row. Received: an empty report")
+
+    fallback = False
+    if rule == "macro_f1":
+        _check_columns(report, ["f1_macro"], "report")
+        scores = report["f1_macro"].astype(np.float64)
+        best = _pick(report, [(scores, True)])
+    elif rule == "coverage_at_precision":
+        _check_columns(report, ["coverage", "precision_micro"], "report")
+        scores = report["coverage"].astype(np.float64)
+        precision = report["precision_micro"].astype(np.float64)
+        reached = precision >= float(min_precision)
+        if reached.any():
+            best = _pick(report, [(reached.astype(np.int64), True), (scores, True)])
+        else:
+            fallback = True
+            best = _pick(report, [(precision, True), (scores, True)])
+            warnings.warn(
+                f"No weights reach precision_micro >= {float(min_precision)} at any threshold "
+                f"(best is {precision.max():.4f}); choosing the most precise row instead.",
+                UserWarning,
+                stacklevel=2,
+            )
+    else:
+        scores = _min_class_recall(report, per_class)
+        best = _pick(report, [(scores, True)])
+
+    row = report.loc[best]
+    return {
+        "weights": str(row["weights_name"]),
+        "epoch": int(row["epoch"]),
+        "threshold": float(row["threshold"]),
+        "rule": rule,
+        "value": float(scores.loc[best]),
+        "fallback": fallback,
+    }

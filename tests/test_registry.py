@@ -1,0 +1,76 @@
+"""The registry: every entry builds at its minimum size, and its metadata is true."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from cnnhub.errors import CnnhubError
+from cnnhub.layers import ImageNetPreprocessing
+from cnnhub.model_factory import build_backbone, build_model, check_input_size
+from cnnhub.registry import BACKBONES, PREPROCESSING_MODES, get_backbone, parse_model_names
+from cnnhub.settings import load_defaults
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("name", [n for n in BACKBONES if n != "custom"])
+def test_backbone_builds_at_minimum_size_with_registry_param_count(name):
+    spec = BACKBONES[name]
+    config = dict(load_defaults()[0], WEIGHTS="none")
+    shape = (spec.min_size, spec.min_size, 3)
+    backbone = build_backbone(spec, shape, config, num_classes=3)
+    assert len(backbone.output.shape) == 4 and min(backbone.output.shape[1:3]) >= 1
+    assert backbone.count_params() == spec.params
+    assert spec.preprocessing in PREPROCESSING_MODES
+    assert spec.min_size <= spec.default_size
+
+
+def test_custom_entry_builds_a_full_model():
+    config = dict(load_defaults()[0], MODEL_NAME="custom", IMG_HEIGHT=8, IMG_WIDTH=8)
+    model = build_model(config, num_classes=4)
+    assert model.output_shape == (None, 4)
+
+
+def test_size_below_minimum_names_the_minimum():
+    with pytest.raises(CnnhubError, match=r"minimum input size of `xception`, 71x71"):
+        check_input_size(get_backbone("xception"), 64, 80)
+
+
+@pytest.mark.parametrize(
+    "typed, name",
+    [
+        ("ResNet50", "resnet50"),
+        ("resnet-50", "resnet50"),
+        ("inception_v3", "inceptionv3"),
+        ("NASNetMobile", "nasnet_small"),
+        ("efficientnet-b3", "efficientnetb3"),
+        ("ConvNeXt-Tiny", "convnext_tiny"),
+        ("mobilenet_v2", "mobilenetv2"),
+    ],
+)
+def test_names_are_case_insensitive_with_aliases(typed, name):
+    assert get_backbone(typed).name == name
+
+
+def test_unknown_name_lists_closest_matches():
+    with pytest.raises(CnnhubError, match=r"Unknown model `resnet5O`\. Did you mean .*resnet50"):
+        get_backbone("resnet5O")
+    assert [s.name for s in parse_model_names("mobilenetv2, resnet50,custom")] == [
+        "mobilenetv2",
+        "resnet50",
+        "custom",
+    ]
+
+
+@pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
+def test_preprocessing_layer_matches_keras_preprocess_input(mode):
+    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    expected = keras.applications.imagenet_utils.preprocess_input(images.copy(), mode=mode)
+    actual = keras.ops.convert_to_numpy(ImageNetPreprocessing(mode)(images))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)

@@ -1,0 +1,142 @@
+"""Configuration: config.py < config file < flags, typed flags, strict keys, instant --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, cli_env
+
+from cnnhub import settings
+from cnnhub.errors import CnnhubError
+
+
+def test_defaults_come_from_config_py():
+    defaults, helps = settings.load_defaults()
+    config, _ = settings.resolve([])
+    assert config == defaults
+    assert config["MODEL_NAME"] == "custom"
+    assert "Backbone name" in helps["MODEL_NAME"]
+    # Every key is documented by the comment above it in config.py.
+    assert all(helps[key] for key in defaults)
+
+
+def test_precedence_config_file_then_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("epochs: 7\nNum_Nodes: [512, 256]\nnum_dropouts: [0.5, 0.25]\nbatch_size: 8\n")
+    config, actions = settings.resolve(["-c", str(path), "-b", "16", "--seed", "3"])
+    assert actions["config"] == str(path)
+    assert config["EPOCHS"] == 7  # from the file
+    assert config["NUM_NODES"] == [512, 256]  # file key matched case-insensitively
+    assert config["BATCH_SIZE"] == 16  # flag beats file
+    assert config["SEED"] == 3
+    assert config["LEARNING_RATE"] == settings.load_defaults()[0]["LEARNING_RATE"]
+
+
+def test_json_config_and_types(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"LEARNING_RATE": 1, "cache": "no", "epochs": 4.0}))
+    config, _ = settings.resolve(["-c", str(path)])
+    assert config["LEARNING_RATE"] == 1.0 and isinstance(config["LEARNING_RATE"], float)
+    assert config["CACHE"] is False
+    assert config["EPOCHS"] == 4 and isinstance(config["EPOCHS"], int)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("true", True), ("FALSE", False), ("1", True), ("0", False), ("Yes", True), ("no", False)],
+)
+def test_boolean_flags_accept_common_spellings(text, expected):
+    config, _ = settings.resolve(["-post", text, "-start", text])
+    assert config["POST_EVAL"] is expected and config["START_TRAIN"] is expected
+
+
+def test_seed_short_flags_map_to_keys():
+    config, _ = settings.resolve(
+        "-dtrain a -dvalid b -sl out -m resnet50 -height 40 -width 48 -e 3 -b 4 -tt freeze_all "
+        "-w none -lr 0.01 --optimizer sgd --run_name exp1".split()
+    )
+    assert config["DATA_DIR_TRAIN"] == "a" and config["DATA_DIR_VALID"] == "b"
+    assert config["SAVE_LOCATION"] == "out" and config["MODEL_NAME"] == "resnet50"
+    assert (config["IMG_HEIGHT"], config["IMG_WIDTH"]) == (40, 48)
+    assert (config["EPOCHS"], config["BATCH_SIZE"]) == (3, 4)
+    assert config["TRAINING_TYPE"] == "freeze_all" and config["WEIGHTS"] == "none"
+    assert config["LEARNING_RATE"] == 0.01 and config["OPTIMIZER"] == "sgd"
+    assert config["ITERATION_NAME"] == "exp1"
+
+
+def test_list_flags():
+    config, _ = settings.resolve(["--num_nodes", "64", "32", "--num_dropouts", "0.1", "0.2"])
+    assert config["NUM_NODES"] == [64, 32] and config["NUM_DROPOUTS"] == [0.1, 0.2]
+    config, _ = settings.resolve(["--num_nodes", "--num_dropouts"])
+    assert config["NUM_NODES"] == [] and config["NUM_DROPOUTS"] == []
+
+
+def test_unknown_config_key_suggests_the_closest(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("num_node: [10]\n")
+    with pytest.raises(CnnhubError, match=r"Unknown config key `num_node`.*Did you mean num_nodes"):
+        settings.resolve(["-c", str(path)])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("epochs: many\n", r"`epochs` must be of type int.*Received: epochs='many'"),
+        ("training_type: freeze\n", r"`training_type` must be one of train_all, .*freeze"),
+        ("num_nodes: [8, 4]\nnum_dropouts: [0.1]\n", r"same length.*\[8, 4\].*\[0.1\]"),
+        ("batch_size: 0\n", r"`batch_size` must be greater than 0"),
+        ("- a\n- b\n", r"must hold a mapping"),
+    ],
+)
+def test_bad_config_values_are_named(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(CnnhubError, match=message):
+        settings.resolve(["-c", str(path)])
+
+
+def test_bad_flag_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        settings.resolve(["-e", "ten"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-e/--epochs: invalid int value: 'ten'" in err
+
+
+def test_help_is_fast_and_does_not_import_tensorflow():
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['run_training.py', '--help']\n"
+        "try:\n    runpy.run_path('run_training.py', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('TF_LOADED' if 'tensorflow' in sys.modules else 'TF_NOT_LOADED')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=cli_env(), capture_output=True, text=True
+    )
+    assert "--data_dir_train" in result.stdout and "--list_models" in result.stdout
+    assert result.stdout.strip().endswith("TF_NOT_LOADED")
+
+
+def test_list_models_prints_the_registry():
+    result = subprocess.run(
+        [sys.executable, "run_training.py", "--list_models"],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0
+    assert "resnet50" in result.stdout and "squeezenet" in result.stdout
+    assert "caffe" in result.stdout and "75" in result.stdout  # preprocessing, min size
+    same = subprocess.run(
+        [sys.executable, "-m", "cnnhub", "models"],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert same.stdout == result.stdout
