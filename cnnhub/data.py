@@ -167,7 +167,13 @@ def _decode_tf(path, image_size):
     import tensorflow as tf
 
     raw = tf.io.read_file(path)
-    image = tf.io.decode_image(raw, channels=3, expand_animations=False)
+    # INTEGER_ACCURATE decodes JPEGs exactly as Pillow (cnnhub.images.load_image) does, so
+    # training, prediction and export all see the same pixels.
+    image = tf.cond(
+        tf.io.is_jpeg(raw),
+        lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(raw, channels=3, expand_animations=False),
+    )
     image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 

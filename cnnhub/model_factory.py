@@ -7,6 +7,7 @@ a nested model named ``backbone`` so training types can freeze it as one block.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,6 @@ from cnnhub.layers import ImageNetPreprocessing
 from cnnhub.registry import BackboneSpec, get_backbone
 
 BACKBONE_LAYER = "backbone"
-
-# Training types that run the backbone's BatchNormalization in inference mode throughout, as
-# the Keras transfer-learning guide does for a frozen or partly frozen backbone.
-_BN_INFERENCE_TYPES = ("freeze_all", "freeze_some", "fine_tune")
 
 
 def check_input_size(spec: BackboneSpec, height: int, width: int) -> None:
@@ -100,7 +97,8 @@ def _offline_weights_message(spec: BackboneSpec, error: str) -> str:
     url = re.search(r"https?://\S+?(?=[\s:]|$)", error)
     origin = url.group(0) if url else "the Keras weights URL"
     file_name = origin.rsplit("/", 1)[-1] if url else "<weights file>"
-    cache = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home") else "~/.keras")
+    # Where keras.utils.get_file caches downloads.
+    cache = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
     return (
         f"Could not download the ImageNet weights of `{spec.name}` (no internet?). Download "
         f"{origin} on a machine with internet and put it at {cache / 'models' / file_name}, "
@@ -144,11 +142,7 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
         x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     else:
         x = ImageNetPreprocessing(spec.preprocessing, name="preprocess")(inputs)
-    backbone = build_backbone(spec, input_shape, config, num_classes)
-    if config["TRAINING_TYPE"] in _BN_INFERENCE_TYPES:
-        x = backbone(x, training=False)
-    else:
-        x = backbone(x)
+    x = build_backbone(spec, input_shape, config, num_classes)(x)
     outputs = build_head(x, num_classes, config)
     model = keras.Model(inputs, outputs, name=spec.name)
     if weights_mode(config["WEIGHTS"]) == "file":

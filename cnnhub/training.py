@@ -7,8 +7,8 @@ Training types:
 - ``fine_tune``: phase 1 trains the head for FINE_TUNE_AFTER epochs; phase 2 unfreezes the top
   FINE_TUNE_LAYERS backbone layers (0 = all) and recompiles at LEARNING_RATE x
   FINE_TUNE_LR_FACTOR. Epochs are counted globally across both phases.
-BatchNormalization in a frozen or partly frozen backbone always runs in inference mode (the
-model factory calls the backbone with ``training=False`` for these types).
+BatchNormalization in a frozen or partly frozen backbone always runs in inference mode (see
+``apply_freezing``).
 """
 
 from __future__ import annotations
@@ -56,8 +56,14 @@ def plan_phases(config: dict[str, Any], backbone_layers: int) -> list[Phase]:
     return [Phase(0, epochs, 0, 1.0)]
 
 
-def apply_freezing(model, phase: Phase) -> None:
-    """Set ``trainable`` on the backbone's layers for ``phase``; the head always trains."""
+def apply_freezing(model, phase: Phase, training_type: str) -> None:
+    """Set ``trainable`` on the backbone's layers for ``phase``; the head always trains.
+
+    For every type but ``train_all`` the backbone's BatchNormalization layers are frozen too,
+    which in Keras 3 also makes them run in inference mode: their statistics stay those of the
+    (pretrained) backbone, as the Keras transfer-learning guide recommends. (Calling the backbone
+    with ``training=False`` is not enough: an outer ``fit`` overrides it.)
+    """
     backbone = model.get_layer(BACKBONE_LAYER)
     if phase.frozen_layers is None:
         backbone.trainable = False
@@ -65,6 +71,8 @@ def apply_freezing(model, phase: Phase) -> None:
     backbone.trainable = True
     for index, layer in enumerate(backbone.layers):
         layer.trainable = index >= phase.frozen_layers
+        if training_type != "train_all" and isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
 
 
 def make_optimizer(config: dict[str, Any], learning_rate: float):
@@ -150,7 +158,7 @@ def fit(
     backbone_layers = len(model.get_layer(BACKBONE_LAYER).layers)
     verbose = 1 if sys.stdout.isatty() else 2
     for phase in plan_phases(config, backbone_layers):
-        apply_freezing(model, phase)
+        apply_freezing(model, phase, config["TRAINING_TYPE"])
         model.compile(
             optimizer=make_optimizer(config, config["LEARNING_RATE"] * phase.lr_factor),
             loss=loss,

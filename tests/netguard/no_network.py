@@ -7,8 +7,10 @@ download (ImageNet weights, say) fails fast instead of hanging or passing only w
 import socket
 
 
-class NetworkAccessInTests(RuntimeError):
-    pass
+class NetworkAccessInTests(OSError):
+    """An OSError, so urllib reports it as a failed connection (URLError), like being offline."""
+
+
 
 
 def _refuse(*args, **kwargs):
