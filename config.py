@@ -102,6 +102,9 @@ EARLY_STOPPING_PATIENCE = 5
 EARLY_STOPPING_RESTORE_BEST = True
 # Random seed for weights, shuffling and augmentation.
 SEED = 42
+# Bit-for-bit repeatable training on the same machine (TensorFlow op determinism, single-
+# threaded augmentation); slower, see README "Reproducible runs".
+DETERMINISTIC = False
 
 # ---------------------------------------------------------------- post-evaluation
 # Which saved weights post-evaluation scores: all, or top:N (the N best epochs by
@@ -137,3 +140,42 @@ AUG_BRIGHTNESS = 0.0
 # ---------------------------------------------------------------- logging
 # Show TensorFlow's start-up log messages.
 VERBOSE = False
+
+# ---------------------------------------------------------------- data sources, splits, protocols
+# Layout of DATA_DIR_TRAIN/VALID/TEST: auto (detected from each path), folder (one sub-folder of
+# images per class), csv_pixels (label then pixel values per row), csv_paths (columns
+# path,label), idx (MNIST-style images file, labels file beside it), cifar_bin (CIFAR .bin
+# batches) or npz (arrays x and y).
+DATA_FORMAT = "auto"
+# Test data (any layout, the training classes) scored after training with the weights chosen on
+# validation; results in <run>/evaluations/<name>/ (summary.json). Empty = no test set.
+DATA_DIR_TEST = ""
+# Hold out this fraction of each class of the training data for validation (seeded), instead of
+# DATA_DIR_VALID; the split is saved in the run folder as split.csv. 0 = off.
+VAL_SPLIT = 0.0
+# split.csv of an earlier run (columns path,label,split) to reuse its train/valid split of
+# DATA_DIR_TRAIN instead of DATA_DIR_VALID or VAL_SPLIT. Empty = off.
+SPLIT_FILE = ""
+# Text file of class names, one per line: line v names integer label v (CSV, IDX, CIFAR and
+# npz data; class folders are named by their folders). Empty = labels name themselves.
+CLASS_NAMES_FILE = ""
+# Shape of the images in csv_pixels rows and flat npz arrays: height width [channels]; [] =
+# square grayscale.
+IMAGE_SHAPE = []
+# Stratified K-fold cross-validation of the training data (K >= 2): one run per fold in
+# model_repository/<run name>/model_repository/fold_<k>/ and folds_summary.csv. 0 = off.
+FOLDS = 0
+# Quick smoke run: use at most this many images per class of each split (seeded pick). 0 = all.
+DEV = 0
+# Class weights in the training loss: none, balanced (n_images / (n_classes x n_class_images)),
+# or a JSON mapping of class names to weights, e.g. '{"cat": 2.0}' (unnamed classes: 1).
+CLASS_WEIGHT = "none"
+# Balance the training split by repeating images of smaller classes (seeded) up to the size of
+# the largest class; an alternative to CLASS_WEIGHT.
+OVERSAMPLE = False
+# With CACHE, cache decoded images in files under this folder instead of memory, for datasets
+# larger than RAM (files deleted after the run). Empty = memory.
+CACHE_DIR = ""
+# Remember which image files decode, and their content hashes, in ~/.cache/cnnhub (or
+# $CNNHUB_CACHE_DIR) so the next run or `cnnhub inspect` does not rescan unchanged files.
+SCAN_CACHE = True

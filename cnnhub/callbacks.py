@@ -72,6 +72,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self.model.save_weights(tmp)
         self.saved[epoch + 1] = path
 
+    def path_of(self, epoch: int) -> Path:
+        """The weights file of a 1-based ``epoch``, also for epochs saved before a restart."""
+        if epoch not in self.saved:
+            self.saved[epoch] = next(self.folder.glob(f"weights-{epoch:03d}-*.weights.h5"))
+        return self.saved[epoch]
+
 
 class TrainingLog(keras.callbacks.Callback):
     """``training.log``: one CSV row per epoch, rewritten atomically after each epoch."""
@@ -82,6 +88,11 @@ class TrainingLog(keras.callbacks.Callback):
         self.on_update = on_update
         self.rows: list[dict] = []
         self._started = 0.0
+
+    def load_existing(self) -> None:
+        """Continue an existing log (after a restart) instead of starting a new one."""
+        if self.path.is_file():
+            self.rows = pd.read_csv(self.path).to_dict("records")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
@@ -97,6 +108,20 @@ class TrainingLog(keras.callbacks.Callback):
         atomic.write_csv(self.path, frame)
         if self.on_update is not None:
             self.on_update(frame)
+
+
+class FirstBatchTimer(keras.callbacks.Callback):
+    """Print the time from the command's start to the end of the first training batch."""
+
+    def __init__(self, started: float):
+        super().__init__()
+        self.started = started
+        self.seconds: float | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seconds is None:
+            self.seconds = round(time.perf_counter() - self.started, 2)
+            print(f"\nFirst training batch done {self.seconds:.1f} s after start-up", flush=True)
 
 
 def plot_training_stats(frame: pd.DataFrame, path: Path, title: str) -> None:

@@ -1,13 +1,21 @@
-"""From folders of images to ``tf.data`` pipelines the model trains and is scored on.
+"""From any supported dataset to ``tf.data`` pipelines the model trains and is scored on.
 
-``load_splits`` finds the classes, checks train and valid agree, and leaves undecodable files
-out (reported, never a crash mid-epoch). ``make_dataset`` turns a split into batches of raw
-0-255 float pixels with one-hot labels: parallel decode, optional cache, shuffling and
+``load_splits`` reads the training (and validation, test) data in any layout of
+:mod:`cnnhub.sources` (class folders, CSV of pixels or paths, IDX, CIFAR .bin, .npz), makes the
+train/valid split (``VAL_SPLIT``, ``SPLIT_FILE``; K folds in :mod:`cnnhub.folds`), checks the
+splits agree, leaves undecodable files out (reported, never a crash mid-epoch) and inspects the
+result (:mod:`cnnhub.inspect_data`). Everything that can fail on bad input fails here, before
+a run folder exists. ``make_dataset`` turns a split into batches of raw 0-255 float pixels
+with one-hot labels: parallel decode, optional cache (memory or file), shuffling and
 augmentation for training only, prefetch.
+
+In-memory sources stay arrays (never written out as image files); their ``Split.paths`` are
+the sources' keys (``train.csv#17``), which the per-image reports show as ``image_path``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,17 +23,24 @@ from typing import Any
 import numpy as np
 
 from cnnhub.errors import CnnhubError
-from cnnhub.images import list_class_folder, load_image, scan_images
+from cnnhub.images import load_image
 
 
 @dataclass
 class Split:
-    """One split: file paths (or an in-memory uint8 image array) and integer labels."""
+    """One split: file paths (or an in-memory uint8 image array) and integer labels.
+
+    ``channels`` is what the model gets (files are decoded, in-memory images converted, to it);
+    ``cache_file`` makes :func:`make_dataset` cache this split's decoded images in that file
+    instead of memory (``CACHE_DIR``).
+    """
 
     labels: np.ndarray
     paths: list[str] = field(default_factory=list)
     images: np.ndarray | None = None
     needs_pil: frozenset[str] = frozenset()
+    channels: int = 3
+    cache_file: str | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -36,99 +51,448 @@ class Split:
 
 @dataclass
 class Splits:
-    """Everything training needs to know about its data."""
+    """Everything training needs to know about its data.
+
+    ``test``/``test_source``: the test data (a Split, and the cleaned DataSource that
+    ``evaluate_run`` scores after training); ``split_frame``: the ``split.csv`` rows when the
+    validation set was cut from the training data; ``class_weight``: ``model.fit``'s argument.
+    """
 
     class_names: list[str]
     train: Split
     valid: Split
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    test: Split | None = None
+    test_source: Any = None
+    split_frame: Any = None
+    class_weight: dict[int, float] | None = None
+    inspection: Any = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
 
-def _check_folder(path: str, role: str, flag: str) -> Path:
-    folder = Path(path)
-    if not str(path):
-        raise CnnhubError(f"No {role} folder given; pass {flag} DIR. Received: {flag} ''")
-    if not folder.is_dir():
-        raise CnnhubError(
-            f"The {role} folder does not exist or is not a folder: {path}. Pass a folder with one "
-            f"sub-folder of images per class. Received: {flag} {path}"
+@dataclass(frozen=True)
+class DataOptions:
+    """How the data is read and split: the config keys of the same (upper-case) names."""
+
+    data_format: str = "auto"
+    class_names_file: str = ""
+    image_shape: tuple[int, ...] = ()
+    val_split: float = 0.0
+    split_file: str = ""
+    folds: int = 0
+    dev: int = 0
+    seed: int = 42
+    oversample: bool = False
+    class_weight: str = "none"
+    scan_cache: bool = True
+    cache_dir: str = ""
+    channels: int = 3
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> DataOptions:
+        """The options of a resolved config. The one place the model's input channels are
+        decided (3: the backbones expect RGB; grayscale data is converted in the pipeline)."""
+        return cls(
+            data_format=config["DATA_FORMAT"],
+            class_names_file=config["CLASS_NAMES_FILE"],
+            image_shape=tuple(config["IMAGE_SHAPE"]),
+            val_split=config["VAL_SPLIT"],
+            split_file=config["SPLIT_FILE"],
+            folds=config["FOLDS"],
+            dev=config["DEV"],
+            seed=config["SEED"],
+            oversample=config["OVERSAMPLE"],
+            class_weight=config["CLASS_WEIGHT"],
+            scan_cache=config["SCAN_CACHE"],
+            cache_dir=config["CACHE_DIR"],
+            channels=3,
         )
-    return folder
+
+    @property
+    def validation_from_train(self) -> bool:
+        """Whether the validation set is cut from the training data (no -dvalid needed)."""
+        return bool(self.val_split or self.split_file or self.folds)
 
 
-def _scan_folder(path: str, role: str, flag: str) -> tuple[list[str], list[tuple[str, int]]]:
-    folder = _check_folder(path, role, flag)
-    class_names, items = list_class_folder(folder)
-    if not class_names:
+# role: (what, flag)
+_ROLES = {
+    "train": ("training", "-dtrain"),
+    "valid": ("validation", "-dvalid"),
+    "test": ("test", "-dtest"),
+}
+_SALT = {"train": 0, "valid": 1, "test": 2}
+
+
+def read_source(path: str, role: str, options: DataOptions, reference=None):
+    """Read one dataset (any format) as a :class:`cnnhub.sources.DataSource`, checked.
+
+    ``reference`` (the training source) makes this one use the same classes in the same order;
+    different classes are an error naming them.
+    """
+    from cnnhub.sources import detect_format, load_source
+
+    what, flag = _ROLES[role]
+    path = os.fspath(path)
+    if not path:
+        raise CnnhubError(f"No {what} data given; pass {flag} PATH. Received: {flag} ''")
+    if not os.path.exists(path):
         raise CnnhubError(
-            f"The {role} folder {path} has no class sub-folders; put each class's images in a "
-            f"sub-folder named after the class. Received: {flag} {path}"
+            f"The {what} data `{path}` does not exist. Pass a folder with one sub-folder of "
+            f"images per class, or a CSV, IDX, CIFAR .bin or .npz file. Received: {flag} {path}"
         )
-    return class_names, items
+    fmt = detect_format(path) if options.data_format == "auto" else options.data_format
+    names = options.class_names_file or None if fmt != "folder" else None
+    shape = options.image_shape or None if fmt in ("csv_pixels", "npz") else None
+    source = load_source(path, fmt, shape, names)
+    if reference is None:
+        if len(source.class_names) < 2:
+            raise CnnhubError(
+                "A classifier needs at least two classes (two sub-folders of images, or two "
+                f"label values). Received: classes={source.class_names} in {path}"
+            )
+        return source
+    return _align_classes(reference, source, what, f"{flag} {path}")
 
 
-def load_splits(train_dir: str, valid_dir: str) -> Splits:
-    """Read a train and a valid class-folder tree into ``Splits``, checking them first.
+def _align_classes(reference, source, what: str, received: str):
+    """``source`` relabelled to ``reference``'s class order; different classes are an error."""
+    from cnnhub.sources import DataSource
+
+    if source.class_names == reference.class_names:
+        return source
+    if set(source.class_names) != set(reference.class_names):
+        only_train = sorted(set(reference.class_names) - set(source.class_names))
+        only_other = sorted(set(source.class_names) - set(reference.class_names))
+        raise CnnhubError(
+            f"The training and {what} data must hold the same classes. "
+            f"Only in training: {only_train or 'none'}; only in {what}: "
+            f"{only_other or 'none'}. Received: -dtrain {reference.origin}, {received}"
+        )
+    index = {name: i for i, name in enumerate(reference.class_names)}
+    mapping = np.array([index[name] for name in source.class_names], dtype=np.int64)
+    return DataSource(
+        class_names=list(reference.class_names),
+        labels=mapping[source.labels],
+        paths=source.paths,
+        images=source.images,
+        keys=source.keys,
+        root=source.root,
+        origin=source.origin,
+        data_format=source.data_format,
+    )
+
+
+def dev_subset(source, per_class: int, seed: int, role: str = "train"):
+    """At most ``per_class`` samples of each class (seeded pick, original order kept)."""
+    rng = np.random.default_rng([seed, _SALT[role]])
+    keep = []
+    for cls in range(source.num_classes):
+        members = np.flatnonzero(source.labels == cls)
+        keep.extend(rng.permutation(members)[:per_class].tolist())
+    return source.subset(np.sort(np.asarray(keep, dtype=np.int64)))
+
+
+def split_frame(source, valid_keys) -> Any:
+    """``split.csv`` rows (``path,label,split``) of ``source``: valid for ``valid_keys``."""
+    import pandas as pd
+
+    valid_keys = set(valid_keys)
+    return pd.DataFrame(
+        {
+            "path": source.keys,
+            "label": [source.class_names[i] for i in source.labels],
+            "split": ["valid" if k in valid_keys else "train" for k in source.keys],
+        },
+        columns=["path", "label", "split"],
+    )
+
+
+def _partition(train_src, valid_src, options: DataOptions, train_path: str):
+    """(train, valid, split frame or None) by SPLIT_FILE, VAL_SPLIT or the given valid data."""
+    from cnnhub.sources import apply_split_file, stratified_split
+
+    if options.split_file:
+        if not os.path.isfile(options.split_file):
+            raise CnnhubError(
+                f"The split file `{options.split_file}` does not exist. Pass the split.csv of an "
+                f"earlier run. Received: split_file={options.split_file!r}"
+            )
+        train, valid = apply_split_file(train_src, options.split_file)
+        return train, valid, split_frame(train_src, valid.keys)
+    if options.val_split:
+        return stratified_split(train_src, options.val_split, options.seed)
+    return train_src, valid_src, None
+
+
+@dataclass
+class _Clean:
+    """One split after the decode check: the kept samples and what was left out."""
+
+    source: Any
+    needs_pil: frozenset[str]
+    skipped: list[tuple[str, str]]
+    scan: Any
+
+
+def scan_split(source, options: DataOptions) -> _Clean:
+    """Decode-check a source's files (cached) and drop the unreadable ones."""
+    if source.in_memory:
+        return _Clean(source, frozenset(), [], None)
+    from cnnhub.inspect_data import scan_source_files
+
+    scan = scan_source_files(source.paths, source.origin, options.scan_cache, options.channels)
+    kept = source.drop_paths([p for p, _ in scan.skipped])
+    return _Clean(kept, frozenset(scan.needs_pil), list(scan.skipped), scan)
+
+
+def check_classes_present(source, skipped: int, description: str, received: str) -> None:
+    """Fail naming the classes of ``source`` that have no (readable) sample."""
+    counts = source.class_counts()
+    empty = [source.class_names[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        why = f" ({skipped} unreadable file(s) left out)" if skipped else ""
+        raise CnnhubError(
+            f"Class(es) {empty} have no readable images in the {description}{why}; add images "
+            f"or remove the class. Received: {received}"
+        )
+
+
+def to_split(clean: _Clean, channels: int) -> Split:
+    """The pipeline's view of a cleaned source (in-memory: keys stand in for paths)."""
+    source = clean.source
+    if source.in_memory:
+        return Split(
+            labels=source.labels, paths=list(source.keys), images=source.images, channels=channels
+        )
+    return Split(
+        labels=source.labels,
+        paths=list(source.paths),
+        needs_pil=clean.needs_pil,
+        channels=channels,
+    )
+
+
+def _validation_hint(options: DataOptions) -> str:
+    if options.val_split:
+        return (
+            " (a class needs at least 2 images for `val_split` to give validation one; "
+            "add images or give -dvalid)"
+        )
+    return ""
+
+
+def load_test(test_path: str, reference, options: DataOptions) -> _Clean | None:
+    """Read, dev-subset and decode-check the test data; None without one."""
+    if not test_path:
+        return None
+    source = read_source(test_path, "test", options, reference=reference)
+    if options.dev:
+        source = dev_subset(source, options.dev, options.seed, "test")
+    clean = scan_split(source, options)
+    check_classes_present(
+        clean.source, len(clean.skipped), f"test data `{test_path}`", f"-dtest {test_path}"
+    )
+    return clean
+
+
+def finish_splits(
+    class_names: list[str],
+    train: _Clean,
+    valid: _Clean,
+    test: _Clean | None,
+    options: DataOptions,
+    frame=None,
+    inspection=None,
+) -> Splits:
+    """Class weights and oversampling on checked, cleaned splits -> :class:`Splits`."""
+    from cnnhub.class_weights import oversample_indices, resolve_class_weight
+
+    class_weight = resolve_class_weight(
+        options.class_weight, class_names, train.source.class_counts()
+    )
+    train_split = to_split(train, options.channels)
+    if options.oversample:
+        order = oversample_indices(train.source.labels, options.seed)
+        train_split = to_split(
+            _Clean(train.source.subset(order), train.needs_pil, [], None), options.channels
+        )
+    skipped = [*train.skipped, *valid.skipped, *(test.skipped if test else [])]
+    return Splits(
+        class_names=list(class_names),
+        train=train_split,
+        valid=to_split(valid, options.channels),
+        skipped=skipped,
+        test=to_split(test, options.channels) if test else None,
+        test_source=test.source if test else None,
+        split_frame=frame,
+        class_weight=class_weight,
+        inspection=inspection,
+    )
+
+
+def load_splits(
+    train_dir: str,
+    valid_dir: str = "",
+    test_dir: str = "",
+    options: DataOptions | None = None,
+    inspect: bool = True,
+) -> Splits:
+    """Read, split, check and inspect the data of one run (not K folds: see cnnhub.folds).
+
+    The validation set is ``valid_dir``, or cut from the training data by
+    ``options.split_file`` / ``options.val_split`` (``valid_dir`` is then ignored). Order: read
+    -> split (on every listed sample, so split.csv covers unreadable files too and can be
+    reused) -> DEV subset -> decode check (unreadable files left out) -> checks -> inspection
+    -> class weights / oversampling.
 
     Raises:
-        CnnhubError: a folder is missing or empty, fewer than two classes, the two folders hold
-            different classes, or a class is left with no decodable image.
+        CnnhubError: missing or unreadable data, fewer than two classes, splits with different
+            classes, a class with no readable image in a split, a bad split file or class
+            weight.
     """
-    train_classes, train_items = _scan_folder(train_dir, "training", "-dtrain")
-    valid_classes, valid_items = _scan_folder(valid_dir, "validation", "-dvalid")
-    if train_classes != valid_classes:
-        only_train = sorted(set(train_classes) - set(valid_classes))
-        only_valid = sorted(set(valid_classes) - set(train_classes))
-        raise CnnhubError(
-            "The training and validation folders must hold the same classes. "
-            f"Only in training: {only_train or 'none'}; only in validation: "
-            f"{only_valid or 'none'}. Received: -dtrain {train_dir}, -dvalid {valid_dir}"
-        )
-    if len(train_classes) < 2:
-        raise CnnhubError(
-            "A classifier needs at least two classes (two sub-folders of images). "
-            f"Received: classes={train_classes} in {train_dir}"
-        )
-    skipped: list[tuple[str, str]] = []
-    splits = []
-    for items, role, path in (
-        (train_items, "training", train_dir),
-        (valid_items, "validation", valid_dir),
-    ):
-        scan = scan_images([p for p, _ in items])
-        skipped.extend(scan.skipped)
-        ok = set(scan.ok)
-        kept = [(p, label) for p, label in items if p in ok]
-        counts = np.bincount([label for _, label in kept], minlength=len(train_classes))
-        empty = [train_classes[i] for i in np.flatnonzero(counts == 0)]
-        if empty:
+    options = options or DataOptions()
+    train_src = read_source(train_dir, "train", options)
+    valid_src = None
+    if not options.validation_from_train:
+        if not valid_dir:
             raise CnnhubError(
-                f"Class folder(s) {empty} in the {role} folder {path} have no readable images; "
-                "add images or remove the folder."
+                "No validation data given: pass -dvalid PATH, or --val_split 0.2 to hold out "
+                "part of the training data. Received: -dvalid ''"
             )
-        splits.append(
-            Split(
-                paths=[p for p, _ in kept],
-                labels=np.array([label for _, label in kept], dtype=np.int64),
-                needs_pil=frozenset(scan.needs_pil),
-            )
+        valid_src = read_source(valid_dir, "valid", options, reference=train_src)
+    test = load_test(test_dir, train_src, options)
+    train, valid, frame = _partition(train_src, valid_src, options, train_dir)
+    if options.dev:
+        train = dev_subset(train, options.dev, options.seed, "train")
+        valid = dev_subset(valid, options.dev, options.seed, "valid")
+    train_clean, valid_clean = scan_split(train, options), scan_split(valid, options)
+    check_classes_present(
+        train_clean.source,
+        len(train_clean.skipped),
+        f"training data `{train_dir}`",
+        f"-dtrain {train_dir}",
+    )
+    where = (
+        f"validation data `{valid_dir}`"
+        if valid_src is not None
+        else f"validation part of the training data `{train_dir}`"
+    )
+    check_classes_present(
+        valid_clean.source,
+        len(valid_clean.skipped),
+        where + _validation_hint(options),
+        f"-dvalid {valid_dir}" if valid_src is not None else _split_received(options),
+    )
+    inspection = None
+    if inspect:
+        inspection = inspect_clean(
+            {"train": train_clean, "valid": valid_clean, "test": test}, options
         )
-    return Splits(train_classes, splits[0], splits[1], skipped)
+    return finish_splits(
+        train_src.class_names, train_clean, valid_clean, test, options, frame, inspection
+    )
+
+
+def _split_received(options: DataOptions) -> str:
+    if options.split_file:
+        return f"split_file={options.split_file!r}"
+    return f"val_split={options.val_split}"
+
+
+def inspect_clean(cleaned: dict[str, _Clean | None], options: DataOptions):
+    """The training-start inspection of cleaned splits (None entries are left out)."""
+    from cnnhub.inspect_data import Inspection, split_report
+
+    reports = [
+        split_report(name, c.source, c.scan, c.skipped, options.scan_cache)
+        for name, c in cleaned.items()
+        if c is not None
+    ]
+    first = next(c for c in cleaned.values() if c is not None)
+    return Inspection(list(first.source.class_names), reports)
+
+
+def splits_from_config(config: dict[str, Any], inspect: bool = True) -> Splits:
+    """:func:`load_splits` with a resolved config's data keys (not for FOLDS > 0)."""
+    return load_splits(
+        config["DATA_DIR_TRAIN"],
+        "" if DataOptions.from_config(config).validation_from_train else config["DATA_DIR_VALID"],
+        config["DATA_DIR_TEST"],
+        DataOptions.from_config(config),
+        inspect=inspect,
+    )
+
+
+def run_splits(config: dict[str, Any], run_dir: str | Path, inspect: bool = False) -> Splits:
+    """The data splits a finished (or stopped) run trained on, rebuilt from its folder.
+
+    A run whose validation set was cut from the training data (VAL_SPLIT, SPLIT_FILE, FOLDS)
+    has ``split.csv``; it is applied to DATA_DIR_TRAIN again. Class weights, DEV and
+    oversampling are recomputed from the same config, so the result is what training used.
+    """
+    split_csv = Path(run_dir) / "split.csv"
+    if split_csv.is_file():
+        config = dict(config, SPLIT_FILE=str(split_csv), VAL_SPLIT=0.0, FOLDS=0)
+    return splits_from_config(config, inspect=inspect)
+
+
+def run_validation_source(config: dict[str, Any], run_dir: str | Path, class_names: list[str]):
+    """The validation data of a run as a DataSource, for re-scoring it (``evaluate_run``).
+
+    None when the run validated on a whole class folder (DATA_DIR_VALID, no DEV): the caller
+    reads that folder itself. Otherwise the run's ``split.csv`` is applied to DATA_DIR_TRAIN
+    again, or DATA_DIR_VALID is read in its layout; then the same DEV pick as in training.
+    """
+    from types import SimpleNamespace
+
+    from cnnhub.sources import apply_split_file, detect_format
+
+    options = DataOptions.from_config(config)
+    split_csv = Path(run_dir) / "split.csv"
+    valid_dir = config["DATA_DIR_VALID"]
+    if split_csv.is_file():
+        train = read_source(config["DATA_DIR_TRAIN"], "train", options)
+        _, valid = apply_split_file(train, split_csv)
+    elif options.validation_from_train:
+        raise CnnhubError(
+            f"Run {run_dir} cut its validation set from the training data but has no split.csv, "
+            f"so that set cannot be rebuilt. Pass --data_dir. Received: run_dir={str(run_dir)!r}"
+        )
+    else:
+        layout = options.data_format
+        if layout == "auto" and os.path.exists(valid_dir):
+            layout = detect_format(valid_dir)
+        if layout == "folder" and not options.dev:
+            return None
+        valid = read_source(valid_dir, "valid", options)
+    reference = SimpleNamespace(class_names=list(class_names), origin=config["DATA_DIR_TRAIN"])
+    valid = _align_classes(reference, valid, "validation", f"-dvalid {valid_dir}")
+    if options.dev:
+        valid = dev_subset(valid, options.dev, options.seed, "valid")
+    return valid
+
+
+def split_of_source(source, scan_cache: bool = True, channels: int = 3):
+    """``(Split, skipped files)`` of a DataSource: its files decode-checked, the bad ones out."""
+    options = DataOptions(scan_cache=scan_cache, channels=channels)
+    clean = scan_split(source, options)
+    return to_split(clean, channels), clean.skipped
 
 
 def describe(splits: Splits) -> str:
-    """A table of images per class and split, printed at the start of training."""
-    train = splits.train.counts(splits.num_classes)
-    valid = splits.valid.counts(splits.num_classes)
+    """A table of images per class and split (test too, when given)."""
+    columns = {"train": splits.train, "valid": splits.valid}
+    if splits.test is not None:
+        columns["test"] = splits.test
+    counts = [split.counts(splits.num_classes) for split in columns.values()]
     width = max(len("class"), *(len(c) for c in splits.class_names))
-    lines = [f"  {'class':<{width}}  {'train':>7}  {'valid':>7}"]
-    for name, t, v in zip(splits.class_names, train, valid):
-        lines.append(f"  {name:<{width}}  {t:>7}  {v:>7}")
-    lines.append(f"  {'total':<{width}}  {train.sum():>7}  {valid.sum():>7}")
+    lines = [f"  {'class':<{width}}  " + "  ".join(f"{n:>7}" for n in columns)]
+    for i, name in enumerate(splits.class_names):
+        lines.append(f"  {name:<{width}}  " + "  ".join(f"{c[i]:>7}" for c in counts))
+    lines.append(f"  {'total':<{width}}  " + "  ".join(f"{c.sum():>7}" for c in counts))
     if splits.skipped:
         lines.append(f"  skipped {len(splits.skipped)} unreadable file(s) (see skipped_files.csv)")
     return "\n".join(lines)
@@ -140,30 +504,38 @@ def build_augmenter(config: dict[str, Any], seed: int):
     from keras import layers
 
     steps = []
+    # Each layer gets its own seed; with one shared seed their random draws would be correlated.
+    seeds = iter(range(seed, seed + 16))
     flip = {
         (True, True): "horizontal_and_vertical",
         (True, False): "horizontal",
         (False, True): "vertical",
     }.get((config["AUG_HORIZONTAL_FLIP"], config["AUG_VERTICAL_FLIP"]))
     if flip:
-        steps.append(layers.RandomFlip(flip, seed=seed))
+        steps.append(layers.RandomFlip(flip, seed=next(seeds)))
     if config["AUG_ROTATION"]:
-        steps.append(layers.RandomRotation(config["AUG_ROTATION"], fill_mode="nearest", seed=seed))
+        steps.append(
+            layers.RandomRotation(config["AUG_ROTATION"], fill_mode="nearest", seed=next(seeds))
+        )
     if config["AUG_ZOOM"]:
-        steps.append(layers.RandomZoom(config["AUG_ZOOM"], fill_mode="nearest", seed=seed))
+        steps.append(layers.RandomZoom(config["AUG_ZOOM"], fill_mode="nearest", seed=next(seeds)))
     if config["AUG_TRANSLATION"]:
         t = config["AUG_TRANSLATION"]
-        steps.append(layers.RandomTranslation(t, t, fill_mode="nearest", seed=seed))
+        steps.append(layers.RandomTranslation(t, t, fill_mode="nearest", seed=next(seeds)))
     if config["AUG_CONTRAST"]:
-        steps.append(layers.RandomContrast(config["AUG_CONTRAST"], value_range=(0, 255), seed=seed))
+        steps.append(
+            layers.RandomContrast(config["AUG_CONTRAST"], value_range=(0, 255), seed=next(seeds))
+        )
     if config["AUG_BRIGHTNESS"]:
         steps.append(
-            layers.RandomBrightness(config["AUG_BRIGHTNESS"], value_range=(0, 255), seed=seed)
+            layers.RandomBrightness(
+                config["AUG_BRIGHTNESS"], value_range=(0, 255), seed=next(seeds)
+            )
         )
     return keras.Sequential(steps, name="augmentation") if steps else None
 
 
-def _decode_tf(path, image_size):
+def _decode_tf(path, image_size, channels: int = 3):
     import tensorflow as tf
 
     raw = tf.io.read_file(path)
@@ -171,39 +543,50 @@ def _decode_tf(path, image_size):
     # training, prediction and export all see the same pixels.
     image = tf.cond(
         tf.io.is_jpeg(raw),
-        lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(raw, channels=3, expand_animations=False),
+        lambda: tf.io.decode_jpeg(raw, channels=channels, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(raw, channels=channels, expand_animations=False),
     )
     image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
-def _decode_pil(path, image_size):
+def _decode_pil(path, image_size, channels: int = 3):
     import tensorflow as tf
 
     def load(p):
-        return load_image(p.decode("utf-8"), tuple(image_size), channels=3)
+        return load_image(p.decode("utf-8"), tuple(image_size), channels=channels)
 
     image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
-    return tf.ensure_shape(image, (*image_size, 3))
+    return tf.ensure_shape(image, (*image_size, channels))
 
 
 def _decoder(split: Split, image_size: tuple[int, int]):
     """The elements of ``split`` before decoding, and the function that decodes one."""
     import tensorflow as tf
 
+    channels = split.channels
     if split.images is not None:
-        if split.images.shape[1:3] == tuple(image_size):
-            return split.images, lambda x: x
-        return split.images, lambda x: tf.cast(
-            tf.round(tf.image.resize(x, image_size, antialias=True)), tf.uint8
-        )
+        have = split.images.shape[-1]
+
+        def convert(x):
+            if split.images.shape[1:3] != tuple(image_size):
+                x = tf.image.resize(x, image_size, antialias=True)
+                x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+            if have == 1 and channels == 3:
+                x = tf.image.grayscale_to_rgb(x)
+            elif have == 3 and channels == 1:  # luma, as Pillow's convert("L")
+                x = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(x, tf.float32))), tf.uint8)
+            return x
+
+        return split.images, convert
     flags = [p in split.needs_pil for p in split.paths]
 
     def decode(item):
         path, use_pil = item
         return tf.cond(
-            use_pil, lambda: _decode_pil(path, image_size), lambda: _decode_tf(path, image_size)
+            use_pil,
+            lambda: _decode_pil(path, image_size, channels),
+            lambda: _decode_tf(path, image_size, channels),
         )
 
     return (split.paths, flags), decode
@@ -219,27 +602,57 @@ def make_dataset(
     cache: bool = True,
     augmenter=None,
     with_labels: bool = True,
+    epoch=None,
+    deterministic: bool = False,
+    cache_file: str | None = None,
 ):
     """Batches of (float32 0-255 images, one-hot labels) for ``split``.
 
-    Training data is reshuffled every epoch (seeded) and augmented; validation data keeps the
-    split's order so predictions line up with ``split.labels``. Without ``cache`` the file list
-    is shuffled before decoding, so memory does not grow with the dataset.
+    Training data is shuffled every epoch and augmented; validation data keeps the split's
+    order so predictions line up with ``split.labels``. Without ``cache`` the file list is
+    shuffled before decoding, so memory does not grow with the dataset.
+
+    ``epoch`` (a ``tf.Variable`` that ``cnnhub.reproducibility.EpochRandomness`` sets at each
+    epoch's start) keys the shuffle order to (seed, epoch): epoch k sees the same order whether
+    the run went straight through or was resumed. ``deterministic`` runs augmentation in one
+    thread, so random draws happen in the same order every run.
+
+    ``cache_file`` (default ``split.cache_file``; ``CACHE_DIR``) caches decoded images in that
+    file instead of memory, for data larger than RAM. A file cache replays the order of its
+    first pass, so training data is shuffled once (seeded) before it and then, each epoch,
+    through a bounded buffer of min(n, 10,000) images instead of a full-size one.
     """
     import tensorflow as tf
 
     items, decode = _decoder(split, image_size)
     ds = tf.data.Dataset.from_tensor_slices((items, split.labels))
     shuffle = training and with_labels
+
+    cache_file = cache_file if cache_file is not None else split.cache_file
+    file_cache = bool(cache and cache_file)  # CACHE_DIR (data loading side)
+    buffer = min(len(split), 10_000) if file_cache else len(split)
+
+    def shuffled(dataset):
+        if epoch is None:
+            return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        # flat_map reads the variable when each epoch's iterator starts, not at definition.
+        return tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: dataset.shuffle(
+                buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
+            )
+        )
+
     if shuffle and not cache:
-        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+        ds = shuffled(ds)
+    if shuffle and file_cache:  # one seeded global order, replayed by the file cache
+        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=False)
     ds = ds.map(
         lambda item, y: (decode(item), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     if cache:
-        ds = ds.cache()
+        ds = ds.cache(cache_file if file_cache else "")
         if shuffle:
-            ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
+            ds = shuffled(ds)
     ds = ds.batch(batch_size)
 
     def to_model_input(x, y):
@@ -250,4 +663,5 @@ def make_dataset(
             return x
         return x, tf.one_hot(y, num_classes)
 
-    return ds.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    parallel = None if deterministic and augmenter is not None else tf.data.AUTOTUNE
+    return ds.map(to_model_input, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,21 +81,47 @@ def _safe_run_name(name: str) -> str:
     return name
 
 
-def check_run_name(save_location: str, run_name: str) -> None:
+def check_run_name(save_location: str, run_name: str, overwrite: bool = False) -> None:
     """Fail early when an explicitly named run folder already exists (never mix runs)."""
-    if run_name and (Path(save_location or ".") / REPOSITORY / _safe_run_name(run_name)).exists():
+    path = Path(save_location or ".") / REPOSITORY / _safe_run_name(run_name) if run_name else None
+    if path is not None and path.exists() and not overwrite:
         raise CnnhubError(
-            f"Run folder {Path(save_location or '.') / REPOSITORY / run_name} already exists; "
-            f"choose another --run_name (or leave it empty to number runs automatically). "
+            f"Run folder {path} already exists. Continue it with --resume {path}, replace it "
+            "with --overwrite, or choose another --run_name (empty numbers runs automatically). "
             f"Received: run_name={run_name}"
         )
 
 
-def create_run_folder(save_location: str, run_name: str, model_name: str) -> RunFolder:
-    """Create a new, empty run folder; an automatic name never reuses an existing folder."""
+def check_free_space(save_location: str, params: int, epochs: int) -> None:
+    """Fail early when the disk cannot hold the run's checkpoints.
+
+    Estimate: float32 weights for every epoch, plus optimizer state (up to 2 slots), final and
+    best models, and 10% slack for logs and reports.
+    """
+    root = Path(save_location or ".") / REPOSITORY
+    need = int(params * 4 * (epochs + 2 + 2) * 1.1)
+    free = shutil.disk_usage(root).free
+    if free < need:
+        raise CnnhubError(
+            f"Not enough disk space under {root}: about {need / 1e6:,.0f} MB needed for "
+            f"{epochs} epochs of a {params:,}-parameter model, {free / 1e6:,.0f} MB free. Free "
+            f"space, pass another -sl/--save_loc, or train fewer epochs. Received: "
+            f"save_location={save_location}"
+        )
+
+
+def create_run_folder(
+    save_location: str, run_name: str, model_name: str, overwrite: bool = False
+) -> RunFolder:
+    """Create a new, empty run folder; an automatic name never reuses an existing folder.
+
+    With ``overwrite``, an existing folder of the explicit ``run_name`` is deleted first.
+    """
     root = repository_root(save_location)
     if run_name:
         path = root / _safe_run_name(run_name)
+        if overwrite and path.exists():
+            shutil.rmtree(path)
         path.mkdir()
     else:
         for n in range(1, 100_000):

@@ -7,6 +7,7 @@ nothing behind.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -19,6 +20,8 @@ from typing import Any
 from cnnhub import atomic, settings
 from cnnhub.errors import CnnhubError
 from cnnhub.registry import format_table, parse_model_names
+
+STARTED = time.perf_counter()  # module import ~ process start: for the start-up time line
 
 
 def configure_tensorflow(verbose: bool) -> None:
@@ -66,7 +69,9 @@ def environment() -> dict[str, Any]:
     }
 
 
-def train_models(config: dict[str, Any], summary_only: bool = False) -> list[Path]:
+def train_models(
+    config: dict[str, Any], summary_only: bool = False, overwrite: bool = False
+) -> list[Path]:
     """Train every model named in MODEL_NAME (comma-separated) with ``config``.
 
     Returns the run folders created, in order.
@@ -84,42 +89,156 @@ def train_models(config: dict[str, Any], summary_only: bool = False) -> list[Pat
             f"each model gets its own folder. Received: run_name={config['ITERATION_NAME']}, "
             f"model_name={config['MODEL_NAME']}"
         )
-    from cnnhub.data import describe, load_splits
+    # ---- data side (sources, splits, folds, checks; see cnnhub.data / cnnhub.folds)
+    from cnnhub.data import splits_from_config
 
-    splits = load_splits(config["DATA_DIR_TRAIN"], config["DATA_DIR_VALID"])
+    config = _data_config(config)
+    plan = splits = None
+    if config["FOLDS"]:
+        from cnnhub.folds import plan_folds, run_folds
+
+        plan = plan_folds(config)
+        num_classes, inspection = len(plan.class_names), plan.inspection
+    else:
+        splits = splits_from_config(config)
+        num_classes, inspection = splits.num_classes, splits.inspection
     if summary_only:
         from cnnhub.model_factory import build_model
 
         for spec in specs:
-            build_model(config, splits.num_classes, spec).summary(expand_nested=True)
+            build_model(config, num_classes, spec).summary(expand_nested=True)
         return []
     repository_root(config["SAVE_LOCATION"])
-    check_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"])
-    print(f"Data: {splits.num_classes} classes\n{describe(splits)}")
-    return [train_one(dict(config, MODEL_NAME=spec.name), splits) for spec in specs]
+    check_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"], overwrite)
+    _check_cache_dir(config["CACHE_DIR"])
+    print(inspection.format(detail=False))
+    if plan is not None:
+        return [
+            run_folds(
+                dict(config, MODEL_NAME=spec.name),
+                plan,
+                lambda fold_config, fold_splits: train_with_data(fold_config, fold_splits),
+                overwrite,
+            )
+            for spec in specs
+        ]
+    return [
+        train_with_data(dict(config, MODEL_NAME=spec.name), splits, overwrite) for spec in specs
+    ]
 
 
-def train_one(config: dict[str, Any], splits) -> Path:
-    """Build, train and save one model; returns its run folder."""
+def _data_config(config: dict[str, Any]) -> dict[str, Any]:
+    """When validation is cut from the training data (VAL_SPLIT, SPLIT_FILE, FOLDS), the run's
+    config says so: DATA_DIR_VALID becomes empty. config.py's default for it is overridden
+    silently; any other value is an error (two validation sets asked for)."""
+    from cnnhub.data import DataOptions
+
+    if not DataOptions.from_config(config).validation_from_train or not config["DATA_DIR_VALID"]:
+        return config
+    if config["DATA_DIR_VALID"] != settings.load_defaults()[0]["DATA_DIR_VALID"]:
+        how = "folds" if config["FOLDS"] else "split_file" if config["SPLIT_FILE"] else "val_split"
+        raise CnnhubError(
+            f"`{how}` makes the validation set from the training data, so leave "
+            f"`data_dir_valid` empty (-dvalid ''). Received: data_dir_valid="
+            f"{config['DATA_DIR_VALID']!r}, {how}={config[how.upper()]!r}"
+        )
+    return dict(config, DATA_DIR_VALID="")
+
+
+def _check_cache_dir(cache_dir: str) -> None:
+    if not cache_dir:
+        return
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        ok = os.access(cache_dir, os.W_OK)
+    except OSError:
+        ok = False
+    if not ok:
+        raise CnnhubError(
+            f"Cannot write the tf.data cache under {cache_dir}; pass a writable folder with "
+            f"--cache_dir (or leave it empty to cache in memory). Received: cache_dir={cache_dir}"
+        )
+
+
+def train_with_data(config: dict[str, Any], splits, overwrite: bool = False) -> Path:
+    """``train_one`` plus the data side around it: the tf.data file cache (CACHE_DIR, removed
+    afterwards), ``split.csv``, and scoring the test data (DATA_DIR_TEST) with the weights
+    chosen on validation."""
+    import uuid
+
+    cache_dir = config["CACHE_DIR"]
+    prefix = Path(cache_dir) / f"cnnhub-{os.getpid()}-{uuid.uuid4().hex[:8]}" if cache_dir else None
+    if prefix is not None:
+        splits.train.cache_file = f"{prefix}-train"
+        splits.valid.cache_file = f"{prefix}-valid"
+    try:
+        run = train_one(config, splits, overwrite=overwrite)
+    finally:
+        if prefix is not None:
+            splits.train.cache_file = splits.valid.cache_file = None
+            for path in prefix.parent.glob(prefix.name + "-*"):
+                path.unlink(missing_ok=True)
+    if splits.split_frame is not None:
+        from cnnhub.sources import write_split_file
+
+        write_split_file(Path(run) / "split.csv", splits.split_frame)
+    if splits.test_source is not None:
+        from cnnhub.evaluation.run_evaluation import evaluate_run
+
+        print(f"\nTest data {config['DATA_DIR_TEST']}:")
+        evaluate_run(run, source=splits.test_source)
+    return run
+
+
+def train_one(
+    config: dict[str, Any], splits, resume_dir: Path | None = None, overwrite: bool = False
+) -> Path:
+    """Build, train and save one model; returns its run folder.
+
+    With ``resume_dir``, continue that run after its last completed epoch instead; with
+    ``overwrite``, replace an existing run folder of the same explicit name.
+    """
     import keras
 
+    from cnnhub.callbacks import FirstBatchTimer
     from cnnhub.data import build_augmenter, make_dataset
     from cnnhub.model_factory import build_model
-    from cnnhub.run_folder import create_run_folder
+    from cnnhub.reproducibility import EpochRandomness, enable_determinism
+    from cnnhub.resume import prepare_resume, read_state
+    from cnnhub.run_folder import RunFolder, check_free_space, create_run_folder
     from cnnhub.training import fit, trainable_summary
 
     started = time.perf_counter()
+    if config["DETERMINISTIC"]:
+        enable_determinism(config["SEED"])
     keras.utils.set_random_seed(config["SEED"])
-    model = build_model(config, splits.num_classes)  # may still reject the input: before mkdir
-    run = create_run_folder(config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"])
-    print(f"\n== {config['MODEL_NAME']} -> {run.path}")
+    state = None
+    if resume_dir is not None:
+        run = RunFolder(resume_dir, config["MODEL_NAME"])
+        state = read_state(run)
+        # Built without downloading: the saved epoch's weights replace the initial ones.
+        model = build_model(dict(config, WEIGHTS="none"), splits.num_classes)
+        if state is not None:
+            model.load_weights(run.model_logs / state.weights)
+        prepare_resume(run, state)
+        done = state.epoch if state else 0
+        print(f"\n== {config['MODEL_NAME']}: resuming {run.path} after epoch {done}")
+    else:
+        model = build_model(config, splits.num_classes)  # may still reject input: before mkdir
+        check_free_space(config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"])
+        run = create_run_folder(
+            config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], overwrite
+        )
+        print(f"\n== {config['MODEL_NAME']} -> {run.path}")
+        atomic.write_json(run.run_config, config)
+        atomic.write_json(run.class_mapping, {str(i): c for i, c in enumerate(splits.class_names)})
     print(trainable_summary(model))
-    atomic.write_json(run.run_config, config)
-    atomic.write_json(run.class_mapping, {str(i): c for i, c in enumerate(splits.class_names)})
     if splits.skipped:
         from cnnhub.images import write_skipped
 
         write_skipped(run.path, splits.skipped)
+    augmenter = build_augmenter(config, config["SEED"])
+    randomness = EpochRandomness(config["SEED"], augmenter)
     size = (config["IMG_HEIGHT"], config["IMG_WIDTH"])
     common = {"num_classes": splits.num_classes, "image_size": size, "seed": config["SEED"]}
     train_ds = make_dataset(
@@ -127,7 +246,9 @@ def train_one(config: dict[str, Any], splits) -> Path:
         batch_size=config["BATCH_SIZE"],
         training=True,
         cache=config["CACHE"],
-        augmenter=build_augmenter(config, config["SEED"]),
+        augmenter=augmenter,
+        epoch=randomness.epoch,
+        deterministic=config["DETERMINISTIC"],
         **common,
     )
     valid_ds = make_dataset(
@@ -155,28 +276,81 @@ def train_one(config: dict[str, Any], splits) -> Path:
 
         def reporters(scorer, checkpoint):
             valid = splits.valid
+            names = splits.class_names
             return [
-                EpochReports(
-                    scorer,
-                    checkpoint,
-                    run.path,
-                    valid.paths,
-                    valid.labels,
-                    splits.class_names,
-                    config,
-                )
+                EpochReports(scorer, checkpoint, run.path, valid.paths, valid.labels, names, config)
             ]
 
-    fit(config, model, train_ds, valid_ds, splits.valid.labels, run, reporters)
+    timer = FirstBatchTimer(STARTED)
+    try:
+        fit(
+            config,
+            model,
+            train_ds,
+            valid_ds,
+            splits.valid.labels,
+            run,
+            reporters,
+            [randomness, timer],
+            resume_from=state,
+        )
+    except KeyboardInterrupt:
+        last = read_state(run)
+        done = last.epoch if last else 0
+        sys.stderr.write(
+            f"\nInterrupted. {done} complete epoch(s) are saved in {run.path}. Resume with:\n"
+            f"  python run_training.py --resume {run.path}\n"
+        )
+        raise SystemExit(130) from None
     with atomic.atomic_path(run.final_model) as tmp:
         model.save(tmp)
     info["train_seconds"] = round(time.perf_counter() - started, 1)
+    info["startup_seconds"] = timer.seconds
     atomic.write_json(run.run_info, info)
     if config["POST_EVAL"]:
         from cnnhub.evaluation.run_evaluation import finalize
 
         finalize(run.path, config, model)
     return run.path
+
+
+def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path:
+    """Continue a run folder with its saved configuration (only EPOCHS may be raised)."""
+    from cnnhub.data import load_splits
+    from cnnhub.resume import read_state
+    from cnnhub.run_folder import RunFolder
+
+    changed = sorted(set(given) - {"EPOCHS", "VERBOSE"})
+    if changed:
+        raise CnnhubError(
+            "--resume continues a run with its saved configuration; only -e/--epochs may change. "
+            f"Start a new run to change settings. Received: {', '.join(k.lower() for k in changed)}"
+        )
+    path = Path(run_dir)
+    config_file = path / "run_config.json"
+    if not config_file.is_file():
+        raise CnnhubError(
+            f"Cannot resume {run_dir}: it has no run_config.json. Pass a run folder made by "
+            f"run_training.py. Received: --resume {run_dir}"
+        )
+    config = settings.resolve(["-c", str(config_file)])[0]
+    if "EPOCHS" in given:
+        config["EPOCHS"] = flags["EPOCHS"]
+    state = read_state(RunFolder(path, config["MODEL_NAME"]))
+    if state is not None and (state.finished or state.epoch >= config["EPOCHS"]):
+        raise CnnhubError(
+            f"Run {run_dir} is already complete ({state.epoch} epochs); pass a larger "
+            f"-e/--epochs to train longer. Received: --resume {run_dir}"
+        )
+    splits = load_splits(config["DATA_DIR_TRAIN"], config["DATA_DIR_VALID"])
+    mapping = json.loads((path / "index_class_mapping.json").read_text(encoding="utf-8"))
+    if [mapping[str(i)] for i in range(len(mapping))] != splits.class_names:
+        raise CnnhubError(
+            f"The classes in {config['DATA_DIR_TRAIN']} changed since run {run_dir} started; "
+            "resume needs the same data. Received: classes=" + ", ".join(splits.class_names)
+        )
+    atomic.write_json(path / "run_config.json", config)
+    return train_one(config, splits, resume_dir=path)
 
 
 def post_evaluate(run_dir: str) -> Path:
@@ -201,9 +375,17 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
             return 0
         configure_tensorflow(config["VERBOSE"])
         print("Configuration:\n" + settings.format_config(config), flush=True)
-        runs = (
-            train_models(config, summary_only=actions["summary"]) if config["START_TRAIN"] else []
-        )
+        if actions["resume"]:
+            runs = [resume_run(actions["resume"], config, actions["given"])]
+        elif config["START_TRAIN"]:
+            runs = train_models(config, actions["summary"], actions["overwrite"])
+        elif config["POST_EVAL"]:
+            runs = [post_evaluate(config["RUN_DIR"])]
+        else:
+            raise CnnhubError(
+                "Nothing to do: -start false and -post false. Pass -start true to train, or "
+                "-post true --run_dir DIR to evaluate an existing run."
+            )
     except CnnhubError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 2

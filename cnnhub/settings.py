@@ -31,12 +31,15 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy"),
     "EVAL_TOP_METRIC": ("val_accuracy", "val_loss"),
     "BEST_WEIGHT_RULE": ("macro_f1", "coverage_at_precision", "min_class_recall"),
+    # "auto" + cnnhub.sources.DATA_FORMATS (not imported here: it loads pandas)
+    "DATA_FORMAT": ("auto", "folder", "csv_pixels", "csv_paths", "idx", "cifar_bin", "npz"),
 }
 
 # The seed hub's short flags (and a few long aliases) for keys whose flag is not just the key.
 FLAG_ALIASES: dict[str, tuple[str, ...]] = {
     "DATA_DIR_TRAIN": ("-dtrain",),
     "DATA_DIR_VALID": ("-dvalid",),
+    "DATA_DIR_TEST": ("-dtest",),
     "SAVE_LOCATION": ("-sl", "--save_loc"),
     "MODEL_NAME": ("-m",),
     "IMG_HEIGHT": ("-height", "--height"),
@@ -204,6 +207,17 @@ def build_parser(prog: str = "run_training.py") -> argparse.ArgumentParser:
         "--list_models", action="store_true", help="Print the model registry and exit."
     )
     actions.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="Continue a stopped or killed run after its last completed epoch, with its saved "
+        "configuration (only -e/--epochs may change, to train longer).",
+    )
+    actions.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace the run folder named by --run_name if it exists (default: refuse).",
+    )
+    actions.add_argument(
         "--summary",
         action="store_true",
         help="Build the model, print its summary (layers, output shapes, params) and exit.",
@@ -251,7 +265,8 @@ def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tup
     """Parse ``argv`` and return ``(config, actions)``.
 
     ``config`` holds every key of config.py, resolved and validated; ``actions`` holds the
-    non-config flags (``config``, ``list_models``, ``summary``).
+    non-config flags (``config``, ``list_models``, ``summary``, ``resume``, ``overwrite``) and
+    ``given``, the config keys set by flags.
     """
     defaults, _ = load_defaults()
     namespace = vars(build_parser(prog).parse_args(argv))
@@ -259,7 +274,10 @@ def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tup
         "config": namespace.pop("config", None),
         "list_models": namespace.pop("list_models", False),
         "summary": namespace.pop("summary", False),
+        "resume": namespace.pop("resume", None),
+        "overwrite": namespace.pop("overwrite", False),
     }
+    actions["given"] = sorted(namespace)  # config keys set by flags
     config = dict(defaults)
     if actions["config"]:
         for key, value in read_config_file(actions["config"], defaults).items():
@@ -319,6 +337,7 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
             f"fine_tune_layers={config['FINE_TUNE_LAYERS']}"
         )
     _check_evaluation(config)
+    check_data_keys(config)
 
 
 def _check_evaluation(config: dict[str, Any]) -> None:
@@ -336,6 +355,54 @@ def _check_evaluation(config: dict[str, Any]) -> None:
         raise CnnhubError(
             "`best_min_precision` must be between 0 and 1. "
             f"Received: best_min_precision={config['BEST_MIN_PRECISION']}"
+        )
+
+
+def check_image_shape(shape: list[int]) -> None:
+    """IMAGE_SHAPE: [] or [height, width] or [height, width, channels] (channels 1 or 3)."""
+    if shape and (
+        len(shape) not in (2, 3) or min(shape) <= 0 or (len(shape) == 3 and shape[2] not in (1, 3))
+    ):
+        raise CnnhubError(
+            "`image_shape` must be empty, height width, or height width channels (channels 1 or "
+            f"3), all positive. Received: image_shape={shape}"
+        )
+
+
+def check_data_keys(config: dict[str, Any]) -> None:
+    """The data-source, split and imbalance keys (DATA_FORMAT ... SCAN_CACHE)."""
+    from cnnhub.class_weights import parse_class_weight
+
+    if not 0 <= config["VAL_SPLIT"] < 1:
+        raise CnnhubError(
+            "`val_split` must be a fraction in [0, 1), e.g. 0.2 (0 = use data_dir_valid). "
+            f"Received: val_split={config['VAL_SPLIT']}"
+        )
+    if config["FOLDS"] < 0 or config["FOLDS"] == 1:
+        raise CnnhubError(
+            f"`folds` must be 0 (off) or at least 2. Received: folds={config['FOLDS']}"
+        )
+    if config["FOLDS"] and (config["VAL_SPLIT"] or config["SPLIT_FILE"]):
+        raise CnnhubError(
+            "`folds` makes its own validation sets; leave `val_split` and `split_file` unset. "
+            f"Received: folds={config['FOLDS']}, val_split={config['VAL_SPLIT']}, "
+            f"split_file={config['SPLIT_FILE']!r}"
+        )
+    if config["DEV"] < 0:
+        raise CnnhubError(
+            f"`dev` must be 0 (off) or a number of images per class. Received: dev={config['DEV']}"
+        )
+    check_image_shape(config["IMAGE_SHAPE"])
+    weighting = parse_class_weight(config["CLASS_WEIGHT"])
+    if config["OVERSAMPLE"] and weighting != "none":
+        raise CnnhubError(
+            "`oversample` and `class_weight` both correct for class imbalance; use one. "
+            f"Received: oversample=True, class_weight={config['CLASS_WEIGHT']!r}"
+        )
+    if config["CACHE_DIR"] and not config["CACHE"]:
+        raise CnnhubError(
+            "`cache_dir` says where the cache goes, but `cache` is false; pass --cache true or "
+            f"leave cache_dir empty. Received: cache=False, cache_dir={config['CACHE_DIR']!r}"
         )
 
 

@@ -23,6 +23,14 @@ import keras
 
 from cnnhub.callbacks import EpochCheckpoint, TrainingLog, ValidationScorer, plot_training_stats
 from cnnhub.model_factory import BACKBONE_LAYER
+from cnnhub.resume import (
+    ResumableEarlyStopping,
+    ResumablePlateau,
+    ResumeCheckpoint,
+    TrainingState,
+    checkpoint_dir,
+    restore_optimizer,
+)
 from cnnhub.run_folder import RunFolder
 
 
@@ -104,31 +112,30 @@ def schedule_factor(config: dict[str, Any], epoch: int) -> float:
     return 1.0
 
 
-def make_callbacks(config, run: RunFolder, scorer: ValidationScorer, phase: Phase, extra=()):
-    """The callbacks of one phase, in the order they must run (see cnnhub.callbacks)."""
-    callbacks: list[keras.callbacks.Callback] = [scorer]
-    if config["LR_SCHEDULE"] in ("step", "cosine"):
-        base = config["LEARNING_RATE"] * phase.lr_factor
-        callbacks.append(
-            keras.callbacks.LearningRateScheduler(lambda e: base * schedule_factor(config, e))
-        )
-    elif config["LR_SCHEDULE"] == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=config["LR_DECAY_FACTOR"], patience=config["LR_PATIENCE"]
-            )
+def make_lr_schedule(config: dict[str, Any], phase: Phase):
+    """The step/cosine schedule of ``phase`` as a callback, or None."""
+    if config["LR_SCHEDULE"] not in ("step", "cosine"):
+        return None
+    base = config["LEARNING_RATE"] * phase.lr_factor
+    return keras.callbacks.LearningRateScheduler(lambda e: base * schedule_factor(config, e))
+
+
+def make_stateful_callbacks(config: dict[str, Any], checkpoint: EpochCheckpoint) -> dict:
+    """Early stopping and the plateau schedule: one instance each for the whole run, so their
+    counters carry across fine_tune phases and are saved for resuming."""
+    stateful = {}
+    if config["LR_SCHEDULE"] == "plateau":
+        stateful["plateau"] = ResumablePlateau(
+            monitor="val_loss", factor=config["LR_DECAY_FACTOR"], patience=config["LR_PATIENCE"]
         )
     if config["EARLY_STOPPING"]:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=config["EARLY_STOPPING_MONITOR"],
-                patience=config["EARLY_STOPPING_PATIENCE"],
-                restore_best_weights=config["EARLY_STOPPING_RESTORE_BEST"],
-            )
+        stateful["early_stopping"] = ResumableEarlyStopping(
+            checkpoint.path_of,
+            monitor=config["EARLY_STOPPING_MONITOR"],
+            patience=config["EARLY_STOPPING_PATIENCE"],
+            restore_best_weights=config["EARLY_STOPPING_RESTORE_BEST"],
         )
-    callbacks.extend(extra)
-    callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False))
-    return callbacks
+    return stateful
 
 
 def fit(
@@ -139,13 +146,22 @@ def fit(
     valid_labels,
     run: RunFolder,
     epoch_reporters: Callable[[ValidationScorer, EpochCheckpoint], list] | None = None,
+    extra_callbacks: list | None = None,
+    resume_from: TrainingState | None = None,
+    class_weight: dict[int, float] | None = None,
 ) -> None:
     """Train ``model`` through every phase of its training type.
 
-    Per-epoch weights, ``training.log``, TensorBoard logs and the stats PNG are written as each
-    epoch ends. ``epoch_reporters(scorer, checkpoint)`` may return more callbacks (e.g. per-epoch
-    reports); they run after the epoch's weights are saved and can read the epoch's validation
-    probabilities from ``scorer`` and its weights file from ``checkpoint``.
+    Per-epoch weights, ``training.log``, TensorBoard logs, the stats PNG and the resume state
+    are written as each epoch ends. Callback order matters: validation scores first, then the
+    epoch's weights, logs and ``epoch_reporters(scorer, checkpoint)`` (e.g. per-epoch reports,
+    reading the epoch's probabilities from ``scorer`` and weights file from ``checkpoint``),
+    then early stopping (which may restore earlier weights into the model), TensorBoard, and
+    last the resume state, the commit point of the epoch.
+
+    ``extra_callbacks`` run first (per-epoch randomness, timers).
+    ``resume_from`` continues after its last completed epoch: ``model`` must already hold that
+    epoch's weights; the optimizer state and callback counters are restored here.
     """
     loss = make_loss(config)
     scorer = ValidationScorer(valid_ds, valid_labels, loss)
@@ -154,23 +170,46 @@ def fit(
     log = TrainingLog(
         run.training_log, lambda frame: plot_training_stats(frame, run.stats_png, title)
     )
-    extra = [checkpoint, log, *(epoch_reporters(scorer, checkpoint) if epoch_reporters else [])]
+    stateful = make_stateful_callbacks(config, checkpoint)
+    start = 0
+    if resume_from is not None:
+        start = resume_from.epoch
+        log.load_existing()
+        for name, callback in stateful.items():
+            callback.carry = resume_from.callbacks.get(name)
+    per_epoch = [checkpoint, log, *(epoch_reporters(scorer, checkpoint) if epoch_reporters else [])]
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False)
     backbone_layers = len(model.get_layer(BACKBONE_LAYER).layers)
     verbose = 1 if sys.stdout.isatty() else 2
-    for phase in plan_phases(config, backbone_layers):
+    for index, phase in enumerate(plan_phases(config, backbone_layers)):
+        if phase.end_epoch <= start:
+            continue
         apply_freezing(model, phase, config["TRAINING_TYPE"])
         model.compile(
             optimizer=make_optimizer(config, config["LEARNING_RATE"] * phase.lr_factor),
             loss=loss,
             metrics=["accuracy"],
         )
+        first = max(phase.first_epoch, start)
+        if resume_from is not None and resume_from.phase == index and first == start:
+            restore_optimizer(model, checkpoint_dir(run) / "optimizer.npz")
         if phase.first_epoch > 0:
             print(f"Fine-tuning from epoch {phase.first_epoch + 1}: " + trainable_summary(model))
+        callbacks = [
+            *(extra_callbacks or []),
+            scorer,
+            *per_epoch,
+            make_lr_schedule(config, phase),
+            *stateful.values(),
+            tensorboard,
+            ResumeCheckpoint(run, checkpoint, index, stateful),
+        ]
         model.fit(
             train_ds,
             epochs=phase.end_epoch,
-            initial_epoch=phase.first_epoch,
-            callbacks=make_callbacks(config, run, scorer, phase, extra),
+            initial_epoch=first,
+            callbacks=[c for c in callbacks if c is not None],
+            class_weight=class_weight,
             verbose=verbose,
         )
         if model.stop_training:

@@ -1,0 +1,57 @@
+"""Randomness keyed to (seed, epoch), so a resumed run repeats what the uninterrupted run did.
+
+Keras random layers (augmentation, dropout) draw from ``SeedGenerator`` states that advance with
+every call, and ``tf.data`` reshuffles from a per-dataset counter: both would restart from the
+beginning after a crash. ``EpochRandomness`` instead sets, at the start of every epoch, the
+shuffle's epoch variable and every seed generator's state from (SEED, epoch).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+# Draws within one epoch advance a generator's second state word by one per call; epochs are
+# spaced this far apart so their streams never overlap.
+_EPOCH_STRIDE = 1_000_000
+
+
+def enable_determinism(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def seed_generators(*layers_or_models) -> list:
+    """Every ``keras.random.SeedGenerator`` owned by the given layers (recursively)."""
+    found, seen = [], set()
+    stack = list(layers_or_models)
+    while stack:
+        item = stack.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        for value in vars(item).values():
+            if isinstance(value, keras.random.SeedGenerator) and id(value) not in seen:
+                seen.add(id(value))
+                found.append(value)
+        stack.extend(getattr(item, "layers", []) or [])
+    return found
+
+
+class EpochRandomness(keras.callbacks.Callback):
+    """At each epoch start: set the data epoch variable and re-key every random layer."""
+
+    def __init__(self, seed: int, augmenter=None):
+        super().__init__()
+        self.seed = seed
+        self.augmenter = augmenter
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
+        generators = seed_generators(self.augmenter, self.model)
+        for index, generator in enumerate(generators):
+            dtype = generator.state.dtype
+            state = [self.seed + index, epoch * _EPOCH_STRIDE]
+            generator.state.assign(keras.ops.convert_to_tensor(state, dtype=dtype))
