@@ -137,6 +137,25 @@ AUG_CONTRAST = 0.0
 # Random brightness change, as a fraction of the 0-255 range (0 = off).
 AUG_BRIGHTNESS = 0.0
 
+# ---------------------------------------------------------------- speed and scale
+# Distribution: auto (several GPUs -> mirrored, TF_CONFIG set -> multi_worker, else one device),
+# one_device, mirrored (all GPUs of this host) or multi_worker (hosts listed in TF_CONFIG).
+STRATEGY = "auto"
+# Multiply LEARNING_RATE by the number of replicas (BATCH_SIZE is always the global batch).
+SCALE_LR = False
+# Split the CPU into this many logical devices (0 = no split), to run the mirrored strategy
+# without GPUs, e.g. for testing.
+LOGICAL_CPUS = 0
+# Mixed precision: float16 compute on GPUs, bfloat16 on CPUs, float32 softmax and weights.
+MIXED_PRECISION = False
+# Compile the training step with XLA.
+JIT_COMPILE = False
+# freeze_all: compute the frozen backbone's features once and train the head on them: auto (on
+# when there is no augmentation), true or false. Saved weights are the full model's as usual.
+FEATURE_CACHE = "auto"
+# With FEATURE_CACHE and augmentation: how many augmented copies of each image to featurise.
+FEATURE_CACHE_COPIES = 1
+
 # ---------------------------------------------------------------- logging
 # Show TensorFlow's start-up log messages.
 VERBOSE = False

@@ -44,7 +44,9 @@ class ValidationScorer(keras.callbacks.Callback):
         proba = self.model.predict(self.dataset, verbose=0)
         num_classes = proba.shape[1]
         one_hot = np.eye(num_classes, dtype="float32")[self.labels]
-        logs["val_loss"] = float(keras.ops.convert_to_numpy(self.loss_fn(one_hot, proba)))
+        # `call` gives per-image losses without the 1/replicas scaling a strategy would apply.
+        per_image = keras.ops.convert_to_numpy(self.loss_fn.call(one_hot, proba))
+        logs["val_loss"] = float(np.mean(per_image))
         logs["val_accuracy"] = float(np.mean(proba.argmax(axis=1) == self.labels))
         self.probabilities = proba
 
@@ -60,16 +62,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Written to a temporary file and renamed, so a crash never leaves a truncated weights file.
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, source=None):
         super().__init__()
         self.folder = Path(folder)
+        self.source = source  # the model whose weights are saved; default: the one training
         self.saved: dict[int, Path] = {}
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         path = self.folder / weights_file_name(epoch + 1, logs.get("val_accuracy", 0.0))
         with atomic.atomic_path(path) as tmp:
-            self.model.save_weights(tmp)
+            (self.source or self.model).save_weights(tmp)
         self.saved[epoch + 1] = path
 
     def path_of(self, epoch: int) -> Path:

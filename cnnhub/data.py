@@ -592,6 +592,25 @@ def _decoder(split: Split, image_size: tuple[int, int]):
     return (split.paths, flags), decode
 
 
+def shuffle_by_epoch(dataset, buffer: int, seed: int, epoch=None):
+    """Shuffle ``dataset`` in an order keyed to (seed, epoch).
+
+    ``epoch`` is a ``tf.Variable`` set at each epoch's start (see
+    ``cnnhub.reproducibility.EpochRandomness``): epoch k gets the same order whether the run went
+    straight through or was resumed. Without it, the order changes every iteration (seeded).
+    """
+    import tensorflow as tf
+
+    if epoch is None:
+        return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    # flat_map reads the variable when each epoch's iterator starts, not at definition.
+    return tf.data.Dataset.from_tensors(0).flat_map(
+        lambda _: dataset.shuffle(
+            buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
+        )
+    )
+
+
 def make_dataset(
     split: Split,
     num_classes: int,
@@ -633,14 +652,7 @@ def make_dataset(
     buffer = min(len(split), 10_000) if file_cache else len(split)
 
     def shuffled(dataset):
-        if epoch is None:
-            return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-        # flat_map reads the variable when each epoch's iterator starts, not at definition.
-        return tf.data.Dataset.from_tensors(0).flat_map(
-            lambda _: dataset.shuffle(
-                buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
-            )
-        )
+        return shuffle_by_epoch(dataset, buffer, seed, epoch)
 
     if shuffle and not cache:
         ds = shuffled(ds)

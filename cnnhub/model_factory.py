@@ -150,3 +150,23 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
 
         load_weights_checked(model, config["WEIGHTS"])
     return model
+
+
+def split_at_backbone(model) -> tuple[keras.Model, keras.Model]:
+    """Split a classifier into (raw image -> backbone features, features -> probabilities).
+
+    Both parts share the classifier's layers (and so its weights): training the head part
+    trains the classifier's head. The backbone runs in inference mode in the first part.
+    """
+    backbone = model.get_layer(BACKBONE_LAYER)
+    position = model.layers.index(backbone)
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[1:position]:
+        x = layer(x)
+    extractor = keras.Model(inputs, backbone(x, training=False), name="features")
+    features = keras.Input(backbone.output_shape[1:], name="features")
+    y = features
+    for layer in model.layers[position + 1 :]:
+        y = layer(y)
+    return extractor, keras.Model(features, y, name="head")

@@ -39,9 +39,10 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     epoch's weights file when training ends, as Keras restores them from memory otherwise.
     """
 
-    def __init__(self, weights_path, **kwargs):
+    def __init__(self, weights_path, full_model, **kwargs):
         super().__init__(**kwargs)
         self.weights_path = weights_path  # 1-based epoch -> its weights file
+        self.full_model = full_model  # what the weights files hold (the model may be its head)
         self.carry: dict[str, Any] | None = None
 
     def get_state(self) -> dict[str, Any]:
@@ -57,7 +58,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
         if self.restore_best_weights and self.best_weights is None and self.best is not None:
-            self.model.load_weights(self.weights_path(self.best_epoch + 1))
+            self.full_model.load_weights(self.weights_path(self.best_epoch + 1))
         self.carry = self.get_state()
 
 

@@ -98,7 +98,7 @@ def check_free_space(save_location: str, params: int, epochs: int) -> None:
     Estimate: float32 weights for every epoch, plus optimizer state (up to 2 slots), final and
     best models, and 10% slack for logs and reports.
     """
-    root = Path(save_location or ".") / REPOSITORY
+    root = repository_root(save_location)
     need = int(params * 4 * (epochs + 2 + 2) * 1.1)
     free = shutil.disk_usage(root).free
     if free < need:

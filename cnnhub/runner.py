@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -108,8 +110,11 @@ def train_models(
         for spec in specs:
             build_model(config, num_classes, spec).summary(expand_nested=True)
         return []
-    repository_root(config["SAVE_LOCATION"])
-    check_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"], overwrite)
+    from cnnhub.devices import is_chief
+
+    if is_chief():  # other workers of a multi-worker run write to a scratch folder
+        repository_root(config["SAVE_LOCATION"])
+        check_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"], overwrite)
     _check_cache_dir(config["CACHE_DIR"])
     print(inspection.format(detail=False))
     if plan is not None:
@@ -178,6 +183,8 @@ def train_with_data(config: dict[str, Any], splits, overwrite: bool = False) -> 
             splits.train.cache_file = splits.valid.cache_file = None
             for path in prefix.parent.glob(prefix.name + "-*"):
                 path.unlink(missing_ok=True)
+    if run is None:  # a non-chief worker: the chief writes the run folder
+        return None
     if splits.split_frame is not None:
         from cnnhub.sources import write_split_file
 
@@ -192,8 +199,8 @@ def train_with_data(config: dict[str, Any], splits, overwrite: bool = False) -> 
 
 def train_one(
     config: dict[str, Any], splits, resume_dir: Path | None = None, overwrite: bool = False
-) -> Path:
-    """Build, train and save one model; returns its run folder.
+) -> Path | None:
+    """Build, train and save one model; returns its run folder (None on a non-chief worker).
 
     With ``resume_dir``, continue that run after its last completed epoch instead; with
     ``overwrite``, replace an existing run folder of the same explicit name.
@@ -202,6 +209,13 @@ def train_one(
 
     from cnnhub.callbacks import FirstBatchTimer
     from cnnhub.data import build_augmenter, make_dataset
+    from cnnhub.devices import (
+        adapt_model_to_strategy,
+        is_chief,
+        scaled_learning_rate,
+        setup_devices,
+    )
+    from cnnhub.feature_cache import cached_feature_datasets, use_feature_cache
     from cnnhub.model_factory import build_model
     from cnnhub.reproducibility import EpochRandomness, enable_determinism
     from cnnhub.resume import prepare_resume, read_state
@@ -209,6 +223,11 @@ def train_one(
     from cnnhub.training import fit, trainable_summary
 
     started = time.perf_counter()
+    strategy = setup_devices(config)
+    chief = is_chief()
+    if not chief:  # only the chief writes the run folder; other workers use a scratch folder
+        scratch = tempfile.mkdtemp(prefix="cnnhub-worker-")
+        config = dict(config, SAVE_LOCATION=scratch, ITERATION_NAME="", POST_EVAL=False)
     if config["DETERMINISTIC"]:
         enable_determinism(config["SEED"])
     keras.utils.set_random_seed(config["SEED"])
@@ -217,14 +236,16 @@ def train_one(
         run = RunFolder(resume_dir, config["MODEL_NAME"])
         state = read_state(run)
         # Built without downloading: the saved epoch's weights replace the initial ones.
-        model = build_model(dict(config, WEIGHTS="none"), splits.num_classes)
+        with strategy.scope():
+            model = build_model(dict(config, WEIGHTS="none"), splits.num_classes)
         if state is not None:
             model.load_weights(run.model_logs / state.weights)
         prepare_resume(run, state)
         done = state.epoch if state else 0
         print(f"\n== {config['MODEL_NAME']}: resuming {run.path} after epoch {done}")
     else:
-        model = build_model(config, splits.num_classes)  # may still reject input: before mkdir
+        with strategy.scope():  # building may still reject the input: before mkdir
+            model = build_model(config, splits.num_classes)
         check_free_space(config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"])
         run = create_run_folder(
             config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], overwrite
@@ -281,19 +302,32 @@ def train_one(
                 EpochReports(scorer, checkpoint, run.path, valid.paths, valid.labels, names, config)
             ]
 
+    trained = model
+    if use_feature_cache(config, augmenter):
+        with strategy.scope():
+            trained, train_ds, valid_ds = cached_feature_datasets(
+                model, splits, config, augmenter, randomness
+            )
+    adapt_model_to_strategy(trained, strategy)
+    replicas = strategy.num_replicas_in_sync
+    if replicas > 1:
+        print(f"Training on {replicas} replicas; global batch {config['BATCH_SIZE']}")
+    fit_config = dict(config, LEARNING_RATE=scaled_learning_rate(config, replicas))
     timer = FirstBatchTimer(STARTED)
     try:
-        fit(
-            config,
-            model,
-            train_ds,
-            valid_ds,
-            splits.valid.labels,
-            run,
-            reporters,
-            [randomness, timer],
-            resume_from=state,
-        )
+        with strategy.scope():
+            fit(
+                fit_config,
+                trained,
+                train_ds,
+                valid_ds,
+                splits.valid.labels,
+                run,
+                reporters,
+                [randomness, timer],
+                resume_from=state,
+                save_model=model,
+            )
     except KeyboardInterrupt:
         last = read_state(run)
         done = last.epoch if last else 0
@@ -311,6 +345,10 @@ def train_one(
         from cnnhub.evaluation.run_evaluation import finalize
 
         finalize(run.path, config, model)
+    if not chief:
+        shutil.rmtree(config["SAVE_LOCATION"], ignore_errors=True)
+        print("Worker done; the chief wrote the run folder.")
+        return None
     return run.path
 
 
@@ -390,7 +428,8 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 2
     for path in runs:
-        print(f"Run folder: {path}")
+        if path is not None:
+            print(f"Run folder: {path}")
     return 0
 
 

@@ -31,6 +31,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy"),
     "EVAL_TOP_METRIC": ("val_accuracy", "val_loss"),
     "BEST_WEIGHT_RULE": ("macro_f1", "coverage_at_precision", "min_class_recall"),
+    "STRATEGY": ("auto", "one_device", "mirrored", "multi_worker"),
+    "FEATURE_CACHE": ("auto", "true", "false"),
     # "auto" + cnnhub.sources.DATA_FORMATS (not imported here: it loads pandas)
     "DATA_FORMAT": ("auto", "folder", "csv_pixels", "csv_paths", "idx", "cifar_bin", "npz"),
 }
@@ -410,3 +412,16 @@ def format_config(config: dict[str, Any]) -> str:
     """The resolved configuration as aligned ``key = value`` lines, for the start of a run."""
     width = max(len(k) for k in config)
     return "\n".join(f"  {k.lower():<{width}} = {json.dumps(v)}" for k, v in config.items())
+
+
+def flags_markdown() -> str:
+    """Every flag of the training command as a Markdown table (the README embeds this)."""
+    parser = build_parser()
+    rows = ["| flag | config key | help |", "| --- | --- | --- |"]
+    for group in parser._action_groups[2:]:
+        for action in group._group_actions:
+            flags = ", ".join(f"`{o}`" for o in action.option_strings)
+            key = f"`{action.dest}`" if action.dest.isupper() else ""
+            text = (action.help or "").replace("|", "\\|").replace("\n", " ")
+            rows.append(f"| {flags} | {key} | {text} |")
+    return "\n".join(rows)

@@ -120,7 +120,9 @@ def make_lr_schedule(config: dict[str, Any], phase: Phase):
     return keras.callbacks.LearningRateScheduler(lambda e: base * schedule_factor(config, e))
 
 
-def make_stateful_callbacks(config: dict[str, Any], checkpoint: EpochCheckpoint) -> dict:
+def make_stateful_callbacks(
+    config: dict[str, Any], checkpoint: EpochCheckpoint, full_model
+) -> dict:
     """Early stopping and the plateau schedule: one instance each for the whole run, so their
     counters carry across fine_tune phases and are saved for resuming."""
     stateful = {}
@@ -131,6 +133,7 @@ def make_stateful_callbacks(config: dict[str, Any], checkpoint: EpochCheckpoint)
     if config["EARLY_STOPPING"]:
         stateful["early_stopping"] = ResumableEarlyStopping(
             checkpoint.path_of,
+            full_model,
             monitor=config["EARLY_STOPPING_MONITOR"],
             patience=config["EARLY_STOPPING_PATIENCE"],
             restore_best_weights=config["EARLY_STOPPING_RESTORE_BEST"],
@@ -149,6 +152,7 @@ def fit(
     extra_callbacks: list | None = None,
     resume_from: TrainingState | None = None,
     class_weight: dict[int, float] | None = None,
+    save_model=None,
 ) -> None:
     """Train ``model`` through every phase of its training type.
 
@@ -159,18 +163,20 @@ def fit(
     then early stopping (which may restore earlier weights into the model), TensorBoard, and
     last the resume state, the commit point of the epoch.
 
-    ``extra_callbacks`` run first (per-epoch randomness, timers).
-    ``resume_from`` continues after its last completed epoch: ``model`` must already hold that
-    epoch's weights; the optimizer state and callback counters are restored here.
+    ``extra_callbacks`` run first (per-epoch randomness, timers). ``save_model`` is the full
+    classifier when ``model`` is only its head (feature cache): its weights are the ones saved
+    each epoch. ``resume_from`` continues after its last completed epoch: the classifier must
+    already hold that epoch's weights; the optimizer state and counters are restored here.
     """
     loss = make_loss(config)
     scorer = ValidationScorer(valid_ds, valid_labels, loss)
-    checkpoint = EpochCheckpoint(run.model_logs)
+    full = save_model if save_model is not None else model
+    checkpoint = EpochCheckpoint(run.model_logs, full)
     title = f"{run.path.name}: {config['MODEL_NAME']}"
     log = TrainingLog(
         run.training_log, lambda frame: plot_training_stats(frame, run.stats_png, title)
     )
-    stateful = make_stateful_callbacks(config, checkpoint)
+    stateful = make_stateful_callbacks(config, checkpoint, full)
     start = 0
     if resume_from is not None:
         start = resume_from.epoch
@@ -179,16 +185,17 @@ def fit(
             callback.carry = resume_from.callbacks.get(name)
     per_epoch = [checkpoint, log, *(epoch_reporters(scorer, checkpoint) if epoch_reporters else [])]
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False)
-    backbone_layers = len(model.get_layer(BACKBONE_LAYER).layers)
+    backbone_layers = len(full.get_layer(BACKBONE_LAYER).layers)
     verbose = 1 if sys.stdout.isatty() else 2
     for index, phase in enumerate(plan_phases(config, backbone_layers)):
         if phase.end_epoch <= start:
             continue
-        apply_freezing(model, phase, config["TRAINING_TYPE"])
+        apply_freezing(full, phase, config["TRAINING_TYPE"])
         model.compile(
             optimizer=make_optimizer(config, config["LEARNING_RATE"] * phase.lr_factor),
             loss=loss,
             metrics=["accuracy"],
+            jit_compile=config["JIT_COMPILE"],
         )
         first = max(phase.first_epoch, start)
         if resume_from is not None and resume_from.phase == index and first == start:

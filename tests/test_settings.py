@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, cli_env
 
 from cnnhub import settings
 from cnnhub.errors import CnnhubError
+from conftest import ROOT, cli_env
 
 
 def test_defaults_come_from_config_py():
@@ -140,3 +140,11 @@ def test_list_models_prints_the_registry():
         text=True,
     )
     assert same.stdout == result.stdout
+
+
+def test_readme_lists_every_flag():
+    """The README's flag table is generated from config.py; regenerate it when a key changes:
+    python -c "from cnnhub.settings import flags_markdown; print(flags_markdown())"."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- flags:start -->\n", 1)[1].split("\n<!-- flags:end -->", 1)[0]
+    assert block == settings.flags_markdown()

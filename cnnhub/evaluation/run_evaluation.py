@@ -154,13 +154,6 @@ def select_weights(run: RunContents, which: str | list[str], top_metric: str) ->
 # ---------------------------------------------------------------- scoring
 
 
-def _head_layers(model) -> list:
-    from cnnhub.model_factory import BACKBONE_LAYER
-
-    names = [layer.name for layer in model.layers]
-    return model.layers[names.index(BACKBONE_LAYER) + 1 :]
-
-
 def _backbone_digest(model) -> str:
     from cnnhub.model_factory import BACKBONE_LAYER
 
@@ -184,21 +177,10 @@ class BatchedScorer:
         self.frozen_backbone = frozen_backbone
         self._features: np.ndarray | None = None
         self._digest: str | None = None
-        self._head = None
         if frozen_backbone:
-            from cnnhub.model_factory import BACKBONE_LAYER
+            from cnnhub.model_factory import split_at_backbone
 
-            backbone = model.get_layer(BACKBONE_LAYER)
-            inputs = keras.Input(model.input_shape[1:])
-            x = inputs
-            for layer in model.layers[1 : model.layers.index(backbone)]:
-                x = layer(x)
-            self._extractor = keras.Model(inputs, backbone(x, training=False))
-            head_in = keras.Input(backbone.output_shape[1:])
-            y = head_in
-            for layer in _head_layers(model):
-                y = layer(y)
-            self._head = keras.Model(head_in, y)
+            self._extractor, self._head = split_at_backbone(model)
 
     def predict(self) -> np.ndarray:
         if not self.frozen_backbone:
@@ -225,13 +207,19 @@ def evaluate_run(
     run_dir: str | Path,
     data_dir: str | None = None,
     weights: str | list[str] | None = None,
+    source=None,
 ) -> dict[str, Any]:
     """Score a run's weights on its validation folder, or on ``data_dir``; choose the best.
+
+    ``source`` (a ``cnnhub.sources.DataSource`` in any layout, e.g. a CSV or IDX test set) is
+    scored like ``data_dir``, into ``evaluations/<its file or folder name>/``. Without either,
+    a run whose validation set was not a whole class folder (VAL_SPLIT, SPLIT_FILE, FOLDS,
+    DEV, another layout) is scored on that set, rebuilt by ``cnnhub.data``.
 
     Checks everything (run folder, classes, weights compatibility) before writing anything.
     Returns the chosen best weights (``best_weights.json`` content).
     """
-    from cnnhub.data import Split, make_dataset
+    from cnnhub.data import Split, make_dataset, run_validation_source, split_of_source
     from cnnhub.images import list_class_folder, scan_images
     from cnnhub.model_factory import build_model
     from cnnhub.weights import check_compatible
@@ -239,26 +227,37 @@ def evaluate_run(
     run = read_run(run_dir)
     config = dict(run.config, WEIGHTS="none")  # rebuild with random init: never download
     chosen = select_weights(run, weights or config["EVAL_WEIGHTS"], config["EVAL_TOP_METRIC"])
-    folder = data_dir or config["DATA_DIR_VALID"]
-    if not Path(folder).is_dir():
-        raise CnnhubError(
-            f"Evaluation data folder not found: {folder}. Pass --data_dir DIR with the run's "
-            f"class sub-folders. Received: {folder}"
-        )
-    found, items = list_class_folder(folder)
-    _check_classes(run, found, folder)
+    other_data = data_dir is not None or source is not None
+    if not other_data:  # data side: rebuild a validation set that is not a plain folder
+        source = run_validation_source(config, run.path, run.class_names)
+    if source is not None:
+        folder = source.origin
+        _check_classes(run, source.class_names, folder)
+    else:
+        folder = data_dir or config["DATA_DIR_VALID"]
+        if not Path(folder).is_dir():
+            raise CnnhubError(
+                f"Evaluation data folder not found: {folder}. Pass --data_dir DIR with the run's "
+                f"class sub-folders. Received: {folder}"
+            )
+        found, items = list_class_folder(folder)
+        _check_classes(run, found, folder)
     model = build_model(config, len(run.class_names))
     for path in chosen:
         check_compatible(model, path, str(path))
 
-    scan = scan_images([p for p, _ in items])
-    ok = set(scan.ok)
-    kept = [(p, label) for p, label in items if p in ok]
-    split = Split(
-        labels=np.array([label for _, label in kept], dtype=np.int64),
-        paths=[p for p, _ in kept],
-        needs_pil=frozenset(scan.needs_pil),
-    )
+    if source is not None:
+        split, skipped = split_of_source(source, config["SCAN_CACHE"])
+    else:
+        scan = scan_images([p for p, _ in items])
+        ok = set(scan.ok)
+        kept = [(p, label) for p, label in items if p in ok]
+        split = Split(
+            labels=np.array([label for _, label in kept], dtype=np.int64),
+            paths=[p for p, _ in kept],
+            needs_pil=frozenset(scan.needs_pil),
+        )
+        skipped = scan.skipped
     dataset = make_dataset(
         split,
         num_classes=len(run.class_names),
@@ -270,7 +269,7 @@ def evaluate_run(
         with_labels=False,
     )
     scorer = BatchedScorer(model, dataset, config["TRAINING_TYPE"] == "freeze_all")
-    out = run.path / "evaluations" / Path(folder).name if data_dir else None
+    out = run.path / "evaluations" / Path(folder).name if other_data else None
     rows, per_class = [], {}
     for path in chosen:
         model.load_weights(path)
@@ -289,11 +288,11 @@ def evaluate_run(
         per_class[path.name] = result["per_class"]
     report_folder = out or run.path
     write_csv_safe(report_folder / "analysis_report.csv", analysis_report(rows))
-    if scan.skipped:
+    if skipped:
         from cnnhub.images import write_skipped
 
-        write_skipped(report_folder, scan.skipped)
-    if data_dir:
+        write_skipped(report_folder, skipped)
+    if other_data:
         return summarize_other_data(run, report_folder)
     return finalize(run.path, config, model)
 

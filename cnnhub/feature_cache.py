@@ -1,0 +1,65 @@
+"""Frozen-backbone fast path: compute backbone features once, train only the head on them.
+
+With ``freeze_all`` the backbone never changes, so running it on every image in every epoch is
+wasted work. The classifier is split at its backbone (``split_at_backbone``; both parts share
+its layers): training images go through the backbone once (or FEATURE_CACHE_COPIES times with
+augmentation, each copy with its own augmentation seed), and the head trains on those feature
+maps. Saved weights and models are still the full classifier's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def use_feature_cache(config: dict[str, Any], augmenter) -> bool:
+    """FEATURE_CACHE: auto means on for freeze_all without augmentation."""
+    if config["TRAINING_TYPE"] != "freeze_all" or config["FEATURE_CACHE"] == "false":
+        return False
+    return config["FEATURE_CACHE"] == "true" or augmenter is None
+
+
+def cached_feature_datasets(model, splits, config: dict[str, Any], augmenter, randomness):
+    """Return (head model, training feature dataset, validation feature dataset).
+
+    The training dataset is shuffled by (seed, epoch) like the image pipeline, so resuming
+    repeats the uninterrupted run.
+    """
+    import tensorflow as tf
+
+    from cnnhub.data import make_dataset, shuffle_by_epoch
+    from cnnhub.model_factory import split_at_backbone
+
+    extractor, head = split_at_backbone(model)
+    size = (config["IMG_HEIGHT"], config["IMG_WIDTH"])
+    batch = config["BATCH_SIZE"]
+
+    def images(split):
+        return make_dataset(
+            split, splits.num_classes, size, batch, training=False, seed=config["SEED"],
+            cache=False, with_labels=False,
+        )  # fmt: skip
+
+    copies = config["FEATURE_CACHE_COPIES"] if augmenter is not None else 1
+    features, labels = [], []
+    for copy in range(copies):
+        ds = images(splits.train)
+        if augmenter is not None:
+            randomness.on_epoch_begin(copy)  # a distinct, reproducible augmentation per copy
+            ds = ds.map(lambda x: augmenter(x, training=True))
+        features.append(extractor.predict(ds, verbose=0))
+        labels.append(splits.train.labels)
+    train_x = np.concatenate(features)
+    train_y = np.eye(splits.num_classes, dtype="float32")[np.concatenate(labels)]
+    train = tf.data.Dataset.from_tensor_slices((train_x, train_y))
+    train = shuffle_by_epoch(train, len(train_x), config["SEED"], randomness.epoch)
+    train = train.batch(batch).prefetch(tf.data.AUTOTUNE)
+    valid_x = extractor.predict(images(splits.valid), verbose=0)
+    valid = tf.data.Dataset.from_tensor_slices(valid_x).batch(batch)
+    print(
+        f"Feature cache: backbone features of {len(train_x)} training and {len(valid_x)} "
+        f"validation images computed once ({train_x.nbytes / 1e6:,.0f} MB); training the head."
+    )
+    return head, train, valid
