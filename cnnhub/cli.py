@@ -18,6 +18,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("cnnhub.registry", "Print the model registry."),
     "evaluate": ("cnnhub.evaluation.command", "Score saved weights on validation or other data."),
     "compare": ("cnnhub.compare", "Write a leaderboard of the runs in a model repository."),
+    "inspect": ("cnnhub.inspect_data", "Check a dataset: counts, sizes, broken files, duplicates."),
+    "predict": ("cnnhub.predict", "Classify images with a trained run (top-k, threshold, CSV)."),
+    "featuremaps": ("cnnhub.explain.featuremaps", "Plot a run's conv feature maps for an image."),
+    "gradcam": ("cnnhub.explain.gradcam", "Grad-CAM heatmap of a run's model over an image."),
+    "errors": ("cnnhub.explain.errors", "Gallery of the most confidently wrong validation images."),
+    "export": ("cnnhub.export", "Export a run: keras, savedmodel, tflite, tflite-int8, onnx."),
 }
 
 

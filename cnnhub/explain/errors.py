@@ -1,0 +1,187 @@
+"""``cnnhub errors``: the validation images the model gets wrong most confidently.
+
+::
+
+    python -m cnnhub errors RUN [--weights best|last|<epoch>|<file>] [--count 16]
+        [--valid DIR] [--out FILE.png] [--batch_size 32]
+
+Like fastai's "top losses", restricted to mistakes: every validation image (``DATA_DIR_VALID``
+of ``run_config.json``, or ``--valid``) is predicted with the chosen weights (default: the
+best epoch), batched; the wrongly classified ones are sorted by the confidence of the wrong
+class (highest first) and the first ``--count`` are drawn in a gallery with actual class,
+predicted class and confidence under each. Written to ``RUN/explain/errors_<weights stem>.png``
+(or ``--out``) plus a CSV of the same name listing every wrong image (``image_path, actual,
+predicted, confidence, loss``; formula-safe). Unreadable validation files are left out, with a
+note.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cnnhub.errors import CnnhubError
+from cnnhub.explain.common import DPI, plot_text, pyplot
+from cnnhub.run_loading import (
+    OneLineParser,
+    build_run_model,
+    choose_weights,
+    class_folder_images,
+    note,
+    open_run,
+    quiet_tensorflow,
+    run_command,
+)
+
+CELL_WIDTH_PX = 260
+CELL_HEIGHT_PX = 330
+TITLE_PX = 70
+MAX_COLUMNS = 4
+
+
+def figure_pixels(count: int) -> tuple[int, int]:
+    """(width, height) in pixels of a gallery of ``count`` images."""
+    columns = min(MAX_COLUMNS, max(count, 1))
+    rows = math.ceil(max(count, 1) / columns)
+    return columns * CELL_WIDTH_PX, rows * CELL_HEIGHT_PX + TITLE_PX
+
+
+def wrong_predictions(
+    paths: Sequence[str], labels: Sequence[int], proba: np.ndarray, class_names: Sequence[str]
+):
+    """Every wrongly classified image, most confident first (readable images only)."""
+    import pandas as pd
+
+    labels = np.asarray(labels)
+    readable = ~np.isnan(proba).any(axis=1)
+    predicted = np.where(readable, np.nan_to_num(proba).argmax(axis=1), -1)
+    wrong = np.flatnonzero(readable & (predicted != labels))
+    names = list(class_names)
+    frame = pd.DataFrame(
+        {
+            "image_path": [str(paths[i]) for i in wrong],
+            "actual": [names[labels[i]] for i in wrong],
+            "predicted": [names[predicted[i]] for i in wrong],
+            "confidence": [float(proba[i, predicted[i]]) for i in wrong],
+            "loss": [float(-np.log(max(float(proba[i, labels[i]]), 1e-12))) for i in wrong],
+        },
+        columns=["image_path", "actual", "predicted", "confidence", "loss"],
+    )
+    return frame.sort_values(
+        ["confidence", "loss", "image_path"], ascending=[False, False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
+def plot_gallery(rows, image_size: tuple[int, int], title: str, path: Path) -> None:
+    """Save the gallery of ``rows`` (a frame from :func:`wrong_predictions`) to ``path``."""
+    from cnnhub import atomic
+    from cnnhub.images import UnreadableImage, load_image
+
+    plt = pyplot()
+    count = len(rows)
+    width, height = figure_pixels(count)
+    columns = min(MAX_COLUMNS, max(count, 1))
+    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    for n, record in enumerate(rows.to_dict("records")):
+        r, c = divmod(n, columns)
+        left = c * CELL_WIDTH_PX / width
+        top = 1 - (TITLE_PX + r * CELL_HEIGHT_PX) / height
+        image_height = 200 / height
+        ax = fig.add_axes(
+            (left + 30 / width, top - 10 / height - image_height, 200 / width, image_height)
+        )
+        try:
+            ax.imshow(load_image(record["image_path"], size=image_size, channels=3))
+        except UnreadableImage:
+            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
+        ax.set_axis_off()
+        ax.set_title(plot_text(Path(record["image_path"]).name), fontsize=7, color="0.3")
+        caption = (
+            f"actual: {plot_text(record['actual'])}\n"
+            f"predicted: {plot_text(record['predicted'])}\n"
+            f"confidence: {record['confidence']:.3f}"
+        )
+        fig.text(
+            left + 0.5 * CELL_WIDTH_PX / width,
+            top - 220 / height,
+            caption,
+            ha="center",
+            va="top",
+            fontsize=9,
+            linespacing=1.4,
+        )
+    fig.text(0.5, 1 - 35 / height, title, ha="center", va="center", fontsize=12)
+    atomic.save_figure(path, fig, dpi=DPI)
+    plt.close(fig)
+
+
+def _run(argv: Sequence[str], prog: str) -> int:
+    parser = OneLineParser(
+        prog=prog,
+        description="Gallery of the most confidently wrong validation images of a run.",
+    )
+    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    parser.add_argument(
+        "--weights",
+        default="best",
+        help="best, last, an epoch number or a weights file. [default: best]",
+    )
+    parser.add_argument("--count", type=int, default=16, help="Images shown. [default: 16]")
+    parser.add_argument(
+        "--valid", default=None, help="Validation folder. [default: DATA_DIR_VALID of the run]"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="PNG file to write (the CSV goes next to it). "
+        "[default: RUN/explain/errors_<weights stem>.png]",
+    )
+    parser.add_argument("--batch_size", type=int, default=32, help="[default: 32]")
+    args = parser.parse_args(list(argv))
+    if args.out is not None and not args.out.lower().endswith(".png"):
+        raise CnnhubError(f"`--out` must be a .png file path. Received: out={args.out}")
+    for flag in ("count", "batch_size"):
+        if getattr(args, flag) < 1:
+            raise CnnhubError(
+                f"`--{flag}` must be an integer >= 1. Received: {flag}={getattr(args, flag)}"
+            )
+    run = open_run(args.run)
+    weights = choose_weights(run, args.weights)
+    valid = args.valid if args.valid is not None else str(run.config.get("DATA_DIR_VALID", ""))
+    paths, labels = class_folder_images(valid, run.class_names, "validation", "--valid")
+    quiet_tensorflow()
+    from cnnhub.predict import predict_paths
+
+    model = build_run_model(run, weights)
+    proba, failures = predict_paths(model, paths, run.image_size, args.batch_size)
+    unreadable = sum(f is not None for f in failures)
+    if unreadable:
+        note(f"{unreadable} unreadable validation file(s) left out.")
+    wrong = wrong_predictions(paths, labels, proba, run.class_names)
+    scored = len(paths) - unreadable
+    if wrong.empty:
+        print(f"No misclassified validation images: all {scored} are right with {weights.how}.")
+        return 0
+    png = Path(args.out) if args.out else run.path / "explain" / f"errors_{weights.stem}.png"
+    csv = png.with_suffix(".csv")
+    shown = wrong.head(args.count)
+    title = (
+        f"Most confidently wrong: {len(shown)} of {len(wrong)} errors in {scored} validation "
+        f"images\nrun {plot_text(run.name)}, weights {plot_text(weights.path.name)}"
+    )
+    plot_gallery(shown, run.image_size, title, png)
+    from cnnhub.evaluation.safe_csv import write_csv_safe
+
+    write_csv_safe(csv, wrong)
+    print(f"{len(wrong)} of {scored} validation images wrong with {weights.how}.")
+    print(f"Gallery: {png}")
+    print(f"All errors: {csv}")
+    return 0
+
+
+def command(argv: Sequence[str], prog: str = "cnnhub errors") -> int:
+    """Entry point of ``cnnhub errors``; returns the exit code."""
+    return run_command(prog, lambda: _run(argv, prog))

@@ -1,0 +1,251 @@
+"""``cnnhub gradcam``: where in the image the model looks for a class (Grad-CAM).
+
+::
+
+    python -m cnnhub gradcam RUN IMAGE [--class NAME] [--layer NAME]
+        [--weights best|last|<epoch>|<file>] [--out FILE.png]
+
+Grad-CAM (Selvaraju et al., 2017): the gradient of the class's probability with respect to a
+feature map, averaged over space, weights that map's channels; the ReLU of the weighted sum,
+scaled to [0, 1], is the heatmap. It works for every backbone because cnnhub models are a chain
+``preprocessing -> backbone -> head`` (see :class:`cnnhub.explain.common.SplitModel`): a
+sub-model of the backbone returns the chosen layer's map and the backbone's output, and the
+head layers are applied on top inside the same ``GradientTape``.
+
+The layer defaults to the last backbone layer whose map is larger than 1x1 (the backbone's
+output for usual input sizes; at small inputs, e.g. 32x32 with a 32x-downsampling ImageNet
+backbone, an earlier, larger map); zero-padding and dropout layers are skipped. The class
+defaults to the predicted one. The PNG (image | heatmap | overlay, titled with class and
+probability) goes to ``RUN/explain/gradcam/<image stem>_<class>.png`` or ``--out``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnnhub.errors import CnnhubError
+from cnnhub.explain.common import DPI, plot_text, pyplot, shape_text, spatial_layers, split_model
+from cnnhub.run_loading import (
+    OneLineParser,
+    build_run_model,
+    choose_weights,
+    note,
+    open_run,
+    printable,
+    quiet_tensorflow,
+    run_command,
+    safe_file_name,
+)
+
+FIGURE_PIXELS = (1200, 460)
+"""(width, height) of the Grad-CAM PNG."""
+DISPLAY_MAX = 512  # the image is shown at most this large (longest side)
+OVERLAY_ALPHA = 0.45
+
+
+@dataclass
+class GradCam:
+    """A Grad-CAM result: ``heatmap`` (h, w) in [0, 1] at the layer's resolution."""
+
+    heatmap: np.ndarray
+    class_index: int
+    probabilities: np.ndarray
+    layer: str
+    layer_shape: tuple
+
+
+def default_layer(backbone):
+    """The last backbone layer with a feature map larger than 1x1 (else the last map)."""
+    import keras
+
+    skipped = (keras.layers.ZeroPadding2D, keras.layers.Dropout, keras.layers.SpatialDropout2D)
+    candidates = [layer for layer in spatial_layers(backbone) if not isinstance(layer, skipped)]
+    if not candidates:
+        raise CnnhubError(
+            f"The backbone has no layer with a 2-D feature map for Grad-CAM. "
+            f"Received: backbone layers={[layer.name for layer in backbone.layers]}"
+        )
+    for layer in reversed(candidates):
+        _, height, width, _ = layer.output.shape
+        if (height or 0) * (width or 0) > 1:
+            return layer
+    return candidates[-1]
+
+
+def grad_cam(
+    model, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None
+) -> GradCam:
+    """Grad-CAM of ``model`` for one raw 0-255 ``image`` (H, W, 3).
+
+    ``class_index`` None uses the predicted class; ``layer_name`` None :func:`default_layer`.
+    """
+    import keras
+    import tensorflow as tf
+
+    split = split_model(model)
+    layer = split.layer(layer_name) if layer_name else default_layer(split.backbone)
+    probe = keras.Model(split.backbone.input, [layer.output, split.backbone.output])
+    x = tf.convert_to_tensor(np.asarray(image, dtype=np.float32)[None])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        conv_out, features = probe(split.preprocess(x), training=False)
+        proba = split.classify(features)
+        index = int(tf.argmax(proba[0])) if class_index is None else int(class_index)
+        score = proba[:, index]
+    grads = tape.gradient(score, conv_out)
+    reference = np.asarray(model(x, training=False))[0]
+    got = proba.numpy()[0]
+    if not np.allclose(got, reference, atol=1e-4):
+        raise RuntimeError(
+            f"Grad-CAM's split of the model does not reproduce its output "
+            f"(max difference {np.abs(got - reference).max():.2e})"
+        )
+    if grads is None:
+        raise RuntimeError(f"no gradient flows from the output to layer {layer.name}")
+    weights = tf.reduce_mean(grads, axis=(0, 1, 2))
+    cam = tf.nn.relu(tf.reduce_sum(conv_out[0] * weights, axis=-1)).numpy().astype(np.float64)
+    peak = cam.max()
+    heatmap = cam / peak if peak > 0 else np.zeros_like(cam)
+    return GradCam(heatmap, index, got, layer.name, tuple(int(d) for d in conv_out.shape[1:]))
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
+    """``heatmap`` resized to ``image`` (uint8 H, W, 3), coloured (jet) and blended on it."""
+    import matplotlib
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    resized = Image.fromarray(heatmap.astype(np.float32)).resize(
+        (width, height), Image.Resampling.BILINEAR
+    )
+    heat = np.clip(np.asarray(resized), 0.0, 1.0)
+    colours = matplotlib.colormaps["jet"](heat)[..., :3] * 255.0
+    blended = (1 - alpha) * image.astype(np.float64) + alpha * colours
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def display_image(path: str | Path) -> np.ndarray:
+    """The image as a person sees it (EXIF-rotated), longest side at most :data:`DISPLAY_MAX`."""
+    from cnnhub.images import load_image
+
+    full = load_image(path, channels=3)
+    height, width = full.shape[:2]
+    scale = min(1.0, DISPLAY_MAX / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(height * scale)), max(1, round(width * scale)))
+        return load_image(path, size=size, channels=3)
+    return full
+
+
+def plot_gradcam(
+    shown: np.ndarray, result: GradCam, class_names: Sequence[str], caption: str, path: Path
+) -> None:
+    """Save the three-panel Grad-CAM figure (image, heatmap, overlay) to ``path``."""
+    from cnnhub import atomic
+
+    plt = pyplot()
+    width, height = FIGURE_PIXELS
+    fig, axes = plt.subplots(1, 3, figsize=(width / DPI, height / DPI), dpi=DPI)
+    predicted = int(np.argmax(result.probabilities))
+    target = result.class_index
+    axes[0].imshow(shown)
+    axes[0].set_title("image", fontsize=10)
+    axes[1].imshow(result.heatmap, cmap="jet", vmin=0.0, vmax=1.0, interpolation="bilinear")
+    axes[1].set_title(
+        f"Grad-CAM at {plot_text(result.layer)} ({shape_text(result.layer_shape)})", fontsize=10
+    )
+    axes[2].imshow(overlay(shown, result.heatmap))
+    axes[2].set_title("overlay", fontsize=10)
+    for ax in axes:
+        ax.set_axis_off()
+    title = f"class: {plot_text(class_names[target])} (p={result.probabilities[target]:.3f})"
+    if predicted != target:
+        title += (
+            f"   predicted: {plot_text(class_names[predicted])} "
+            f"(p={result.probabilities[predicted]:.3f})"
+        )
+    fig.suptitle(title, fontsize=12)
+    fig.text(0.5, 0.03, plot_text(caption), ha="center", fontsize=8, color="0.3")
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.82, bottom=0.08, wspace=0.08)
+    atomic.save_figure(path, fig, dpi=DPI)
+    plt.close(fig)
+
+
+def class_index_of(name: str, class_names: Sequence[str]) -> int:
+    """The index of class ``name`` (exact match), or a CnnhubError listing the classes."""
+    if name in class_names:
+        return list(class_names).index(name)
+    raise CnnhubError(
+        f"`--class` must be one of the run's classes: "
+        f"{', '.join(printable(c) for c in class_names)}. Received: class={printable(name)}"
+    )
+
+
+def _run(argv: Sequence[str], prog: str) -> int:
+    parser = OneLineParser(
+        prog=prog,
+        description="Grad-CAM heatmap of a run's model over one image, for the predicted class "
+        "or the one named with --class.",
+    )
+    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    parser.add_argument("image", help="Image file.")
+    parser.add_argument(
+        "--class", dest="class_name", default=None, help="Class to explain. [default: predicted]"
+    )
+    parser.add_argument(
+        "--layer",
+        default=None,
+        help="Backbone layer whose feature map is used. [default: the last one larger than 1x1]",
+    )
+    parser.add_argument(
+        "--weights",
+        default="best",
+        help="best, last, an epoch number or a weights file. [default: best]",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="PNG file to write. [default: RUN/explain/gradcam/<image stem>_<class>.png]",
+    )
+    args = parser.parse_args(list(argv))
+    if args.out is not None and not args.out.lower().endswith(".png"):
+        raise CnnhubError(f"`--out` must be a .png file path. Received: out={args.out}")
+    run = open_run(args.run)
+    target = None if args.class_name is None else class_index_of(args.class_name, run.class_names)
+    weights = choose_weights(run, args.weights)
+    from cnnhub.images import load_image
+
+    image = load_image(args.image, size=run.image_size, channels=3)
+    shown = display_image(args.image)
+    quiet_tensorflow()
+    model = build_run_model(run, weights)
+    result = grad_cam(model, image, target, args.layer)
+    class_name = run.class_names[result.class_index]
+    if args.out:
+        path = Path(args.out)
+    else:
+        stem = safe_file_name(Path(args.image).stem)
+        path = run.path / "explain" / "gradcam" / f"{stem}_{safe_file_name(class_name)}.png"
+    caption = (
+        f"image {Path(args.image).name} | run {run.name} | weights {weights.path.name} "
+        f"| layer {result.layer}"
+    )
+    plot_gradcam(shown, result, run.class_names, caption, path)
+    if result.layer_shape[0] * result.layer_shape[1] <= 1:
+        note(f"layer {result.layer} has a 1x1 map: the heatmap cannot show where the model looks.")
+    elif not result.heatmap.any():
+        note(f"nothing in the image raises the probability of {printable(class_name)} here.")
+    print(
+        f"Grad-CAM for {printable(class_name)} (p={result.probabilities[result.class_index]:.3f}) "
+        f"at layer {result.layer} ({shape_text(result.layer_shape)}): {path}"
+    )
+    return 0
+
+
+def command(argv: Sequence[str], prog: str = "cnnhub gradcam") -> int:
+    """Entry point of ``cnnhub gradcam``; returns the exit code."""
+    return run_command(prog, lambda: _run(argv, prog))

@@ -1,0 +1,663 @@
+"""``cnnhub export``: a run's model in a deployable format, checked before it is kept.
+
+::
+
+    python -m cnnhub export RUN --format keras|savedmodel|tflite|tflite-int8|onnx
+        [--weights best|last|<epoch>|<file>] [--threshold best|<float>] [--out DIR]
+        [--valid DIR] [--calibration DIR] [--calibration_images 200] [--opset 17]
+
+Every format takes raw RGB pixels (0-255, float32, NHWC) of the run's image size and returns
+class probabilities: cnnhub models carry their preprocessing inside. Resizing to the run's
+size is the caller's job (cnnhub resizes bilinearly with antialiasing).
+
+Output folder (``--out``, default ``RUN/export/<format>/``):
+
+===============  =====================================================================
+format           model file, runtime used for the check
+===============  =====================================================================
+``keras``        ``model.keras``; ``keras.saving.load_model`` (needs ``import cnnhub``:
+                 the preprocessing layer is cnnhub's)
+``savedmodel``   ``saved_model/`` (``model.export``); ``tf.saved_model.load``, signature
+                 ``serve`` (input ``image``, output ``output_0``)
+``tflite``       ``model.tflite`` (float32, converted from the SavedModel); LiteRT
+                 (``ai_edge_litert``) or else ``tf.lite.Interpreter``
+``tflite-int8``  ``model_int8.tflite``: weights and activations quantised to int8 with a
+                 representative sample of the training images (``DATA_DIR_TRAIN`` or
+                 ``--calibration``), float32 input and output kept; LiteRT as above
+``onnx``         ``model.onnx`` (tf2onnx, opset ``--opset``; input ``image``, output
+                 ``probabilities``; labels and threshold also in its metadata_props);
+                 onnxruntime
+===============  =====================================================================
+
+Next to the model: ``labels.txt`` (one class name per line, in output order) and
+``metadata.json`` (labels, threshold, input/output description, weights used, verification
+result, size, latency, versions). The threshold is the one of ``best_weights.json`` unless
+``--threshold`` says otherwise: a top-1 probability below it means "uncertain".
+
+The export is written to a hidden staging folder inside ``--out`` first. It is then reloaded
+with its own runtime and run on up to 64 validation images (``DATA_DIR_VALID`` or ``--valid``;
+random images, with a note, when none are there); the largest absolute difference from the
+Keras model's probabilities must be at most 1e-4 (float formats) or, for ``tflite-int8``, the
+top-1 class must agree on at least 95% of the images. Only then is it moved into place;
+otherwise the staging folder is removed and the command fails (exit 2). The file size and the
+median batch-1 latency per image on this machine are printed and recorded.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnhub import atomic
+from cnnhub.errors import CnnhubError
+from cnnhub.run_loading import (
+    UNCERTAIN,
+    OneLineParser,
+    Run,
+    WeightsChoice,
+    build_run_model,
+    choose_threshold,
+    choose_weights,
+    note,
+    open_run,
+    printable,
+    quiet_tensorflow,
+    run_command,
+    spread,
+    walk_images,
+)
+
+FORMATS: dict[str, str] = {
+    "keras": "model.keras",
+    "savedmodel": "saved_model",
+    "tflite": "model.tflite",
+    "tflite-int8": "model_int8.tflite",
+    "onnx": "model.onnx",
+}
+"""Export formats and the name of the model file (or folder) each writes."""
+
+FLOAT_TOLERANCE = 1e-4
+"""Largest allowed |probability difference| from the Keras model for the float formats."""
+INT8_MIN_AGREEMENT = 0.95
+"""Smallest allowed top-1 agreement with the Keras model for ``tflite-int8``."""
+VERIFY_IMAGES = 64
+LATENCY_RUNS = 30
+LATENCY_SECONDS = 3.0
+ONNX_OUTPUT = "probabilities"
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_run` wrote and measured."""
+
+    format: str
+    path: Path
+    labels_path: Path
+    metadata_path: Path
+    size_bytes: int
+    max_abs_diff: float
+    top1_agreement: float
+    images_checked: int
+    latency_ms: float
+    runtime: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- runtimes
+
+
+def tflite_interpreter_class():
+    """LiteRT's Interpreter when ``ai_edge_litert`` is installed, else ``tf.lite.Interpreter``.
+
+    Returns ``(class, runtime description)``.
+    """
+    try:
+        from ai_edge_litert import __version__ as litert_version
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, f"LiteRT {litert_version}"
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, f"tf.lite.Interpreter (TensorFlow {tf.__version__})"
+
+
+@dataclass
+class Runtime:
+    """An exported model loaded in its own runtime.
+
+    ``predict`` maps a float32 batch (N, H, W, 3) of raw 0-255 pixels to probabilities (N, K).
+    """
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    name: str
+    input_name: str
+    output_name: str
+
+
+def load_runtime(fmt: str, path: Path) -> Runtime:
+    """Load the export at ``path`` (format ``fmt``) with its own runtime."""
+    if fmt == "keras":
+        import keras
+
+        import cnnhub.layers  # noqa: F401  (registers the preprocessing layer)
+
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        return Runtime(
+            lambda x: np.asarray(model.predict_on_batch(x)),
+            f"keras.saving.load_model (Keras {keras.__version__})",
+            model.inputs[0].name,
+            model.output_names[0] if getattr(model, "output_names", None) else "output",
+        )
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        signature = loaded.signatures["serve"]
+        (input_name,) = signature.structured_input_signature[1]
+        (output_name,) = signature.structured_outputs
+
+        def serve(x: np.ndarray) -> np.ndarray:
+            return signature(**{input_name: tf.constant(x)})[output_name].numpy()
+
+        return Runtime(
+            serve,
+            f"tf.saved_model.load, signature serve (TensorFlow {tf.__version__})",
+            input_name,
+            output_name,
+        )
+    if fmt in ("tflite", "tflite-int8"):
+        interpreter_class, runtime = tflite_interpreter_class()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+            interpreter = interpreter_class(model_path=str(path))
+        interpreter.allocate_tensors()
+        source = interpreter.get_input_details()[0]
+        target = interpreter.get_output_details()[0]
+
+        def invoke(x: np.ndarray) -> np.ndarray:
+            outputs = []
+            for image in x:  # batch 1, as on a device
+                interpreter.set_tensor(source["index"], image[None].astype(source["dtype"]))
+                interpreter.invoke()
+                outputs.append(interpreter.get_tensor(target["index"])[0].copy())
+            return np.stack(outputs)
+
+        return Runtime(invoke, runtime, source["name"], target["name"])
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        input_name = session.get_inputs()[0].name
+        return Runtime(
+            lambda x: session.run(None, {input_name: x})[0],
+            f"onnxruntime {ort.__version__} (CPUExecutionProvider)",
+            input_name,
+            session.get_outputs()[0].name,
+        )
+    raise AssertionError(fmt)
+
+
+def check_dependencies(fmt: str) -> None:
+    """Fail early, with the install command, when a format's converter or runtime is missing."""
+    needed = {"onnx": ("tf2onnx", "onnx", "onnxruntime")}.get(fmt, ())
+    missing = []
+    for module in needed:
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise CnnhubError(
+            f"Exporting to {fmt} needs {', '.join(missing)}: pip install {' '.join(missing)} "
+            f"(or pip install -r requirements.txt). Received: format={fmt}"
+        )
+
+
+# --------------------------------------------------------------------------- converters
+
+
+def _tflite_from_saved_model(saved_model: Path, target: Path, calibration=None) -> None:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if calibration is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+        def representative():
+            for image in calibration:
+                yield [image[None].astype(np.float32)]
+
+        converter.representative_dataset = representative
+    target.write_bytes(converter.convert())
+
+
+def _onnx(model, target: Path, image_size: tuple[int, int], opset: int, props: dict) -> None:
+    import logging
+
+    import onnx
+    import tensorflow as tf
+
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    import tf2onnx
+
+    spec = tf.TensorSpec((None, *image_size, 3), tf.float32, name="image")
+    forward = tf.function(lambda image: model(image, training=False))
+    proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
+    old = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = [ONNX_OUTPUT if name == old else name for name in node.output]
+        node.input[:] = [ONNX_OUTPUT if name == old else name for name in node.input]
+    proto.graph.output[0].name = ONNX_OUTPUT
+    onnx.helper.set_model_props(proto, props)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(target))
+
+
+def convert(
+    model,
+    fmt: str,
+    target: Path,
+    staging: Path,
+    image_size: tuple[int, int],
+    calibration: list[np.ndarray] | None = None,
+    onnx_props: dict | None = None,
+    opset: int = 17,
+) -> None:
+    """Write ``model`` in format ``fmt`` to ``target`` (scratch files go to ``staging``)."""
+    if fmt == "keras":
+        model.save(target)
+    elif fmt == "savedmodel":
+        model.export(str(target), format="tf_saved_model", verbose=False)
+    elif fmt in ("tflite", "tflite-int8"):
+        saved = staging / "_saved_model_for_tflite"
+        model.export(str(saved), format="tf_saved_model", verbose=False)
+        _tflite_from_saved_model(saved, target, calibration if fmt == "tflite-int8" else None)
+        shutil.rmtree(saved, ignore_errors=True)
+    elif fmt == "onnx":
+        _onnx(model, target, image_size, opset, onnx_props or {})
+    else:
+        raise AssertionError(fmt)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError
+
+
+def measure_latency(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> float:
+    """Median milliseconds of ``predict`` on one image (batch 1), after two warm-up runs."""
+    batch = image[None].astype(np.float32)
+    for _ in range(2):
+        predict(batch)
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < LATENCY_RUNS and (
+        len(times) < 3 or time.perf_counter() - started < LATENCY_SECONDS
+    ):
+        tick = time.perf_counter()
+        predict(batch)
+        times.append((time.perf_counter() - tick) * 1000)
+    return statistics.median(times)
+
+
+def load_image_sample(
+    folder: str, count: int, size: tuple[int, int]
+) -> tuple[list[np.ndarray], list[str]]:
+    """Up to ``count`` readable images, spread evenly over ``folder`` (recursively)."""
+    from cnnhub.images import UnreadableImage, load_image
+
+    if not folder or not Path(folder).is_dir():
+        return [], []
+    images, paths = [], []
+    for path in spread(walk_images(folder), count):
+        try:
+            images.append(load_image(path, size=size, channels=3).astype(np.float32))
+            paths.append(path)
+        except UnreadableImage:
+            continue
+    return images, paths
+
+
+def verification_images(run: Run, folder: str | None) -> tuple[np.ndarray, str]:
+    """The images an export is checked on: validation images, or random ones with a note."""
+    folder = folder if folder is not None else str(run.config.get("DATA_DIR_VALID", ""))
+    images, _ = load_image_sample(folder, VERIFY_IMAGES, run.image_size)
+    if images:
+        return np.stack(images), f"{len(images)} validation image(s) from {folder}"
+    note(
+        f"no readable validation images in {folder!r}; checking the export on "
+        f"{VERIFY_IMAGES} random images instead (pass --valid DIR to use real ones)."
+    )
+    rng = np.random.default_rng(0)
+    shape = (VERIFY_IMAGES, *run.image_size, 3)
+    return rng.integers(0, 256, shape).astype(np.float32), f"{VERIFY_IMAGES} random images"
+
+
+def calibration_images(run: Run, folder: str | None, count: int) -> list[np.ndarray]:
+    """The representative sample for int8 quantisation (training images)."""
+    folder = folder if folder is not None else str(run.config.get("DATA_DIR_TRAIN", ""))
+    images, _ = load_image_sample(folder, count, run.image_size)
+    if not images:
+        raise CnnhubError(
+            f"tflite-int8 needs training images to calibrate the quantisation, but "
+            f"{folder!r} (DATA_DIR_TRAIN of the run) holds no readable image. Pass a folder of "
+            f"representative images with --calibration DIR. Received: calibration={folder!r}"
+        )
+    return images
+
+
+def compare(reference: np.ndarray, exported: np.ndarray) -> tuple[float, float]:
+    """(max |difference|, top-1 agreement) of exported probabilities against the reference."""
+    exported = np.asarray(exported, dtype=np.float64).reshape(reference.shape)
+    if not np.isfinite(exported).all():
+        return float("inf"), float(np.mean(exported.argmax(1) == reference.argmax(1)))
+    diff = float(np.abs(exported - reference).max())
+    return diff, float(np.mean(exported.argmax(axis=1) == reference.argmax(axis=1)))
+
+
+def check_passes(fmt: str, diff: float, agreement: float) -> str | None:
+    """None when the check passes, else why it fails."""
+    if fmt == "tflite-int8":
+        if agreement < INT8_MIN_AGREEMENT:
+            return (
+                f"top-1 agreement with the Keras model is {agreement:.1%}, under the "
+                f"{INT8_MIN_AGREEMENT:.0%} required"
+            )
+        return None
+    if not diff <= FLOAT_TOLERANCE:
+        return (
+            f"the largest probability difference from the Keras model is {diff:.3g}, over "
+            f"the {FLOAT_TOLERANCE:g} allowed"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _move_into_place(source: Path, destination: Path, staging: Path) -> None:
+    if destination.is_dir() and not destination.is_symlink():
+        old = staging / "_replaced"
+        os.replace(destination, old)
+    os.replace(source, destination)
+
+
+def _versions(fmt: str) -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime
+        import tf2onnx
+
+        versions.update(
+            tf2onnx=tf2onnx.__version__, onnx=onnx.__version__, onnxruntime=onnxruntime.__version__
+        )
+    return versions
+
+
+def _io_description(fmt: str, run: Run, runtime: Runtime) -> tuple[dict, dict]:
+    height, width = run.image_size
+    inputs = {
+        "name": runtime.input_name,
+        "shape": [1 if fmt.startswith("tflite") else None, height, width, 3],
+        "dtype": "float32",
+        "layout": "NHWC",
+        "channels": "RGB",
+        "range": [0, 255],
+        "preprocessing": "none (inside the model); resize to the shape first",
+    }
+    outputs = {
+        "name": runtime.output_name,
+        "shape": [1 if fmt.startswith("tflite") else None, run.num_classes],
+        "dtype": "float32",
+        "meaning": "class probabilities (softmax); index i is labels[i]",
+    }
+    return inputs, outputs
+
+
+def export_run(
+    run: Run,
+    weights: WeightsChoice,
+    fmt: str,
+    out_dir: Path,
+    threshold: float,
+    valid_dir: str | None = None,
+    calibration_dir: str | None = None,
+    calibration_count: int = 200,
+    opset: int = 17,
+) -> ExportResult:
+    """Export, verify and, when the check passes, keep the run's model (module docstring).
+
+    Raises:
+        CnnhubError: bad input, or the exported model failed its check (nothing is kept).
+    """
+    check_dependencies(fmt)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_out_dir(out_dir, fmt)
+    calibration = (
+        calibration_images(run, calibration_dir, calibration_count)
+        if fmt == "tflite-int8"
+        else None
+    )
+    images, source = verification_images(run, valid_dir)
+    model = build_run_model(run, weights)
+    reference = np.asarray(model.predict(images, batch_size=32, verbose=0), dtype=np.float64)
+    name = FORMATS[fmt]
+    props = {
+        "cnnhub_labels": json.dumps(run.class_names, ensure_ascii=False),
+        "cnnhub_threshold": repr(float(threshold)),
+        "cnnhub_input": f"float32 NHWC RGB 0-255, {run.image_size[0]}x{run.image_size[1]}",
+    }
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        staged = staging / name
+        try:
+            convert(model, fmt, staged, staging, run.image_size, calibration, props, opset)
+        except CnnhubError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - converters raise anything; report on one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CnnhubError(
+                f"Converting {run.name} to {fmt} failed: {type(exc).__name__}: {first[:300]}. "
+                f"Nothing was written. Received: format={fmt}"
+            ) from exc
+        try:
+            runtime = load_runtime(fmt, staged)
+            outputs = np.concatenate(
+                [runtime.predict(images[i : i + 32]) for i in range(0, len(images), 32)], axis=0
+            )
+        except Exception as exc:  # noqa: BLE001 - runtimes raise anything; report on one line
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CnnhubError(
+                f"The {fmt} export does not run in its runtime: {type(exc).__name__}: "
+                f"{first[:300]}. The export was removed. Received: format={fmt}"
+            ) from exc
+        diff, agreement = compare(reference, outputs)
+        problem = check_passes(fmt, diff, agreement)
+        if problem is not None:
+            raise CnnhubError(
+                f"The {fmt} export failed its check on {source} with {runtime.name}: {problem}. "
+                f"The export was removed. Received: format={fmt}"
+            )
+        latency = measure_latency(runtime.predict, images[0])
+        size = _size(staged)
+        target = out_dir / name
+        _move_into_place(staged, target, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    labels_path = out_dir / "labels.txt"
+    atomic.write_text(labels_path, "".join(f"{printable(c)}\n" for c in run.class_names))
+    inputs, outputs_info = _io_description(fmt, run, runtime)
+    metadata = {
+        "format": fmt,
+        "model_file": name,
+        "run": run.name,
+        "run_path": str(run.path.resolve()),
+        "model_name": run.config.get("MODEL_NAME"),
+        "weights": weights.path.name,
+        "weights_choice": weights.how,
+        "epoch": weights.epoch,
+        "labels": run.class_names,
+        "threshold": threshold,
+        "decision": f"labels[argmax] if max probability >= threshold else '{UNCERTAIN}'",
+        "input": inputs,
+        "output": outputs_info,
+        "verification": {
+            "images": len(images),
+            "source": source,
+            "runtime": runtime.name,
+            "max_abs_diff": diff,
+            "top1_agreement": agreement,
+            "limit": (
+                f"top-1 agreement >= {INT8_MIN_AGREEMENT}"
+                if fmt == "tflite-int8"
+                else f"max_abs_diff <= {FLOAT_TOLERANCE}"
+            ),
+        },
+        "size_bytes": size,
+        "latency_ms_per_image": round(latency, 4),
+        "latency_note": "median of batch-1 runs on the exporting machine",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(fmt),
+    }
+    metadata_path = out_dir / "metadata.json"
+    atomic.write_json(metadata_path, metadata)
+    return ExportResult(
+        fmt, target, labels_path, metadata_path, size, diff, agreement, len(images), latency,
+        runtime.name, metadata,
+    )  # fmt: skip
+
+
+def _check_out_dir(out_dir: Path, fmt: str) -> None:
+    """Refuse to mix two formats' metadata in one folder."""
+    existing = out_dir / "metadata.json"
+    if not existing.is_file():
+        return
+    try:
+        previous = json.loads(existing.read_text(encoding="utf-8")).get("format")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous not in (None, fmt):
+        raise CnnhubError(
+            f"{out_dir} already holds a {previous} export (metadata.json); use one folder per "
+            f"format: pass another --out. Received: out={str(out_dir)!r}, format={fmt}"
+        )
+
+
+def parse_format(text: str) -> str:
+    fmt = text.strip().lower()
+    if fmt not in FORMATS:
+        raise CnnhubError(
+            f"`--format` must be one of {', '.join(FORMATS)}. Received: format={text}"
+        )
+    return fmt
+
+
+def _run(argv: Sequence[str], prog: str) -> int:
+    parser = OneLineParser(
+        prog=prog,
+        description="Export a run's model (raw 0-255 RGB in, class probabilities out), with "
+        "labels.txt and metadata.json, after checking it against the Keras model.",
+    )
+    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    parser.add_argument(
+        "--format", required=True, help=f"One of {', '.join(FORMATS)}.", metavar="FORMAT"
+    )
+    parser.add_argument(
+        "--weights",
+        default="best",
+        help="best, last, an epoch number or a weights file. [default: best]",
+    )
+    parser.add_argument(
+        "--threshold",
+        default="best",
+        help="Threshold recorded with the model: best (best_weights.json, else 0.0) or a "
+        "number in [0, 1]. [default: best]",
+    )
+    parser.add_argument(
+        "--out", default=None, help="Export folder. [default: RUN/export/<format>/]"
+    )
+    parser.add_argument(
+        "--valid", default=None, help="Images for the check. [default: DATA_DIR_VALID of the run]"
+    )
+    parser.add_argument(
+        "--calibration",
+        default=None,
+        help="tflite-int8: representative images. [default: DATA_DIR_TRAIN of the run]",
+    )
+    parser.add_argument(
+        "--calibration_images",
+        type=int,
+        default=200,
+        help="tflite-int8: how many calibration images. [default: 200]",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="onnx: ONNX opset. [default: 17]")
+    args = parser.parse_args(list(argv))
+    fmt = parse_format(args.format)
+    if args.calibration_images < 1:
+        raise CnnhubError(
+            "`--calibration_images` must be an integer >= 1. "
+            f"Received: calibration_images={args.calibration_images}"
+        )
+    run = open_run(args.run)
+    weights = choose_weights(run, args.weights)
+    threshold = choose_threshold(run, args.threshold, weights)
+    out_dir = Path(args.out) if args.out else run.path / "export" / fmt
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CnnhubError(
+            f"`--out` is the export folder (the model goes inside as {FORMATS[fmt]}), but "
+            f"{out_dir} is a file. Received: out={args.out}"
+        )
+    quiet_tensorflow()
+    result = export_run(
+        run, weights, fmt, out_dir, threshold, args.valid, args.calibration,
+        args.calibration_images, args.opset,
+    )  # fmt: skip
+    print(
+        f"Exported {run.name} ({weights.path.name}, {weights.how}) as {fmt}: {result.path} "
+        f"({human_size(result.size_bytes)}, {result.size_bytes:,} bytes)"
+    )
+    print(
+        f"Checked with {result.runtime} on {result.metadata['verification']['source']}: "
+        f"max |p - keras| = {result.max_abs_diff:.3g}, top-1 agreement "
+        f"{result.top1_agreement:.1%} ({result.metadata['verification']['limit']})"
+    )
+    print(f"Latency: {result.latency_ms:.3f} ms per image (batch 1, median, this machine)")
+    print(
+        f"Labels: {result.labels_path}; metadata: {result.metadata_path} (threshold {threshold:g})"
+    )
+    return 0
+
+
+def command(argv: Sequence[str], prog: str = "cnnhub export") -> int:
+    """Entry point of ``cnnhub export``; returns the exit code."""
+    return run_command(prog, lambda: _run(argv, prog))

@@ -1,0 +1,274 @@
+"""``cnnhub predict``: classify image files with a trained run.
+
+::
+
+    python -m cnnhub predict RUN IMAGE_OR_DIR... [--weights best|last|<epoch>|<file>]
+        [--top_k 3] [--threshold best|<float>] [--out predictions.csv] [--print]
+        [--batch_size 32]
+
+One row per image: ``image_path, label, confidence, class_1, prob_1, ..., class_k, prob_k,
+error``. ``label`` is the top-1 class, or ``uncertain`` when the top-1 probability is below the
+threshold (default: the one in ``best_weights.json``, else 0.0). Folders are walked recursively
+(files with an image extension, hidden files and folders skipped); files named explicitly are
+always tried. A file that cannot be decoded gets a row with ``error`` filled in and empty
+prediction columns; the batch goes on. Images are decoded with
+:func:`cnnhub.images.load_image` (the same pixels as training's Pillow path), in a thread pool,
+and predicted in batches; a progress bar (stderr) appears above 300 images.
+
+Without ``--out`` a table is printed; with ``--out`` the CSV is written (formula-safe, see
+:mod:`cnnhub.evaluation.safe_csv`) and the table is printed only with ``--print``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cnnhub.errors import CnnhubError
+from cnnhub.run_loading import (
+    UNCERTAIN,
+    OneLineParser,
+    Run,
+    build_run_model,
+    choose_threshold,
+    choose_weights,
+    note,
+    open_run,
+    printable,
+    quiet_tensorflow,
+    run_command,
+    walk_images,
+)
+
+PROGRESS_ABOVE = 300
+"""A progress bar is shown when more images than this are predicted."""
+
+
+def collect_images(inputs: Sequence[str]) -> list[str]:
+    """Files as given plus the image files found (recursively) in folders, without repeats.
+
+    Raises:
+        CnnhubError: a path does not exist, or no image file is found at all.
+    """
+    from cnnhub.images import IMAGE_EXTENSIONS
+
+    paths: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = walk_images(item)
+            if not found:
+                note(f"no image files in the folder {printable(item)}.")
+            paths.extend(found)
+        elif os.path.exists(item):
+            paths.append(item)
+        else:
+            raise CnnhubError(
+                f"Image or folder not found: {item}. Pass image files or folders of images. "
+                f"Received: {item!r}"
+            )
+    unique = list(dict.fromkeys(paths))
+    if not unique:
+        raise CnnhubError(
+            "No image files to predict: the folders given hold no files with an image extension "
+            f"({', '.join(sorted(IMAGE_EXTENSIONS))}). Received: {list(inputs)}"
+        )
+    return unique
+
+
+def _load(path: str, size: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    from cnnhub.images import UnreadableImage, load_image
+
+    try:
+        return load_image(path, size=size, channels=3), None
+    except UnreadableImage as exc:
+        return None, exc.reason
+
+
+def predict_paths(
+    model,
+    paths: Sequence[str],
+    image_size: tuple[int, int],
+    batch_size: int = 32,
+    progress: bool | None = None,
+    workers: int | None = None,
+) -> tuple[np.ndarray, list[str | None]]:
+    """Class probabilities for each file, decoded with ``load_image``, in batches.
+
+    Returns ``(proba, errors)``: ``proba`` is float32 ``(N, classes)`` with a row of NaN for
+    each unreadable file, ``errors[i]`` the reason file ``i`` could not be read (else None).
+    ``progress`` None shows a tqdm bar on stderr above :data:`PROGRESS_ABOVE` images.
+    """
+    from tqdm import tqdm
+
+    paths = list(paths)
+    num_classes = int(model.output_shape[-1])
+    proba = np.full((len(paths), num_classes), np.nan, dtype=np.float32)
+    errors: list[str | None] = [None] * len(paths)
+    show = len(paths) > PROGRESS_ABOVE if progress is None else progress
+    starts = list(range(0, len(paths), batch_size))
+    pad = len(paths) > batch_size  # a fixed batch shape: predict traces once
+    n_workers = workers or min(8, os.cpu_count() or 1)
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=n_workers) as pool,
+        tqdm(total=len(paths), disable=not show, unit="img", file=sys.stderr) as bar,
+    ):
+
+        def submit(start: int):
+            chunk = paths[start : start + batch_size]
+            return [pool.submit(_load, p, image_size) for p in chunk]
+
+        pending = submit(starts[0]) if starts else []
+        for index, start in enumerate(starts):
+            loaded = [future.result() for future in pending]
+            if index + 1 < len(starts):
+                pending = submit(starts[index + 1])  # decode the next batch while predicting
+            good = [i for i, (image, _) in enumerate(loaded) if image is not None]
+            for i, (_, reason) in enumerate(loaded):
+                errors[start + i] = reason
+            if good:
+                batch = np.stack([loaded[i][0] for i in good]).astype(np.float32)
+                if pad and len(batch) < batch_size:
+                    filler = np.zeros((batch_size - len(batch), *batch.shape[1:]), np.float32)
+                    batch = np.concatenate([batch, filler])
+                out = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
+                proba[[start + i for i in good]] = out[: len(good)]
+            bar.update(len(loaded))
+    return proba, errors
+
+
+def predictions_frame(
+    paths: Sequence[str],
+    proba: np.ndarray,
+    errors: Sequence[str | None],
+    class_names: Sequence[str],
+    top_k: int,
+    threshold: float,
+):
+    """The predictions table: one row per image (see the module docstring for the columns)."""
+    import pandas as pd
+
+    k = min(top_k, len(class_names))
+    names = np.asarray(class_names, dtype=object)
+    rows = []
+    for path, row, error in zip(paths, proba, errors):
+        record: dict = {"image_path": str(path)}
+        if error is not None:
+            record.update(label="", confidence=np.nan)
+            for rank in range(1, k + 1):
+                record[f"class_{rank}"] = ""
+                record[f"prob_{rank}"] = np.nan
+            record["error"] = error
+        else:
+            order = np.argsort(-row, kind="stable")[:k]  # ties: lower class index first
+            confidence = float(row[order[0]])
+            record["label"] = str(names[order[0]]) if confidence >= threshold else UNCERTAIN
+            record["confidence"] = confidence
+            for rank, index in enumerate(order, start=1):
+                record[f"class_{rank}"] = str(names[index])
+                record[f"prob_{rank}"] = float(row[index])
+            record["error"] = ""
+        rows.append(record)
+    columns = ["image_path", "label", "confidence"]
+    for rank in range(1, k + 1):
+        columns += [f"class_{rank}", f"prob_{rank}"]
+    return pd.DataFrame(rows, columns=[*columns, "error"])
+
+
+def format_table(frame, top_k: int) -> str:
+    """The predictions as a fixed-width text table for the terminal."""
+    k = min(top_k, sum(1 for c in frame.columns if c.startswith("class_")))
+    header = ("image", "label", f"top {k}" if k > 1 else "top 1")
+    rows = []
+    for record in frame.to_dict("records"):
+        if record["error"]:
+            rows.append((record["image_path"], "ERROR", record["error"]))
+            continue
+        tops = " | ".join(
+            f"{record[f'class_{r}']} {record[f'prob_{r}']:.3f}" for r in range(1, k + 1)
+        )
+        rows.append((record["image_path"], record["label"], tops))
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in [header, *rows]]
+    lines.insert(1, f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * len(header[2])}")
+    return "\n".join(lines)
+
+
+def build_parser(prog: str) -> OneLineParser:
+    parser = OneLineParser(
+        prog=prog,
+        description="Classify images with a trained run: one row per image with the top-k "
+        "classes and probabilities; below the threshold the label is `uncertain`.",
+    )
+    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="IMAGE_OR_DIR",
+        help="Image files and/or folders (walked recursively).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weights", default="best",
+        help="best (best_weights.json, else the last epoch), last, an epoch number, or a "
+        ".weights.h5/.keras file. [default: best]",
+    )  # fmt: skip
+    parser.add_argument("--top_k", type=int, default=3, help="Classes per image. [default: 3]")
+    parser.add_argument(
+        "--threshold", default="best",
+        help="best (best_weights.json, else 0.0) or a number in [0, 1]; a top-1 probability "
+        "below it gives the label `uncertain`. [default: best]",
+    )  # fmt: skip
+    parser.add_argument("--out", default=None, help="Write the predictions to this CSV file.")
+    parser.add_argument(
+        "--print", dest="print_table", action="store_true",
+        help="Print the table even when --out is given.",
+    )  # fmt: skip
+    parser.add_argument("--batch_size", type=int, default=32, help="[default: 32]")
+    return parser
+
+
+def predict_command(argv: Sequence[str], prog: str) -> int:
+    args = build_parser(prog).parse_args(list(argv))
+    if args.top_k < 1:
+        raise CnnhubError(f"`--top_k` must be an integer >= 1. Received: top_k={args.top_k}")
+    if args.batch_size < 1:
+        raise CnnhubError(
+            f"`--batch_size` must be an integer >= 1. Received: batch_size={args.batch_size}"
+        )
+    if args.out is not None and Path(args.out).is_dir():
+        raise CnnhubError(
+            f"`--out` must be a CSV file path, not a folder. Received: out={args.out}"
+        )
+    run: Run = open_run(args.run)
+    weights = choose_weights(run, args.weights)
+    threshold = choose_threshold(run, args.threshold, weights)
+    paths = collect_images(args.inputs)
+    if args.top_k > run.num_classes:
+        note(f"--top_k {args.top_k} is more than the {run.num_classes} classes; showing all.")
+    quiet_tensorflow()
+    model = build_run_model(run, weights)
+    proba, errors = predict_paths(model, paths, run.image_size, args.batch_size)
+    frame = predictions_frame(paths, proba, errors, run.class_names, args.top_k, threshold)
+    unreadable = sum(e is not None for e in errors)
+    uncertain = int((frame["label"] == UNCERTAIN).sum())
+    if args.out is None or args.print_table:
+        print(format_table(frame, args.top_k))
+    if args.out is not None:
+        from cnnhub.evaluation.safe_csv import write_csv_safe
+
+        write_csv_safe(args.out, frame)
+    print(
+        f"{len(paths)} image(s): {len(paths) - unreadable - uncertain} labelled, "
+        f"{uncertain} uncertain (threshold {threshold:g}), {unreadable} unreadable; "
+        f"weights {weights.path.name} ({weights.how})."
+        + (f" Wrote {args.out}" if args.out is not None else "")
+    )
+    return 0
+
+
+def command(argv: Sequence[str], prog: str = "cnnhub predict") -> int:
+    """Entry point of ``cnnhub predict``; returns the exit code."""
+    return run_command(prog, lambda: predict_command(argv, prog))

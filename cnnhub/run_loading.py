@@ -1,0 +1,386 @@
+"""Open a trained run folder and rebuild its model with the weights the user asks for.
+
+Shared by ``predict``, the explain commands (``featuremaps``, ``gradcam``, ``errors``) and
+``export``. A run folder (see :mod:`cnnhub.run_folder`) holds ``run_config.json`` (the resolved
+config), ``index_class_mapping.json`` (``{"0": "class_a", ...}``), per-epoch weights in
+``model_logs/weights-{epoch:03d}-{val_accuracy:.4f}.weights.h5`` and, after post-evaluation,
+``best_weights.json`` (``{"weights": <file in model_logs>, "epoch": k, "threshold": t, ...}``).
+
+``--weights`` accepts:
+
+* ``best`` (default): the file named in ``best_weights.json``; without that file, the last
+  epoch's weights, with a printed note.
+* ``last``: the last epoch's weights.
+* an epoch number (``3``): ``model_logs/weights-003-*.weights.h5``.
+* a file: a path, or a file name in ``model_logs`` or the run folder (``best_model.keras``,
+  ``final_model.keras``); ``.weights.h5`` or ``.keras``.
+
+``--threshold`` accepts ``best`` (default: the threshold of ``best_weights.json``, 0.0 without
+it, with a printed note) or a number in [0, 1]. A top-1 probability below the threshold means
+"uncertain" (the comparison is ``confidence >= threshold``, as in the evaluation reports).
+
+This module also holds the small command-line helpers every one of these commands uses: a
+one-line argparse error, notes on stderr, and the wrapper that turns a
+:class:`~cnnhub.errors.CnnhubError` into one stderr line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnhub.errors import CnnhubError
+
+RUN_CONFIG = "run_config.json"
+CLASS_MAPPING = "index_class_mapping.json"
+BEST_WEIGHTS = "best_weights.json"
+MODEL_LOGS = "model_logs"
+FINAL_MODEL = "final_model.keras"
+UNCERTAIN = "uncertain"
+"""The label given to an image whose top-1 probability is below the threshold."""
+
+_EPOCH_FILE = re.compile(r"^weights-(\d+)-.*\.weights\.h5$")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors raise :class:`CnnhubError`: one stderr line, exit 2, no usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CnnhubError(f"{message} (see --help)")
+
+
+def note(message: str) -> None:
+    """Print an informational note on stderr (stdout stays clean for tables)."""
+    sys.stderr.write(f"note: {message}\n")
+    sys.stderr.flush()
+
+
+def run_command(prog: str, body: Callable[[], int]) -> int:
+    """Run a command's body; a CnnhubError becomes ``<prog>: error: <message>`` and exit 2."""
+    try:
+        return body()
+    except CnnhubError as exc:
+        message = " ".join(str(exc).split())  # always one line
+        sys.stderr.write(f"{prog}: error: {message}\n")
+        return 2
+    except SystemExit as exc:  # argparse --help
+        return exc.code if isinstance(exc.code, int) else 0
+
+
+def quiet_tensorflow() -> None:
+    """Hide TensorFlow's start-up logging (call before TensorFlow is imported)."""
+    from cnnhub.runner import configure_tensorflow
+
+    configure_tensorflow(verbose=False)
+
+
+def printable(text: Any) -> str:
+    """``text`` with control characters escaped, safe to print on a terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+# --------------------------------------------------------------------------- the run folder
+
+
+@dataclass
+class Run:
+    """What a run folder says about its model (no TensorFlow needed)."""
+
+    path: Path
+    config: dict[str, Any]
+    class_names: list[str]
+    best: dict[str, Any] | None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model_logs(self) -> Path:
+        return self.path / MODEL_LOGS
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.config["IMG_HEIGHT"]), int(self.config["IMG_WIDTH"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def epoch_weights(self) -> dict[int, Path]:
+        """Epoch number -> its weights file in ``model_logs`` (empty when there are none)."""
+        found: dict[int, Path] = {}
+        if self.model_logs.is_dir():
+            for entry in sorted(self.model_logs.iterdir()):
+                match = _EPOCH_FILE.match(entry.name)
+                if match and entry.is_file():
+                    found[int(match.group(1))] = entry
+        return dict(sorted(found.items()))
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise CnnhubError(
+            f"Cannot read the {what} {path}: {exc}. The run folder looks damaged; train again "
+            f"or restore the file. Received: path={str(path)!r}"
+        ) from None
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Read a run folder's config, class names and (when present) ``best_weights.json``.
+
+    Raises:
+        CnnhubError: the folder does not exist or is not a cnnhub run folder.
+    """
+    folder = Path(path)
+    hint = "Pass a run folder made by `cnnhub train` (<save_loc>/model_repository/<run name>)."
+    if not folder.is_dir():
+        raise CnnhubError(f"Run folder not found: {folder}. {hint} Received: run={str(path)!r}")
+    for required in (RUN_CONFIG, CLASS_MAPPING):
+        if not (folder / required).is_file():
+            raise CnnhubError(
+                f"{folder} is not a cnnhub run folder: it has no {required}. {hint} "
+                f"Received: run={str(path)!r}"
+            )
+    config = _read_json(folder / RUN_CONFIG, "run config")
+    mapping = _read_json(folder / CLASS_MAPPING, "class mapping")
+    if not isinstance(config, dict) or not isinstance(mapping, dict) or not mapping:
+        raise CnnhubError(
+            f"{folder / RUN_CONFIG} or {folder / CLASS_MAPPING} does not hold the expected "
+            f"mapping; the run folder looks damaged. Received: run={str(path)!r}"
+        )
+    try:
+        class_names = [str(mapping[str(i)]) for i in range(len(mapping))]
+    except KeyError:
+        raise CnnhubError(
+            f"{folder / CLASS_MAPPING} must map 0..{len(mapping) - 1} to class names. "
+            f"Received: keys={sorted(mapping)}"
+        ) from None
+    missing = [key for key in ("IMG_HEIGHT", "IMG_WIDTH", "MODEL_NAME") if key not in config]
+    if missing:
+        raise CnnhubError(
+            f"{folder / RUN_CONFIG} lacks {', '.join(missing)}; the run folder looks damaged. "
+            f"Received: run={str(path)!r}"
+        )
+    best = None
+    if (folder / BEST_WEIGHTS).is_file():
+        best = _read_json(folder / BEST_WEIGHTS, "best-weights record")
+        if not isinstance(best, dict):
+            best = None
+    return Run(folder, config, class_names, best)
+
+
+# --------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """The weights file a command uses, and how it was chosen."""
+
+    path: Path
+    epoch: int | None
+    is_best: bool
+    how: str  # e.g. "best (epoch 3)", "epoch 2", "file x.weights.h5"
+
+    @property
+    def stem(self) -> str:
+        """File name without ``.weights.h5`` / ``.keras`` (names derived outputs)."""
+        name = self.path.name
+        for suffix in (".weights.h5", ".keras", ".h5"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return self.path.stem
+
+
+def _last_epoch(run: Run, why: str, show: Callable[[str], None]) -> WeightsChoice:
+    epochs = run.epoch_weights()
+    if epochs:
+        epoch, path = max(epochs.items())
+        if why:
+            show(f"{why}; using the last epoch's weights, {path.name}.")
+        return WeightsChoice(path, epoch, False, f"last epoch ({epoch})")
+    final = run.path / FINAL_MODEL
+    if final.is_file():
+        if why:
+            show(f"{why}; {run.model_logs} holds no epoch weights, using {FINAL_MODEL}.")
+        return WeightsChoice(final, None, False, FINAL_MODEL)
+    raise CnnhubError(
+        f"The run folder {run.path} holds no weights: {run.model_logs} has no "
+        f"weights-NNN-*.weights.h5 file and there is no {FINAL_MODEL}. Train the run first. "
+        f"Received: run={str(run.path)!r}"
+    )
+
+
+def choose_weights(
+    run: Run, spec: str = "best", show: Callable[[str], None] = note
+) -> WeightsChoice:
+    """Resolve ``--weights`` (best, last, an epoch number or a file) to a weights file."""
+    text = str(spec).strip()
+    lowered = text.lower()
+    if lowered == "best":
+        if run.best is None:
+            return _last_epoch(
+                run, f"{run.path / BEST_WEIGHTS} not found (no post-evaluation)", show
+            )
+        name = str(run.best.get("weights", ""))
+        path = run.model_logs / name
+        if not name or "/" in name or "\\" in name or not path.is_file():
+            raise CnnhubError(
+                f"{run.path / BEST_WEIGHTS} names the weights file {name!r}, which is not in "
+                f"{run.model_logs}. Pass --weights last, an epoch number or a file. "
+                f"Received: weights={text}"
+            )
+        epoch = run.best.get("epoch")
+        epoch = int(epoch) if isinstance(epoch, (int, float)) else None
+        label = f"best (epoch {epoch})" if epoch is not None else "best"
+        return WeightsChoice(path, epoch, True, label)
+    if lowered == "last":
+        return _last_epoch(run, "", show)
+    if text.isdigit():
+        epoch = int(text)
+        epochs = run.epoch_weights()
+        if epoch not in epochs:
+            available = ", ".join(str(e) for e in epochs) or "none"
+            raise CnnhubError(
+                f"`--weights` names epoch {epoch}, but {run.model_logs} has weights for epochs: "
+                f"{available}. Pass best, last, one of those epochs or a weights file. "
+                f"Received: weights={text}"
+            )
+        best_name = (run.best or {}).get("weights")
+        return WeightsChoice(
+            epochs[epoch], epoch, epochs[epoch].name == best_name, f"epoch {epoch}"
+        )
+    for candidate in (Path(text), run.model_logs / text, run.path / text):
+        if candidate.is_file():
+            if not (candidate.name.endswith(".weights.h5") or candidate.suffix == ".keras"):
+                raise CnnhubError(
+                    "`--weights` must be best, last, an epoch number, or a Keras .weights.h5 / "
+                    f".keras file. Received: weights={text}"
+                )
+            match = _EPOCH_FILE.match(candidate.name)
+            epoch = int(match.group(1)) if match else None
+            is_best = candidate.name == (run.best or {}).get("weights")
+            return WeightsChoice(candidate, epoch, is_best, f"file {candidate.name}")
+    raise CnnhubError(
+        "`--weights` must be best, last, an epoch number, or an existing .weights.h5 / .keras "
+        "file (a path, or a file name in the run folder or its model_logs). "
+        f"Received: weights={text}"
+    )
+
+
+def choose_threshold(
+    run: Run, spec: str | float, weights: WeightsChoice | None = None,
+    show: Callable[[str], None] = note,
+) -> float:  # fmt: skip
+    """Resolve ``--threshold`` (``best`` or a number in [0, 1])."""
+    text = str(spec).strip()
+    if text.lower() == "best":
+        value = None if run.best is None else run.best.get("threshold")
+        if run.best is None:
+            show(f"{run.path / BEST_WEIGHTS} not found (no post-evaluation); using threshold 0.0.")
+            return 0.0
+        if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            show(f"no valid threshold in {run.path / BEST_WEIGHTS}; using threshold 0.0.")
+            return 0.0
+        if weights is not None and not weights.is_best:
+            show(
+                f"threshold {float(value):g} was chosen for the best weights "
+                f"({run.best.get('weights')}), not for {weights.path.name}."
+            )
+        return float(value)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise CnnhubError(
+            f"`--threshold` must be best or a number between 0 and 1. Received: threshold={text}"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def build_run_model(run: Run, weights: WeightsChoice):
+    """The run's model, rebuilt from its config (nothing downloaded) with ``weights`` loaded."""
+    from cnnhub.model_factory import build_model
+    from cnnhub.weights import load_weights_checked
+
+    config = dict(run.config, WEIGHTS="none")
+    model = build_model(config, run.num_classes)
+    load_weights_checked(model, weights.path)
+    return model
+
+
+# --------------------------------------------------------------------------- images
+
+
+def walk_images(folder: str | os.PathLike) -> list[str]:
+    """Image files under ``folder``, recursively, sorted; hidden files and folders skipped."""
+    from cnnhub.images import IGNORED_FOLDERS, is_image_file
+
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in IGNORED_FOLDERS)
+        found.extend(os.path.join(root, name) for name in files if is_image_file(name))
+    return sorted(found)
+
+
+def class_folder_images(
+    folder: str | os.PathLike, class_names: Sequence[str], role: str, flag: str
+) -> tuple[list[str], list[int]]:
+    """Paths and label indices of a class-folder tree whose classes must be the run's."""
+    from cnnhub.images import list_class_folder
+
+    if not str(folder) or not Path(folder).is_dir():
+        raise CnnhubError(
+            f"The {role} folder {str(folder)!r} (from {RUN_CONFIG}) is not there. Pass the "
+            f"folder with {flag} DIR. Received: {flag}={str(folder)!r}"
+        )
+    names, items = list_class_folder(folder)
+    if list(names) != list(class_names):
+        raise CnnhubError(
+            f"The {role} folder {folder} holds the classes {names}, but the run was trained on "
+            f"{list(class_names)}. Pass a folder with the run's classes with {flag} DIR. "
+            f"Received: {flag}={str(folder)!r}"
+        )
+    return [p for p, _ in items], [label for _, label in items]
+
+
+def spread(items: Sequence, count: int) -> list:
+    """Up to ``count`` items picked evenly across ``items`` (so every class is represented)."""
+    if len(items) <= count:
+        return list(items)
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]
+
+
+def safe_file_name(text: str, limit: int = 60) -> str:
+    """``text`` made into a safe file-name part (class names and file stems are untrusted).
+
+    Letters (any script), digits, ``.``, ``_`` and ``-`` are kept, anything else becomes ``_``;
+    no leading dot, at most ``limit`` characters. When that changed the text, a short hash of
+    the original is appended so that different names never give the same file name.
+    """
+    text = str(text)
+    cleaned = re.sub(r"[^\w.\-]", "_", text).lstrip(".")[:limit] or "_"
+    if cleaned != text:
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+        cleaned = f"{cleaned}-{digest}"
+    return cleaned

@@ -1,0 +1,125 @@
+"""Tiny run folders for the tests of predict, explain and export.
+
+``shared_tiny_run`` trains one run per session (see there); ``train_tiny_run`` trains a small
+custom CNN for a few epochs (seconds); ``fabricate_run`` writes a run folder for another
+backbone or other class names from an untrained model of the same config, for tests that need
+the architecture but not a trained model (training a keras.applications backbone even for one
+epoch costs far more than the whole test budget).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+TINY_FLAGS = [
+    "-e", "6", "-b", "8", "-height", "32", "-width", "32", "-lr", "0.01", "--seed", "7",
+    "-m", "custom", "--custom_conv_blocks", "c8-bn-mp2,c16-bn-mp2",
+    "--num_nodes", "32", "--num_dropouts", "0",
+    "--aug_horizontal_flip", "false", "--aug_zoom", "0", "--aug_translation", "0",
+]  # fmt: skip
+
+
+def train_tiny_run(tiny_data, save: Path, name: str, post: bool = True) -> Path:
+    """Train the tiny custom CNN on ``tiny_data`` into ``save/model_repository/<name>``."""
+    from cnnhub.runner import train_main
+
+    code = train_main(
+        ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
+        + ["-sl", str(save), "--run_name", name, "-post", "true" if post else "false"]
+        + TINY_FLAGS
+    )
+    assert code == 0
+    return save / "model_repository" / name
+
+
+_SHARED: dict[str, Path] = {}
+FABRICATED_MODELS: dict[str, object] = {}
+"""The model whose (random) weights :func:`fabricate_run` saved, by run folder."""
+
+
+def shared_tiny_run(tiny_data, tmp_path_factory) -> Path:
+    """One trained tiny run (with post-evaluation) per test session, for module fixtures.
+
+    Training is most of these tests' time, so the predict, explain and export modules share
+    the run; they only add files to it (``explain/``) or copy it before changing anything.
+    """
+    key = str(tiny_data["train"])
+    if key not in _SHARED or not _SHARED[key].is_dir():
+        _SHARED[key] = train_tiny_run(tiny_data, tmp_path_factory.mktemp("tiny_run"), "tiny")
+    return _SHARED[key]
+
+
+def copy_without_best(run: Path, target: Path) -> Path:
+    """A copy of ``run`` as if trained without post-evaluation (no best_weights.json)."""
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns("best_*", "*.csv", "*.png"))
+    return target
+
+
+def fabricate_run(
+    source: Path,
+    target: Path,
+    model_name: str | None = None,
+    class_names: list[str] | None = None,
+    **config: object,
+) -> Path:
+    """A run folder like ``source`` with another backbone and/or classes, random weights.
+
+    Writes run_config.json, index_class_mapping.json and model_logs/weights-001-0.0000...;
+    ``config`` overrides run_config keys (e.g. DATA_DIR_VALID).
+    """
+    from cnnhub.model_factory import build_model
+
+    run_config = json.loads((source / "run_config.json").read_text(encoding="utf-8"))
+    mapping = json.loads((source / "index_class_mapping.json").read_text(encoding="utf-8"))
+    names = class_names or [mapping[str(i)] for i in range(len(mapping))]
+    if model_name:
+        run_config["MODEL_NAME"] = model_name
+    run_config.update(config)
+    run_config["ITERATION_NAME"] = target.name
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "model_logs").mkdir(parents=True)
+    (target / "run_config.json").write_text(json.dumps(run_config), encoding="utf-8")
+    (target / "index_class_mapping.json").write_text(
+        json.dumps({str(i): n for i, n in enumerate(names)}, ensure_ascii=False), encoding="utf-8"
+    )
+    model = build_model(dict(run_config, WEIGHTS="none"), len(names))
+    model.save_weights(target / "model_logs" / "weights-001-0.0000.weights.h5")
+    FABRICATED_MODELS[str(target)] = model
+    return target
+
+
+def keras_model(run: Path, weights_file: str | Path):
+    """The run's model built independently of cnnhub.run_loading, with ``weights_file``."""
+    from cnnhub.model_factory import build_model
+
+    config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
+    mapping = json.loads((run / "index_class_mapping.json").read_text(encoding="utf-8"))
+    model = build_model(dict(config, WEIGHTS="none"), len(mapping))
+    path = Path(weights_file)
+    model.load_weights(path if path.is_absolute() else run / "model_logs" / path)
+    return model
+
+
+def best_weights_file(run: Path) -> str:
+    return json.loads((run / "best_weights.json").read_text(encoding="utf-8"))["weights"]
+
+
+def pixels(paths, size=(32, 32)) -> np.ndarray:
+    """Raw float32 0-255 pixels of image files, decoded as cnnhub decodes them."""
+    from cnnhub.images import load_image
+
+    return np.stack([load_image(p, size=size) for p in paths]).astype(np.float32)
+
+
+def valid_paths(tiny_data) -> list[str]:
+    return sorted(str(p) for p in Path(tiny_data["valid"]).rglob("*.*"))
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are not notes."""
+    return [line for line in stderr.splitlines() if line and not line.startswith("note:")]
