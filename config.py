@@ -33,13 +33,17 @@ WEIGHTS = "none"
 IMG_HEIGHT = 32
 # Image width in pixels fed to the model.
 IMG_WIDTH = 32
+# Colour of the model's input: rgb, or grayscale (custom nets only: pretrained backbones
+# expect RGB). Images of the other kind are converted.
+COLOR_MODE = "rgb"
 # How the backbone's feature map becomes a vector: avg, max or flatten.
 POOLING = "avg"
 # Units of each dense layer of the head, in order; [] for none (softmax straight on the pooling).
 NUM_NODES = [128]
 # Dropout rate after each dense layer; one per entry of NUM_NODES.
 NUM_DROPOUTS = [0.3]
-# Activation of the dense layers of the head (relu, gelu, swish, elu, tanh, sigmoid, leaky_relu).
+# Activation of the dense layers of the head (relu, gelu, swish, elu, tanh, sigmoid,
+# leaky_relu): one for all, or one per layer separated by commas ("relu,gelu").
 DENSE_ACTIVATION = "relu"
 # Add BatchNormalization after each dense layer of the head.
 DENSE_BATCH_NORM = False

@@ -94,7 +94,8 @@ class DataOptions:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DataOptions:
         """The options of a resolved config. The one place the model's input channels are
-        decided (3: the backbones expect RGB; grayscale data is converted in the pipeline)."""
+        decided: 1 for COLOR_MODE grayscale (custom nets only), else 3 (the backbones expect
+        RGB); data of the other kind is converted in the pipeline."""
         return cls(
             data_format=config["DATA_FORMAT"],
             class_names_file=config["CLASS_NAMES_FILE"],
@@ -108,13 +109,18 @@ class DataOptions:
             class_weight=config["CLASS_WEIGHT"],
             scan_cache=config["SCAN_CACHE"],
             cache_dir=config["CACHE_DIR"],
-            channels=3,
+            channels=input_channels(config),
         )
 
     @property
     def validation_from_train(self) -> bool:
         """Whether the validation set is cut from the training data (no -dvalid needed)."""
         return bool(self.val_split or self.split_file or self.folds)
+
+
+def input_channels(config: dict[str, Any]) -> int:
+    """Channels of the model's input: 1 for COLOR_MODE grayscale, else 3."""
+    return 1 if config["COLOR_MODE"] == "grayscale" else 3
 
 
 # role: (what, flag)

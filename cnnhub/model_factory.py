@@ -115,11 +115,14 @@ def build_head(x, num_classes: int, config: dict[str, Any]):
         x = layers.GlobalMaxPooling2D(name="pool")(x)
     else:
         x = layers.Flatten(name="pool")(x)
-    for i, (units, rate) in enumerate(zip(config["NUM_NODES"], config["NUM_DROPOUTS"]), start=1):
+    from cnnhub.settings import dense_activations
+
+    layer_specs = zip(config["NUM_NODES"], config["NUM_DROPOUTS"], dense_activations(config))
+    for i, (units, rate, activation) in enumerate(layer_specs, start=1):
         x = layers.Dense(units, name=f"head_dense{i}")(x)
         if config["DENSE_BATCH_NORM"]:
             x = layers.BatchNormalization(name=f"head_bn{i}")(x)
-        x = layers.Activation(config["DENSE_ACTIVATION"], name=f"head_act{i}")(x)
+        x = layers.Activation(activation, name=f"head_act{i}")(x)
         if rate > 0:
             x = layers.Dropout(rate, name=f"head_dropout{i}")(x)
     # float32 softmax keeps probabilities exact under mixed precision.
@@ -136,7 +139,9 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
     height, width = config["IMG_HEIGHT"], config["IMG_WIDTH"]
     check_input_size(spec, height, width)
     check_weights_setting(spec, config["WEIGHTS"])
-    input_shape = (height, width, 3)
+    from cnnhub.data import input_channels
+
+    input_shape = (height, width, input_channels(config))
     inputs = keras.Input(shape=input_shape, name="image")
     if spec.name == "custom":
         x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)

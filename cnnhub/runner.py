@@ -326,6 +326,7 @@ def train_one(
                 reporters,
                 [randomness, timer],
                 resume_from=state,
+                class_weight=splits.class_weight,
                 save_model=model,
             )
     except KeyboardInterrupt:
@@ -354,7 +355,7 @@ def train_one(
 
 def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path:
     """Continue a run folder with its saved configuration (only EPOCHS may be raised)."""
-    from cnnhub.data import load_splits
+    from cnnhub.data import run_splits
     from cnnhub.resume import read_state
     from cnnhub.run_folder import RunFolder
 
@@ -380,7 +381,7 @@ def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path:
             f"Run {run_dir} is already complete ({state.epoch} epochs); pass a larger "
             f"-e/--epochs to train longer. Received: --resume {run_dir}"
         )
-    splits = load_splits(config["DATA_DIR_TRAIN"], config["DATA_DIR_VALID"])
+    splits = run_splits(config, path)
     mapping = json.loads((path / "index_class_mapping.json").read_text(encoding="utf-8"))
     if [mapping[str(i)] for i in range(len(mapping))] != splits.class_names:
         raise CnnhubError(

@@ -23,7 +23,7 @@ CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.py"
 # Allowed values of the enumerated keys.
 CHOICES: dict[str, tuple[str, ...]] = {
     "POOLING": ("avg", "max", "flatten"),
-    "DENSE_ACTIVATION": ("relu", "gelu", "swish", "elu", "tanh", "sigmoid", "leaky_relu"),
+    "COLOR_MODE": ("rgb", "grayscale"),
     "TRAINING_TYPE": ("train_all", "freeze_all", "freeze_some", "fine_tune"),
     "OPTIMIZER": ("sgd", "adam", "adamw", "rmsprop"),
     "LR_SCHEDULE": ("constant", "step", "cosine", "plateau"),
@@ -54,7 +54,10 @@ FLAG_ALIASES: dict[str, tuple[str, ...]] = {
     "POST_EVAL": ("-post",),
     "LEARNING_RATE": ("-lr",),
     "ITERATION_NAME": ("--run_name",),
+    "CUSTOM_CONV_BLOCKS": ("--layers",),
 }
+
+DENSE_ACTIVATIONS = ("relu", "gelu", "swish", "elu", "tanh", "sigmoid", "leaky_relu")
 
 # Keys whose value is structured (YAML on the command line) rather than a plain scalar or list.
 STRUCTURED_KEYS = frozenset({"CUSTOM_CONV_BLOCKS"})
@@ -220,6 +223,13 @@ def build_parser(prog: str = "run_training.py") -> argparse.ArgumentParser:
         help="Replace the run folder named by --run_name if it exists (default: refuse).",
     )
     actions.add_argument(
+        "--dense",
+        metavar="SPEC",
+        help='The dense head in one line, setting num_nodes and num_dropouts: "256-d0.5" or '
+        '"512-d0.5-256-d0.3" (units, each optionally followed by d<dropout>); "none" for no '
+        "hidden layer.",
+    )
+    actions.add_argument(
         "--summary",
         action="store_true",
         help="Build the model, print its summary (layers, output shapes, params) and exit.",
@@ -279,6 +289,11 @@ def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tup
         "resume": namespace.pop("resume", None),
         "overwrite": namespace.pop("overwrite", False),
     }
+    dense = namespace.pop("dense", None)
+    if dense is not None:
+        from cnnhub.custom_cnn import parse_dense
+
+        namespace["NUM_NODES"], namespace["NUM_DROPOUTS"] = parse_dense(dense, name="dense")
     actions["given"] = sorted(namespace)  # config keys set by flags
     config = dict(defaults)
     if actions["config"]:
@@ -338,8 +353,33 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
             f"number_of_layers_to_freeze={config['NUMBER_OF_LAYERS_TO_FREEZE']}, "
             f"fine_tune_layers={config['FINE_TUNE_LAYERS']}"
         )
+    _check_head_and_colour(config)
     _check_evaluation(config)
     check_data_keys(config)
+
+
+def dense_activations(config: dict[str, Any]) -> list[str]:
+    """DENSE_ACTIVATION as one activation per dense layer of the head."""
+    names = [a.strip() for a in config["DENSE_ACTIVATION"].split(",") if a.strip()]
+    return names * len(config["NUM_NODES"]) if len(names) == 1 else names
+
+
+def _check_head_and_colour(config: dict[str, Any]) -> None:
+    activations = dense_activations(config)
+    unknown = [a for a in activations if a not in DENSE_ACTIVATIONS]
+    if unknown or len(activations) != len(config["NUM_NODES"]):
+        raise CnnhubError(
+            f"`dense_activation` must be one of {', '.join(DENSE_ACTIVATIONS)}, or one of them "
+            "per dense layer separated by commas (as many as num_nodes). Received: "
+            f"dense_activation={config['DENSE_ACTIVATION']!r}, num_nodes={config['NUM_NODES']}"
+        )
+    models = [m.strip().lower() for m in config["MODEL_NAME"].split(",")]
+    if config["COLOR_MODE"] == "grayscale" and any(m != "custom" for m in models):
+        raise CnnhubError(
+            "`color_mode` grayscale is for custom nets only: pretrained backbones expect RGB "
+            "(grayscale images are converted for them automatically). Received: "
+            f"color_mode=grayscale, model_name={config['MODEL_NAME']}"
+        )
 
 
 def _check_evaluation(config: dict[str, Any]) -> None:

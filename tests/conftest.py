@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NETGUARD = Path(__file__).resolve().parent / "netguard"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Scan caches of the tests' throw-away datasets stay out of the user's ~/.cache.
+os.environ["CNNHUB_CACHE_DIR"] = tempfile.mkdtemp(prefix="cnnhub-test-cache-")
 sys.path.insert(0, str(NETGUARD))
 import no_network  # noqa: E402,F401  (installs the network guard in this process)
 

@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import make_image_folder, run_cli
 
 from cnnhub.cli import main as cnnhub_main
 from cnnhub.runner import train_main
+from conftest import make_image_folder, run_cli
 
 SMALL = ["-e", "1", "-b", "4", "-height", "32", "-width", "32", "-post", "false"]
 

@@ -1,0 +1,271 @@
+"""Stratified K-fold cross-validation (``FOLDS = K``): one run per fold under one parent folder.
+
+Layout (``create_run_folder`` always makes ``<save location>/model_repository/<name>``, so the
+fold runs use the parent as their save location)::
+
+    <save>/model_repository/<parent>/
+        folds.csv                      path,label,fold: the fold (1..K) of every listed sample
+        folds_summary.csv              one row per fold, then mean and std
+        model_repository/fold_1/       an ordinary run folder; its split.csv is that fold's
+        ...                            train/valid split (reusable with --split_file)
+
+The parent is named by ``--run_name``, else ``<model>-<K>fold`` (``-2``, ``-3``... when taken).
+Because the fold runs are ordinary runs, ``cnnhub compare <parent>/model_repository`` ranks
+them. Folds are assigned on every listed sample (unreadable files included, then left out), per
+class in a seeded random order dealt round-robin, so each class is spread evenly and fold sizes
+differ by at most one. Every class needs at least K samples.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cnnhub import atomic
+from cnnhub.data import (
+    DataOptions,
+    Splits,
+    _Clean,
+    check_classes_present,
+    dev_subset,
+    finish_splits,
+    inspect_clean,
+    load_test,
+    read_source,
+    scan_split,
+    split_frame,
+)
+from cnnhub.errors import CnnhubError
+
+SUMMARY_COLUMNS = [
+    "fold",
+    "run",
+    "best_weights",
+    "best_epoch",
+    "threshold",
+    "accuracy",
+    "f1_macro",
+    "val_loss",
+]
+
+
+def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The 0-based fold of each sample: stratified, seeded, fold sizes within one of each other."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, 11])
+    fold = np.zeros(len(labels), dtype=np.int64)
+    offset = 0
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        fold[members] = (offset + np.arange(len(members))) % k
+        offset = (offset + len(members)) % k
+    return fold
+
+
+@dataclass
+class FoldPlan:
+    """Everything checked before the first fold trains; ``splits(k)`` builds fold k (0-based)."""
+
+    k: int
+    class_names: list[str]
+    listing: Any  # the training DataSource as read (every listed sample)
+    fold_of: np.ndarray  # per listed sample
+    clean: _Clean  # the listing without unreadable files
+    clean_fold: np.ndarray  # per clean sample
+    test: _Clean | None
+    options: DataOptions
+    inspection: Any
+
+    def folds_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "path": self.listing.keys,
+                "label": [self.class_names[i] for i in self.listing.labels],
+                "fold": self.fold_of + 1,
+            }
+        )
+
+    def _parts(self, k: int):
+        train = self.clean.source.subset(np.flatnonzero(self.clean_fold != k))
+        valid = self.clean.source.subset(np.flatnonzero(self.clean_fold == k))
+        if self.options.dev:
+            train = dev_subset(train, self.options.dev, self.options.seed, "train")
+            valid = dev_subset(valid, self.options.dev, self.options.seed, "valid")
+        return train, valid
+
+    def splits(self, k: int) -> Splits:
+        train, valid = self._parts(k)
+        needs_pil, scan = self.clean.needs_pil, self.clean.scan
+        valid_keys = [key for key, f in zip(self.listing.keys, self.fold_of) if f == k]
+        return finish_splits(
+            self.class_names,
+            _Clean(train, needs_pil, list(self.clean.skipped), scan),
+            _Clean(valid, needs_pil, [], scan),
+            self.test,
+            self.options,
+            frame=split_frame(self.listing, valid_keys),
+        )
+
+
+def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
+    """Read, fold, decode-check and check the training data for ``FOLDS`` runs."""
+    options = DataOptions.from_config(config)
+    k = options.folds
+    train_dir = config["DATA_DIR_TRAIN"]
+    listing = read_source(train_dir, "train", options)
+    test = load_test(config["DATA_DIR_TEST"], listing, options)
+    counts = listing.class_counts()
+    too_few = [f"{listing.class_names[i]} ({counts[i]})" for i in np.flatnonzero(counts < k)]
+    if too_few:
+        raise CnnhubError(
+            f"`folds`={k} needs at least {k} images in every class so each fold validates every "
+            f"class; too few in: {', '.join(too_few)}. Lower `folds` or add images. "
+            f"Received: folds={k}"
+        )
+    fold_of = assign_folds(listing.labels, k, options.seed)
+    clean = scan_split(listing, options)
+    check_classes_present(
+        clean.source, len(clean.skipped), f"training data `{train_dir}`", f"-dtrain {train_dir}"
+    )
+    fold_by_key = dict(zip(listing.keys, fold_of))
+    clean_fold = np.array([fold_by_key[key] for key in clean.source.keys], dtype=np.int64)
+    plan = FoldPlan(
+        k, list(listing.class_names), listing, fold_of, clean, clean_fold, test, options, None
+    )
+    for fold in range(k):  # every fold's checks now, before any run folder exists
+        train, valid = plan._parts(fold)
+        for part, role in ((train, "training"), (valid, "validation")):
+            check_classes_present(
+                part,
+                len(clean.skipped),
+                f"{role} part of fold {fold + 1} of `{train_dir}`",
+                f"folds={k}",
+            )
+    from cnnhub.class_weights import resolve_class_weight
+
+    resolve_class_weight(options.class_weight, plan.class_names, clean.source.class_counts())
+    if inspect:
+        plan.inspection = inspect_clean({"train": clean, "test": test}, options)
+    return plan
+
+
+def create_parent(save_location: str, run_name: str, model_name: str, k: int, overwrite=False):
+    """Make the parent folder of a cross-validation (see the module docstring)."""
+    from cnnhub.run_folder import repository_root
+
+    root = repository_root(save_location)
+    if run_name:
+        path = root / run_name
+        if overwrite and path.exists():
+            shutil.rmtree(path)
+        path.mkdir()
+        return path
+    base = f"{model_name}-{k}fold"
+    for n in range(1, 100_000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise CnnhubError(f"No free run folder name under {root}. Received: run_name={base}")
+
+
+def run_folds(
+    config: dict[str, Any],
+    plan: FoldPlan,
+    train_fold: Callable[[dict[str, Any], Splits], Path],
+    overwrite: bool = False,
+) -> Path:
+    """Train every fold with ``train_fold(config, splits)``; write folds.csv and the summary."""
+    from cnnhub.run_folder import repository_root
+
+    parent = create_parent(
+        config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], plan.k, overwrite
+    )
+    print(f"\n== {plan.k}-fold cross-validation of {config['MODEL_NAME']} -> {parent}")
+    atomic.write_csv(parent / "folds.csv", plan.folds_frame())
+    repository_root(str(parent))  # the fold runs' own model_repository/
+    runs = []
+    for fold in range(plan.k):
+        fold_config = dict(
+            config, SAVE_LOCATION=str(parent), ITERATION_NAME=f"fold_{fold + 1}", DATA_DIR_VALID=""
+        )
+        print(f"\n== fold {fold + 1}/{plan.k}")
+        runs.append(train_fold(fold_config, plan.splits(fold)))
+    summary = write_summary(parent, runs)
+    print(f"\nCross-validation summary ({parent / 'folds_summary.csv'}):")
+    print(summary.to_string(index=False, float_format="%.4f"))
+    return parent
+
+
+def fold_row(run: Path) -> dict[str, Any]:
+    """One fold's figures from its run folder (best_weights.json, analysis_report.csv,
+    training.log; without post-evaluation: the epoch of best val_accuracy in training.log)."""
+    from cnnhub.evaluation.safe_csv import read_csv_safe
+
+    log = pd.read_csv(run / "training.log")
+    row: dict[str, Any] = {"run": run.name}
+    best_file = run / "best_weights.json"
+    if best_file.is_file():
+        best = json.loads(best_file.read_text(encoding="utf-8"))
+        report = read_csv_safe(run / "analysis_report.csv")
+        rows = report[report["weights_name"] == best["weights"]]
+        at_zero = rows.loc[rows["threshold"].abs().idxmin()]
+        row.update(
+            best_weights=best["weights"],
+            best_epoch=int(best["epoch"]),
+            threshold=float(best["threshold"]),
+            accuracy=float(at_zero["accuracy"]),
+            f1_macro=float(at_zero["f1_macro"]),
+        )
+    else:
+        top = log.loc[log["val_accuracy"].idxmax()]
+        row.update(
+            best_weights="",
+            best_epoch=int(top["epoch"]),
+            threshold=float("nan"),
+            accuracy=float(top["val_accuracy"]),
+            f1_macro=float("nan"),
+        )
+    epoch_rows = log.loc[log["epoch"] == row["best_epoch"], "val_loss"]
+    row["val_loss"] = float(epoch_rows.iloc[0]) if len(epoch_rows) else float("nan")
+    for summary in sorted((run / "evaluations").glob("*/summary.json")):
+        data = json.loads(summary.read_text(encoding="utf-8"))
+        name = summary.parent.name
+        row[f"test_accuracy[{name}]"] = float(data["accuracy"])
+        row[f"test_f1_macro[{name}]"] = float(data["f1_macro"])
+    return row
+
+
+def summarize(runs: list[Path]) -> pd.DataFrame:
+    """Rows fold 1..K, then ``mean`` and ``std`` (sample standard deviation, ddof=1)."""
+    rows = [dict(fold=str(i + 1), **fold_row(run)) for i, run in enumerate(runs)]
+    frame = pd.DataFrame(rows)
+    columns = SUMMARY_COLUMNS + [c for c in frame.columns if c not in SUMMARY_COLUMNS]
+    frame = frame[columns]
+    numeric = [c for c in columns if c not in ("fold", "run", "best_weights")]
+    values = frame[numeric].astype(float)
+    stats = pd.DataFrame(
+        [
+            {"fold": "mean", "run": "", "best_weights": "", **values.mean().to_dict()},
+            {"fold": "std", "run": "", "best_weights": "", **values.std(ddof=1).to_dict()},
+        ]
+    )
+    return pd.concat([frame, stats[columns]], ignore_index=True)
+
+
+def write_summary(parent: Path, runs: list[Path]) -> pd.DataFrame:
+    """Write ``<parent>/folds_summary.csv``; return the table."""
+    from cnnhub.evaluation.safe_csv import write_csv_safe
+
+    summary = summarize(runs)
+    write_csv_safe(parent / "folds_summary.csv", summary)
+    return summary
