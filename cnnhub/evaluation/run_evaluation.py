@@ -219,45 +219,27 @@ def evaluate_run(
     Checks everything (run folder, classes, weights compatibility) before writing anything.
     Returns the chosen best weights (``best_weights.json`` content).
     """
-    from cnnhub.data import Split, make_dataset, run_validation_source, split_of_source
-    from cnnhub.images import list_class_folder, scan_images
+    from cnnhub.data import input_channels, make_dataset, run_validation_source, split_of_source
     from cnnhub.model_factory import build_model
+    from cnnhub.sources import load_source
     from cnnhub.weights import check_compatible
 
     run = read_run(run_dir)
     config = dict(run.config, WEIGHTS="none")  # rebuild with random init: never download
     chosen = select_weights(run, weights or config["EVAL_WEIGHTS"], config["EVAL_TOP_METRIC"])
     other_data = data_dir is not None or source is not None
-    if not other_data:  # data side: rebuild a validation set that is not a plain folder
+    if other_data:
+        chosen = _with_validation_choice(run, chosen)
+    elif source is None:  # validation: rebuilt by the data side when it is not a plain folder
         source = run_validation_source(config, run.path, run.class_names)
-    if source is not None:
-        folder = source.origin
-        _check_classes(run, source.class_names, folder)
-    else:
-        folder = data_dir or config["DATA_DIR_VALID"]
-        if not Path(folder).is_dir():
-            raise CnnhubError(
-                f"Evaluation data folder not found: {folder}. Pass --data_dir DIR with the run's "
-                f"class sub-folders. Received: {folder}"
-            )
-        found, items = list_class_folder(folder)
-        _check_classes(run, found, folder)
+    if source is None:
+        source = load_source(data_dir or config["DATA_DIR_VALID"])
+    folder = source.origin
+    _check_classes(run, source.class_names, folder)
     model = build_model(config, len(run.class_names))
     for path in chosen:
         check_compatible(model, path, str(path))
-
-    if source is not None:
-        split, skipped = split_of_source(source, config["SCAN_CACHE"])
-    else:
-        scan = scan_images([p for p, _ in items])
-        ok = set(scan.ok)
-        kept = [(p, label) for p, label in items if p in ok]
-        split = Split(
-            labels=np.array([label for _, label in kept], dtype=np.int64),
-            paths=[p for p, _ in kept],
-            needs_pil=frozenset(scan.needs_pil),
-        )
-        skipped = scan.skipped
+    split, skipped = split_of_source(source, config["SCAN_CACHE"], input_channels(config))
     dataset = make_dataset(
         split,
         num_classes=len(run.class_names),
@@ -295,6 +277,15 @@ def evaluate_run(
     if other_data:
         return summarize_other_data(run, report_folder)
     return finalize(run.path, config, model)
+
+
+def _with_validation_choice(run: RunContents, chosen: list[Path]) -> list[Path]:
+    """On other data, the weights chosen on validation are always among those scored."""
+    best_file = run.path / "best_weights.json"
+    if not best_file.is_file():
+        return chosen
+    best = run.path / "model_logs" / json.loads(best_file.read_text(encoding="utf-8"))["weights"]
+    return chosen if best in chosen else sorted([*chosen, best], key=weights_epoch)
 
 
 def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any]:
