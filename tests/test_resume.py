@@ -47,7 +47,7 @@ METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("resume_data")
-    make_image_folder(base / "train", 60, seed=1)
+    make_image_folder(base / "train", 40, seed=1)
     make_image_folder(base / "valid", 10, seed=2)
     return base
 

@@ -180,12 +180,12 @@ def test_reevaluation_reproduces_the_training_time_reports(custom_run, tiny_data
     assert (custom_run / "evaluations" / "train" / "analysis_report.csv").is_file()
 
 
-def test_fine_tune_mobilenetv2_two_phases(tiny_data, tmp_path):
+def test_fine_tune_keras_applications_two_phases(tiny_data, tmp_path):
     code, run = train(
         tiny_data,
         tmp_path,
         "-m",
-        "mobilenetv2",
+        "mobilenetv3small",
         "-w",
         "none",
         "-tt",
@@ -197,7 +197,7 @@ def test_fine_tune_mobilenetv2_two_phases(tiny_data, tmp_path):
         "-post",
         "false",
     )
-    assert code == 0 and run.name == "mobilenetv2"
+    assert code == 0 and run.name == "mobilenetv3small"
     log = pd.read_csv(run / "training.log")
     assert log["epoch"].tolist() == [1, 2]
     assert log["learning_rate"].tolist() == pytest.approx([0.001, 0.0001])

@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cnnhub.atomic import save_figure
+from cnnhub.evaluation.metrics import OVERALL_COLUMNS
 
 MAX_LABELLED_CLASSES = 60
 """Above this many classes, class-name tick labels are left out (they would overlap)."""
@@ -33,17 +34,8 @@ MAX_ANNOTATED_CLASSES = 25
 """Up to this many classes, confusion-matrix cells show their counts."""
 
 _RC = {"text.usetex": False, "text.parse_math": True}
-_RATE_METRICS = [
-    "coverage",
-    "accuracy",
-    "precision_micro",
-    "recall_micro",
-    "f1_micro",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "top5_accuracy",
-]
+# Every overall figure but the threshold itself is a rate in [0, 1].
+_RATE_METRICS = [*OVERALL_COLUMNS[1:], "top5_accuracy"]
 
 
 def plain_text(value: object) -> str:
