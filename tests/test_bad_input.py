@@ -179,3 +179,24 @@ def test_evaluate_weights_of_another_architecture(trained_run, tmp_path, capsys)
         "layer `backbone/block1_conv` expects shape (3, 3, 3, 8) but the file has (3, 3, 3, 4)",
         trained_run,
     )
+
+
+def test_continue_training_from_weights_of_another_architecture(
+    trained_run, tiny_data, tmp_path, capsys
+):
+    weights = next((trained_run / "model_logs").glob("*.weights.h5"))
+    args = data_args(tiny_data["train"], tiny_data["valid"]) + ["-w", str(weights)]
+    check_rejected(
+        capsys,
+        args + ["--custom_conv_blocks", "c4k3-mp2"],
+        "layer `backbone/block1_conv` expects shape (3, 3, 3, 4) but the file has (3, 3, 3, 8)",
+        tmp_path,
+    )
+
+
+def test_continue_training_from_matching_weights(trained_run, tiny_data, tmp_path):
+    weights = next((trained_run / "model_logs").glob("weights-001-*.weights.h5"))
+    args = data_args(tiny_data["train"], tiny_data["valid"]) + ["-w", str(weights), "-lr", "0.0001"]
+    assert (
+        train_main(args + ["--custom_conv_blocks", "c8k3-mp2", "-sl", str(tmp_path)] + SMALL) == 0
+    )
