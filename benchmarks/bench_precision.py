@@ -1,0 +1,242 @@
+"""Issue 8: training speed with --mixed_precision, --jit_compile and --deterministic on this CPU.
+
+    python benchmarks/bench_precision.py [--quick] [--json OUT]
+
+For mobilenetv2 (96x96, ``-w none``, train_all) and the custom net (preset ``fashion``, 28x28)
+on synthetic PNGs, trains one model per configuration:
+
+    --mixed_precision false|true  x  --jit_compile false|true      (4 combinations)
+    --deterministic true  (with both others false; its baseline is false/false/false)
+
+The load of this shared machine swings by 2x within minutes, so the configurations are not
+separate ``run_training.py`` processes run one after another: they train side by side in one
+process, taking turns epoch by epoch (order rotated each round), each ``fit`` call one epoch,
+timed by a Keras callback. Each configuration is set up with cnnhub's own code, as
+``run_training.py`` does for the flag: the precision policy by ``cnnhub.devices`` (float32, or
+``mixed_bfloat16`` on a CPU) before ``build_model``; ``compile(jit_compile=...)``;
+``make_dataset(..., deterministic=True)`` (single-threaded augmentation) plus TensorFlow op
+determinism (``cnnhub.reproducibility.enable_determinism``), switched on only around the
+deterministic model's epochs (TensorFlow's ``disable_op_determinism`` switches it off again).
+All use cnnhub's augmentation (default flip, zoom, translation) and in-memory cache.
+Images/second: median over epochs 2..N (epoch 1: tracing, XLA compilation, cache fill).
+
+Mixed precision on a CPU means bfloat16 compute; fast only on CPUs with native bf16
+instructions (AVX512-BF16 / AMX), so the CPU's AVX/AMX flags are recorded too.
+``--cli_check`` also runs each configuration once through ``run_training.py`` (1 epoch) to
+show the flags work end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    add_common_args,
+    child_env,
+    list_folder,
+    machine_info,
+    machine_line,
+    median,
+    quiet_tensorflow,
+    run_child,
+    table,
+    versions,
+    work_dir,
+    write_image_folder,
+    write_json,
+)
+
+CONFIGS = [  # (label, mixed_precision, jit_compile, deterministic)
+    ("float32", False, False, False),
+    ("mixed_bf16", True, False, False),
+    ("float32 + XLA", False, True, False),
+    ("mixed_bf16 + XLA", True, True, False),
+    ("float32 + deterministic", False, False, True),
+]
+
+
+def cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma")))
+    except OSError:
+        pass
+    return []
+
+
+def custom_blocks() -> str:
+    from cnnhub.custom_cnn import PRESETS
+
+    return "fashion" if "fashion" in PRESETS else "auto"
+
+
+def epoch_timer():
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return Timer()
+
+
+def measure(model_name: str, size: int, folder: Path, args) -> dict:
+    import keras
+    import numpy as np
+    from tensorflow.python.framework import config as tf_config
+
+    from cnnhub import settings
+    from cnnhub.data import Split, build_augmenter, make_dataset
+    from cnnhub.devices import _set_precision
+    from cnnhub.model_factory import build_model
+    from cnnhub.reproducibility import enable_determinism
+    from cnnhub.training import make_loss, make_optimizer
+
+    flags = ["-m", model_name, "-w", "none", "-height", str(size), "-width", str(size),
+             "-b", str(args.batch), "--custom_conv_blocks", custom_blocks()]  # fmt: skip
+    base = settings.resolve(flags)[0]
+    seed = base["SEED"]
+    _, paths, labels = list_folder(folder)
+    split = Split(labels=np.asarray(labels, dtype=np.int64), paths=paths)
+    n = len(split)
+
+    def dataset(deterministic: bool):
+        return make_dataset(split, 10, (size, size), args.batch, training=True, seed=seed,
+                            cache=True, augmenter=build_augmenter(base, seed),
+                            deterministic=deterministic)  # fmt: skip
+
+    shared = dataset(False)
+    variants = {}
+    for label, mp, jit, det in CONFIGS:
+        config = dict(base, MIXED_PRECISION=mp, JIT_COMPILE=jit, DETERMINISTIC=det)
+        _set_precision(config, [])  # what setup_devices does on a machine without GPUs
+        keras.utils.set_random_seed(seed)
+        model = build_model(config, 10)
+        model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
+                      loss=make_loss(config), metrics=["accuracy"], jit_compile=jit)  # fmt: skip
+        variants[label] = {"model": model, "data": dataset(True) if det else shared,
+                           "det": det, "timer": epoch_timer(), "history": {}}  # fmt: skip
+    _set_precision(dict(base, MIXED_PRECISION=False), [])
+    order = list(variants)
+    for epoch in range(args.epochs):
+        for label in order:
+            v = variants[label]
+            if v["det"]:
+                enable_determinism(seed)
+            try:
+                h = v["model"].fit(v["data"], epochs=epoch + 1, initial_epoch=epoch,
+                                   callbacks=[v["timer"]], verbose=0)  # fmt: skip
+            finally:
+                if v["det"]:
+                    tf_config.disable_op_determinism()
+            v["history"] = {k: float(x[-1]) for k, x in h.history.items()}
+            print(f"  {model_name} epoch {epoch + 1} {label}: {v['timer'].seconds[-1]:.1f} s "
+                  f"({n / v['timer'].seconds[-1]:.0f} img/s)", flush=True)  # fmt: skip
+        order = order[1:] + order[:1]
+    out = {}
+    for label, v in variants.items():
+        rates = [n / s for s in v["timer"].seconds[1:]]
+        out[label] = {
+            "epoch_seconds": v["timer"].seconds,
+            "images_per_s": rates,
+            "images_per_s_median": median(rates),
+            "first_epoch_s": v["timer"].seconds[0],
+            "final_loss": v["history"].get("loss"),
+            "final_accuracy": v["history"].get("accuracy"),
+            "compute_dtype": v["model"].get_layer("backbone").compute_dtype,
+        }
+    ref = out["float32"]["images_per_s_median"]
+    for entry in out.values():
+        entry["speed_vs_float32"] = entry["images_per_s_median"] / ref
+    keras.backend.clear_session()
+    return {"images": n, "input": f"{size}x{size}", "configs": out}
+
+
+def cli_check(model: str, size: int, folder: Path, work: Path, args) -> dict:
+    """One epoch of run_training.py per configuration: the flags work end to end."""
+    env = child_env(work)
+    runs = []
+    for i, (label, mp, jit, det) in enumerate(CONFIGS):
+        runs.append([
+            "-m", model, "-w", "none", "-height", str(size), "-width", str(size),
+            "-dtrain", str(folder), "-dvalid", str(folder), "-sl", str(work / "save"), "-e", "1",
+            "-b", str(args.batch), "-post", "false", "--custom_conv_blocks", custom_blocks(),
+            "--mixed_precision", str(mp).lower(), "--jit_compile", str(jit).lower(),
+            "--deterministic", str(det).lower(), "--run_name", f"cli-{model}-{i}",
+        ])  # fmt: skip
+    plan = runs[-1:] + runs[:-1]  # deterministic first: each run its own process
+    return {CONFIGS[(i - 1) % len(CONFIGS)][0]: run_child(r, env)["code"]
+            for i, r in enumerate(plan)}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser)
+    parser.add_argument("--models", nargs="+", default=["mobilenetv2", "custom"])
+    parser.add_argument("--mobilenet_images", type=int, default=64)
+    parser.add_argument("--custom_images", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--cli_check", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.models, args.custom_images, args.epochs = ["custom"], 160, 2
+    sizes = {"mobilenetv2": 96, "custom": 28}
+    info = machine_info()
+    info["cpu_flags"] = cpu_flags()
+    print(machine_line(info), flush=True)
+    print("CPU flags:", " ".join(info["cpu_flags"]), flush=True)
+    quiet_tensorflow()
+    results: dict = {"benchmark": "precision", "machine": info, "versions": versions(),
+                     "models": {}}  # fmt: skip
+    results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
+    with work_dir("precision", args.keep) as work:
+        for model in args.models:
+            n = args.mobilenet_images if model == "mobilenetv2" else args.custom_images
+            folder = work / f"data-{model}"
+            write_image_folder(folder, n // 10, sizes[model], "png", seed=6)
+            print(f"{model}: {len(CONFIGS)} configurations x {args.epochs} epochs on {n} "
+                  "images ...", flush=True)  # fmt: skip
+            results["models"][model] = measure(model, sizes[model], folder, args)
+            if args.cli_check:
+                results["models"][model]["cli_exit_codes"] = cli_check(
+                    model, sizes[model], folder, work, args
+                )
+    print()
+    print(machine_line(info))
+    print(f"train_all, batch {args.batch}, {args.epochs} epochs, augmentation and cache on; "
+          "img/s = median over epochs 2..N")  # fmt: skip
+    rows = []
+    for model, r in results["models"].items():
+        for label, e in r["configs"].items():
+            rows.append([model, r["input"], r["images"], label, e["compute_dtype"],
+                         e["images_per_s_median"], e["speed_vs_float32"], e["first_epoch_s"],
+                         e["final_loss"]])  # fmt: skip
+    print(table(["model", "input", "images", "configuration", "compute dtype", "img/s",
+                 "vs float32", "epoch 1 s", "final train loss"], rows))  # fmt: skip
+    for model, r in results["models"].items():
+        if "cli_exit_codes" in r:
+            print(f"{model}: run_training.py exit codes per configuration: {r['cli_exit_codes']}")
+        fastest = max(r["configs"], key=lambda k: r["configs"][k]["images_per_s_median"])
+        det = r["configs"]["float32 + deterministic"]["speed_vs_float32"]
+        print(f"{model}: fastest = {fastest}; deterministic costs "
+              f"{(1 / det - 1) * 100:+.0f}% time per epoch")  # fmt: skip
+    write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
