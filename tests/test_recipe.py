@@ -1,4 +1,4 @@
-"""The Fashion-MNIST recipe works end to end on a few hundred images (the real run is a benchmark)."""
+"""The Fashion-MNIST recipe works on a few hundred images (the full run is a benchmark)."""
 
 from __future__ import annotations
 
