@@ -212,16 +212,18 @@ def measure_model(name: str, model_name: str, size: int, n: int, args, folder: P
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser)
-    parser.add_argument("--images", type=int, default=800, help="JPEGs written (custom net)")
+    parser.add_argument("--images", type=int, default=5000, help="JPEGs written (custom net)")
     parser.add_argument(
         "--mobilenet_images",
         type=int,
-        default=160,
+        default=1000,
         help="of those, how many mobilenetv2 trains on (~5x slower per image)",
     )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--jpeg_size", type=int, default=256)
+    parser.add_argument(
+        "--jpeg_size", type=int, default=800, help="side of the square JPEGs (photo-sized)"
+    )
     parser.add_argument("--models", nargs="+", default=["mobilenetv2", "custom"])
     args = parser.parse_args()
     if args.quick:

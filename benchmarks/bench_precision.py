@@ -6,19 +6,25 @@ For mobilenetv2 (96x96, ``-w none``, train_all) and the custom net (preset ``fas
 on synthetic PNGs, trains one model per configuration:
 
     --mixed_precision false|true  x  --jit_compile false|true      (4 combinations)
-    --deterministic true  (with both others false; its baseline is false/false/false)
+    --deterministic true  vs  false  (both others false)
 
-The load of this shared machine swings by 2x within minutes, so the configurations are not
-separate ``run_training.py`` processes run one after another: they train side by side in one
-process, taking turns epoch by epoch (order rotated each round), each ``fit`` call one epoch,
-timed by a Keras callback. Each configuration is set up with cnnhub's own code, as
-``run_training.py`` does for the flag: the precision policy by ``cnnhub.devices`` (float32, or
-``mixed_bfloat16`` on a CPU) before ``build_model``; ``compile(jit_compile=...)``;
-``make_dataset(..., deterministic=True)`` (single-threaded augmentation) plus TensorFlow op
-determinism (``cnnhub.reproducibility.enable_determinism``), switched on only around the
-deterministic model's epochs (TensorFlow's ``disable_op_determinism`` switches it off again).
-All use cnnhub's augmentation (default flip, zoom, translation) and in-memory cache.
-Images/second: median over epochs 2..N (epoch 1: tracing, XLA compilation, cache fill).
+Each configuration is set up with cnnhub's own code, as ``run_training.py`` does for the flag:
+the precision policy by ``cnnhub.devices`` (float32, or ``mixed_bfloat16`` on a CPU) before
+``build_model``; ``compile(jit_compile=...)``; for ``--deterministic``,
+``cnnhub.reproducibility.enable_determinism`` (TensorFlow op determinism) at process start and
+``make_dataset(..., deterministic=True)`` (single-threaded augmentation). All use cnnhub's
+augmentation (default flip, zoom, translation) and in-memory cache. One ``fit`` call per
+epoch, timed by a Keras callback; images/second = median over epochs 2..N (epoch 1: tracing,
+XLA compilation, cache fill; reported separately).
+
+The load of this shared machine swings by 2x within minutes, so:
+
+* the 4 precision/XLA combinations train side by side in one process, taking turns epoch by
+  epoch (order rotated each round);
+* determinism is process-wide and toggling it inside a process makes the next call of every
+  compiled function slow (measured: a few seconds per model), so ``--deterministic`` false and
+  true run as separate processes (this script re-run with ``--det_child``), alternating
+  false/true for ``--det_pairs`` pairs; the ratio uses the pooled epochs 2..N.
 
 Mixed precision on a CPU means bfloat16 compute; fast only on CPUs with native bf16
 instructions (AVX512-BF16 / AMX), so the CPU's AVX/AMX flags are recorded too.
@@ -29,6 +35,7 @@ show the flags work end to end.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -44,12 +51,14 @@ from _common import (  # noqa: E402
     quiet_tensorflow,
     run_child,
     table,
+    timed_run,
     versions,
     work_dir,
     write_image_folder,
     write_json,
 )
 
+SIZES = {"mobilenetv2": 96, "custom": 28}
 CONFIGS = [  # (label, mixed_precision, jit_compile, deterministic)
     ("float32", False, False, False),
     ("mixed_bf16", True, False, False),
@@ -93,10 +102,12 @@ def epoch_timer():
     return Timer()
 
 
-def measure(model_name: str, size: int, folder: Path, args) -> dict:
+def measure(model_name: str, size: int, folder: Path, args, configs) -> dict:
+    """Train one model per configuration in ``configs``, epoch by epoch in turn.
+
+    A deterministic configuration must be alone in its process (``--det_child``)."""
     import keras
     import numpy as np
-    from tensorflow.python.framework import config as tf_config
 
     from cnnhub import settings
     from cnnhub.data import Split, build_augmenter, make_dataset
@@ -112,36 +123,29 @@ def measure(model_name: str, size: int, folder: Path, args) -> dict:
     _, paths, labels = list_folder(folder)
     split = Split(labels=np.asarray(labels, dtype=np.int64), paths=paths)
     n = len(split)
-
-    def dataset(deterministic: bool):
-        return make_dataset(split, 10, (size, size), args.batch, training=True, seed=seed,
-                            cache=True, augmenter=build_augmenter(base, seed),
-                            deterministic=deterministic)  # fmt: skip
-
-    shared = dataset(False)
+    deterministic = any(det for _, _, _, det in configs)
+    if deterministic:
+        assert len(configs) == 1, "determinism is process-wide"
+        enable_determinism(seed)
+    shared = make_dataset(split, 10, (size, size), args.batch, training=True, seed=seed,
+                          cache=True, augmenter=build_augmenter(base, seed),
+                          deterministic=deterministic)  # fmt: skip
     variants = {}
-    for label, mp, jit, det in CONFIGS:
+    for label, mp, jit, det in configs:
         config = dict(base, MIXED_PRECISION=mp, JIT_COMPILE=jit, DETERMINISTIC=det)
         _set_precision(config, [])  # what setup_devices does on a machine without GPUs
         keras.utils.set_random_seed(seed)
         model = build_model(config, 10)
         model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
                       loss=make_loss(config), metrics=["accuracy"], jit_compile=jit)  # fmt: skip
-        variants[label] = {"model": model, "data": dataset(True) if det else shared,
-                           "det": det, "timer": epoch_timer(), "history": {}}  # fmt: skip
+        variants[label] = {"model": model, "timer": epoch_timer(), "history": {}}
     _set_precision(dict(base, MIXED_PRECISION=False), [])
     order = list(variants)
     for epoch in range(args.epochs):
         for label in order:
             v = variants[label]
-            if v["det"]:
-                enable_determinism(seed)
-            try:
-                h = v["model"].fit(v["data"], epochs=epoch + 1, initial_epoch=epoch,
-                                   callbacks=[v["timer"]], verbose=0)  # fmt: skip
-            finally:
-                if v["det"]:
-                    tf_config.disable_op_determinism()
+            h = v["model"].fit(shared, epochs=epoch + 1, initial_epoch=epoch,
+                               callbacks=[v["timer"]], verbose=0)  # fmt: skip
             v["history"] = {k: float(x[-1]) for k, x in h.history.items()}
             print(f"  {model_name} epoch {epoch + 1} {label}: {v['timer'].seconds[-1]:.1f} s "
                   f"({n / v['timer'].seconds[-1]:.0f} img/s)", flush=True)  # fmt: skip
@@ -158,11 +162,44 @@ def measure(model_name: str, size: int, folder: Path, args) -> dict:
             "final_accuracy": v["history"].get("accuracy"),
             "compute_dtype": v["model"].get_layer("backbone").compute_dtype,
         }
-    ref = out["float32"]["images_per_s_median"]
-    for entry in out.values():
-        entry["speed_vs_float32"] = entry["images_per_s_median"] / ref
     keras.backend.clear_session()
     return {"images": n, "input": f"{size}x{size}", "configs": out}
+
+
+def det_child(args) -> int:
+    """``--det_child``: one float32 model, deterministic or not, alone in this process."""
+    quiet_tensorflow()
+    config = CONFIGS[4] if args.det == "true" else CONFIGS[0]
+    result = measure(args.model, SIZES[args.model], Path(args.folder), args, [config])
+    print("RESULT " + json.dumps(result["configs"][config[0]]), flush=True)
+    return 0
+
+
+def determinism(model: str, folder: Path, args, env) -> dict:
+    """Alternate --deterministic false/true processes; pool epochs 2..N of each side."""
+    runs: dict[str, list[dict]] = {"false": [], "true": []}
+    for pair in range(args.det_pairs):
+        for det in ("false", "true") if pair % 2 == 0 else ("true", "false"):
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--det_child", "--det", det, "--model", model,
+                   "--folder", str(folder), "--epochs", str(args.epochs),
+                   "--batch", str(args.batch)]  # fmt: skip
+            _, out = timed_run(cmd, env)
+            line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+            runs[det].append(json.loads(line[7:]))
+            print(f"  {model} --deterministic {det}: "
+                  f"{[round(r) for r in runs[det][-1]['images_per_s']]} img/s", flush=True)  # fmt: skip
+    out = {}
+    for det, label in (("false", "float32 (own process)"), ("true", "float32 + deterministic")):
+        rates = [r for run in runs[det] for r in run["images_per_s"]]
+        out[label] = {
+            "images_per_s": rates,
+            "images_per_s_median": median(rates),
+            "first_epoch_s": median([run["first_epoch_s"] for run in runs[det]]),
+            "final_loss": median([run["final_loss"] for run in runs[det]]),
+            "compute_dtype": "float32",
+            "processes": len(runs[det]),
+        }
+    return out
 
 
 def cli_check(model: str, size: int, folder: Path, work: Path, args) -> dict:
@@ -190,11 +227,23 @@ def main() -> int:
     parser.add_argument("--custom_images", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument(
+        "--det_pairs",
+        type=int,
+        default=2,
+        help="--deterministic false/true process pairs per model",
+    )
     parser.add_argument("--cli_check", action="store_true")
+    parser.add_argument("--det_child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--det", choices=["true", "false"], help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.det_child:
+        return det_child(args)
     if args.quick:
-        args.models, args.custom_images, args.epochs = ["custom"], 160, 2
-    sizes = {"mobilenetv2": 96, "custom": 28}
+        args.models, args.custom_images, args.epochs, args.det_pairs = ["custom"], 160, 2, 1
+    sizes = SIZES
     info = machine_info()
     info["cpu_flags"] = cpu_flags()
     print(machine_line(info), flush=True)
@@ -210,7 +259,19 @@ def main() -> int:
             write_image_folder(folder, n // 10, sizes[model], "png", seed=6)
             print(f"{model}: {len(CONFIGS)} configurations x {args.epochs} epochs on {n} "
                   "images ...", flush=True)  # fmt: skip
-            results["models"][model] = measure(model, sizes[model], folder, args)
+            results["models"][model] = measure(model, sizes[model], folder, args, CONFIGS[:4])
+            det = determinism(model, folder, args, child_env(work))
+            own = det["float32 (own process)"]["images_per_s_median"]
+            det["float32 + deterministic"]["vs_float32_own_process"] = (
+                det["float32 + deterministic"]["images_per_s_median"] / own
+            )
+            results["models"][model]["configs"].update(det)
+            ref = results["models"][model]["configs"]["float32"]["images_per_s_median"]
+            for label, entry in results["models"][model]["configs"].items():
+                entry["speed_vs_float32"] = entry["images_per_s_median"] / ref
+            # determinism is compared with its own-process float32 baseline, not the shared one
+            entry = results["models"][model]["configs"]["float32 + deterministic"]
+            entry["speed_vs_float32"] = entry["vs_float32_own_process"]
             if args.cli_check:
                 results["models"][model]["cli_exit_codes"] = cli_check(
                     model, sizes[model], folder, work, args
@@ -227,10 +288,15 @@ def main() -> int:
                          e["final_loss"]])  # fmt: skip
     print(table(["model", "input", "images", "configuration", "compute dtype", "img/s",
                  "vs float32", "epoch 1 s", "final train loss"], rows))  # fmt: skip
+    print(
+        "(the 4 combinations: one process, vs its float32 row; deterministic: own processes, "
+        "vs 'float32 (own process)')"
+    )
     for model, r in results["models"].items():
         if "cli_exit_codes" in r:
             print(f"{model}: run_training.py exit codes per configuration: {r['cli_exit_codes']}")
-        fastest = max(r["configs"], key=lambda k: r["configs"][k]["images_per_s_median"])
+        combos = [label for label, *_ in CONFIGS[:4]]
+        fastest = max(combos, key=lambda k: r["configs"][k]["images_per_s_median"])
         det = r["configs"]["float32 + deterministic"]["speed_vs_float32"]
         print(f"{model}: fastest = {fastest}; deterministic costs "
               f"{(1 / det - 1) * 100:+.0f}% time per epoch")  # fmt: skip

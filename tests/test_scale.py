@@ -135,3 +135,18 @@ def test_two_workers_train_together_and_only_the_chief_writes(tiny_data, tmp_pat
         for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("cnnhub-worker-*")
         if p.stat().st_mtime > (tmp_path.stat().st_mtime - 1)
     ]
+
+
+def test_one_device_trains_under_the_default_strategy():
+    """One device needs no distribution wrapper: OneDeviceStrategy slows a CPU step down."""
+    import tensorflow as tf
+
+    from cnnhub import settings
+    from cnnhub.devices import setup_devices
+
+    for kind in ("auto", "one_device"):
+        config = settings.resolve(["--strategy", kind])[0]
+        strategy = setup_devices(config)
+        assert strategy is tf.distribute.get_strategy()  # outside any scope: the default one
+        assert not isinstance(strategy, tf.distribute.OneDeviceStrategy)
+        assert strategy.num_replicas_in_sync == 1
