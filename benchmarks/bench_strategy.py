@@ -13,8 +13,9 @@ synthetic PNGs, built and trained under
   machine).
 
 The models take turns epoch by epoch (order rotated each round), so load changes on the
-shared machine hit all alike. Images/second: median over rounds 2..N (round 1: tracing, cache
-fill).
+shared machine hit all alike. Two figures, from rounds 2..N (round 1: tracing, cache fill):
+images/second per epoch (median), and per training step (median step time, timed by a batch
+callback), which leaves out the stalls some epochs have at their start.
 """
 
 from __future__ import annotations
@@ -52,6 +53,23 @@ def strategies() -> dict:
     }
 
 
+def step_timer():
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return StepTimer()
+
+
 def measure(folder: Path, args) -> dict:
     import keras
     import numpy as np
@@ -68,26 +86,29 @@ def measure(folder: Path, args) -> dict:
     seed = config["SEED"]
     data = make_dataset(split, 10, size, args.batch, training=True, seed=seed, cache=True,
                         augmenter=build_augmenter(config, seed))  # fmt: skip
-    models, seconds = {}, {}
+    models, seconds, steps = {}, {}, {}
     for label, strategy in strategies().items():
         with strategy.scope():
             keras.utils.set_random_seed(seed)
             model = build_model(config, 10)
             model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
                           loss=make_loss(config), metrics=["accuracy"])  # fmt: skip
-        models[label], seconds[label] = (model, strategy), []
+        models[label], seconds[label], steps[label] = (model, strategy), [], step_timer()
     order = list(models)
     for epoch in range(args.epochs):
         for label in order:
             model, strategy = models[label]
+            timer = steps[label] if epoch else None  # round 1 traces
             with strategy.scope():
                 start = time.perf_counter()
-                model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+                model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                          callbacks=[timer] if timer else [])  # fmt: skip
                 seconds[label].append(time.perf_counter() - start)
             print(f"  round {epoch + 1} {label}: {seconds[label][-1]:.1f} s", flush=True)
         order = order[1:] + order[:1]
     rates = {k: [len(split) / s for s in v[1:]] for k, v in seconds.items()}
     med = {k: median(v) for k, v in rates.items()}
+    per_step = {k: args.batch / median(t.seconds) for k, t in steps.items()}
     keras.backend.clear_session()
     return {
         "images": len(split),
@@ -97,6 +118,8 @@ def measure(folder: Path, args) -> dict:
         "epoch_seconds": seconds,
         "images_per_s_median": med,
         "speed_vs_default": {k: v / med["default"] for k, v in med.items()},
+        "images_per_s_per_step": per_step,
+        "step_speed_vs_default": {k: v / per_step["default"] for k, v in per_step.items()},
     }
 
 
@@ -122,9 +145,10 @@ def main() -> int:
     print(machine_line(info))
     print(f"recipe net, {results['images']} PNGs {results['input']}, batch {args.batch}; "
           "img/s = median over rounds 2..N")  # fmt: skip
-    rows = [[k, v, results["speed_vs_default"][k]]
+    rows = [[k, v, results["speed_vs_default"][k], results["images_per_s_per_step"][k],
+             results["step_speed_vs_default"][k]]
             for k, v in results["images_per_s_median"].items()]  # fmt: skip
-    print(table(["strategy", "img/s", "vs default"], rows))
+    print(table(["strategy", "img/s (epochs)", "vs default", "img/s (steps)", "vs default"], rows))
     write_json(args.json, results)
     return 0
 

@@ -66,9 +66,8 @@ def setup_devices(config: dict[str, Any]):
     if kind == "mirrored" or (kind == "auto" and (len(gpus) > 1 or config["LOGICAL_CPUS"] > 1)):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    # TensorFlow's default strategy, not OneDeviceStrategy: the latter routes every step through
-    # the distributed-training path, which cost ~45% of CPU throughput (benchmarks/README.md).
-    # The default strategy puts ops on the first GPU when there is one, else on the CPU.
+    # TensorFlow's default strategy, not OneDeviceStrategy: no distributed-training path for one
+    # device (benchmarks/bench_strategy.py). It puts ops on the first GPU if any, else the CPU.
     return tf.distribute.get_strategy()
 
 

@@ -138,7 +138,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(tiny_data, tmp_pat
 
 
 def test_one_device_trains_under_the_default_strategy():
-    """One device needs no distribution wrapper: OneDeviceStrategy slows a CPU step down."""
+    """One device trains with no distribution wrapper."""
     import tensorflow as tf
 
     from cnnhub import settings
