@@ -141,6 +141,58 @@ def work_dir(name: str, keep: bool = False) -> Iterator[Path]:
                 pass
 
 
+# ---------------------------------------------------------------- models and timing
+
+# The two models the speed benchmarks train, at their input sizes: a backbone and the custom
+# net (preset ``fashion``, the strong small net for 28x28 images).
+MODEL_SIZES = {"mobilenetv2": 96, "custom": 28}
+CUSTOM_PRESET = "fashion"
+
+
+def bench_config(model: str, size: int, batch: int, *flags: str) -> dict[str, Any]:
+    """cnnhub's resolved config for ``model`` at ``size`` x ``size``, random init, ``batch``."""
+    from cnnhub import settings
+
+    argv = ["-m", model, "-w", "none", "-height", str(size), "-width", str(size),
+            "-b", str(batch), "--custom_conv_blocks", CUSTOM_PRESET, *flags]  # fmt: skip
+    return settings.resolve(argv)[0]
+
+
+def timer(unit: str = "epoch"):
+    """A Keras callback collecting the seconds of each epoch, or each training step (``"step"``).
+
+    Only the hooks of its unit are defined, so an epoch timer leaves Keras's per-step loop as
+    it is."""
+    import keras
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def _begin(self):
+            self._start = time.perf_counter()
+
+        def _end(self):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    class EpochTimer(Timer):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._begin()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._end()
+
+    class StepTimer(Timer):
+        def on_train_batch_begin(self, batch, logs=None):
+            self._begin()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self._end()
+
+    return {"epoch": EpochTimer, "step": StepTimer}[unit]()
+
+
 # ---------------------------------------------------------------- synthetic images
 
 

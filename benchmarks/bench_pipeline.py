@@ -37,13 +37,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    MODEL_SIZES,
     add_common_args,
+    bench_config,
     list_folder,
     machine_info,
     machine_line,
     median,
     quiet_tensorflow,
     table,
+    timer,
     verdict,
     versions,
     work_dir,
@@ -52,40 +55,6 @@ from _common import (  # noqa: E402
 )
 
 TARGET_AB, TARGET_AC = 0.95, 3.0
-
-
-def custom_blocks() -> str:
-    from cnnhub.custom_cnn import PRESETS
-
-    return "fashion" if "fashion" in PRESETS else "auto"
-
-
-def make_config(model: str, size: int, batch: int):
-    from cnnhub import settings
-
-    flags = ["-m", model, "-w", "none", "-height", str(size), "-width", str(size),
-             "-b", str(batch), "--custom_conv_blocks", custom_blocks()]  # fmt: skip
-    return settings.resolve(flags)[0]
-
-
-class EpochTimer:
-    """A Keras callback collecting each epoch's seconds."""
-
-    def __new__(cls):
-        import keras
-
-        class _Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds: list[float] = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._start)
-
-        return _Timer()
 
 
 def pil_dataset(paths, labels, size, batch, num_classes, seed):
@@ -130,7 +99,7 @@ def measure_model(name: str, model_name: str, size: int, n: int, args, folder: P
     from cnnhub.model_factory import build_model
     from cnnhub.training import make_loss, make_optimizer
 
-    config = make_config(model_name, size, args.batch)
+    config = bench_config(model_name, size, args.batch)
     class_names, paths, labels = list_folder(folder)
     if n < len(paths):  # a random subset, file order kept
         idx = np.sort(np.random.default_rng(0).permutation(len(paths))[:n])
@@ -179,7 +148,7 @@ def measure_model(name: str, model_name: str, size: int, n: int, args, folder: P
     model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
                   loss=make_loss(config), metrics=["accuracy"],
                   jit_compile=config["JIT_COMPILE"])  # fmt: skip
-    timers = {key: EpochTimer() for key in variants}
+    timers = {key: timer() for key in variants}
     order = list(variants)
     for epoch in range(args.epochs):
         for key in order:
@@ -233,7 +202,6 @@ def main() -> int:
     quiet_tensorflow()
     results: dict = {"benchmark": "pipeline", "machine": info, "versions": versions()}
     results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
-    sizes = {"mobilenetv2": 96, "custom": 28}
     with work_dir("pipeline", args.keep) as work:
         folder = work / "jpegs"
         start = time.perf_counter()
@@ -242,7 +210,9 @@ def main() -> int:
         runs = []
         for model_name in args.models:
             n = args.mobilenet_images if model_name == "mobilenetv2" else args.images
-            runs.append(measure_model(model_name, model_name, sizes[model_name], n, args, folder))
+            runs.append(
+                measure_model(model_name, model_name, MODEL_SIZES[model_name], n, args, folder)
+            )
     results["models"] = runs
     print()
     print(machine_line(info))

@@ -37,12 +37,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    CUSTOM_PRESET,
+    MODEL_SIZES,
     add_common_args,
+    bench_config,
     child_env,
     list_folder,
     machine_info,
@@ -52,13 +54,13 @@ from _common import (  # noqa: E402
     run_child,
     table,
     timed_run,
+    timer,
     versions,
     work_dir,
     write_image_folder,
     write_json,
 )
 
-SIZES = {"mobilenetv2": 96, "custom": 28}
 CONFIGS = [  # (label, mixed_precision, jit_compile, deterministic)
     ("float32", False, False, False),
     ("mixed_bf16", True, False, False),
@@ -79,29 +81,6 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def custom_blocks() -> str:
-    from cnnhub.custom_cnn import PRESETS
-
-    return "fashion" if "fashion" in PRESETS else "auto"
-
-
-def epoch_timer():
-    import keras
-
-    class Timer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return Timer()
-
-
 def measure(model_name: str, size: int, folder: Path, args, configs) -> dict:
     """Train one model per configuration in ``configs``, epoch by epoch in turn.
 
@@ -109,16 +88,13 @@ def measure(model_name: str, size: int, folder: Path, args, configs) -> dict:
     import keras
     import numpy as np
 
-    from cnnhub import settings
     from cnnhub.data import Split, build_augmenter, make_dataset
     from cnnhub.devices import _set_precision
     from cnnhub.model_factory import build_model
     from cnnhub.reproducibility import enable_determinism
     from cnnhub.training import make_loss, make_optimizer
 
-    flags = ["-m", model_name, "-w", "none", "-height", str(size), "-width", str(size),
-             "-b", str(args.batch), "--custom_conv_blocks", custom_blocks()]  # fmt: skip
-    base = settings.resolve(flags)[0]
+    base = bench_config(model_name, size, args.batch)
     seed = base["SEED"]
     _, paths, labels = list_folder(folder)
     split = Split(labels=np.asarray(labels, dtype=np.int64), paths=paths)
@@ -138,7 +114,7 @@ def measure(model_name: str, size: int, folder: Path, args, configs) -> dict:
         model = build_model(config, 10)
         model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
                       loss=make_loss(config), metrics=["accuracy"], jit_compile=jit)  # fmt: skip
-        variants[label] = {"model": model, "timer": epoch_timer(), "history": {}}
+        variants[label] = {"model": model, "timer": timer(), "history": {}}
     _set_precision(dict(base, MIXED_PRECISION=False), [])
     order = list(variants)
     for epoch in range(args.epochs):
@@ -170,7 +146,7 @@ def det_child(args) -> int:
     """``--det_child``: one float32 model, deterministic or not, alone in this process."""
     quiet_tensorflow()
     config = CONFIGS[4] if args.det == "true" else CONFIGS[0]
-    result = measure(args.model, SIZES[args.model], Path(args.folder), args, [config])
+    result = measure(args.model, MODEL_SIZES[args.model], Path(args.folder), args, [config])
     print("RESULT " + json.dumps(result["configs"][config[0]]), flush=True)
     return 0
 
@@ -210,7 +186,7 @@ def cli_check(model: str, size: int, folder: Path, work: Path, args) -> dict:
         runs.append([
             "-m", model, "-w", "none", "-height", str(size), "-width", str(size),
             "-dtrain", str(folder), "-dvalid", str(folder), "-sl", str(work / "save"), "-e", "1",
-            "-b", str(args.batch), "-post", "false", "--custom_conv_blocks", custom_blocks(),
+            "-b", str(args.batch), "-post", "false", "--custom_conv_blocks", CUSTOM_PRESET,
             "--mixed_precision", str(mp).lower(), "--jit_compile", str(jit).lower(),
             "--deterministic", str(det).lower(), "--run_name", f"cli-{model}-{i}",
         ])  # fmt: skip
@@ -243,7 +219,6 @@ def main() -> int:
         return det_child(args)
     if args.quick:
         args.models, args.custom_images, args.epochs, args.det_pairs = ["custom"], 160, 2, 1
-    sizes = SIZES
     info = machine_info()
     info["cpu_flags"] = cpu_flags()
     print(machine_line(info), flush=True)
@@ -256,25 +231,21 @@ def main() -> int:
         for model in args.models:
             n = args.mobilenet_images if model == "mobilenetv2" else args.custom_images
             folder = work / f"data-{model}"
-            write_image_folder(folder, n // 10, sizes[model], "png", seed=6)
+            write_image_folder(folder, n // 10, MODEL_SIZES[model], "png", seed=6)
             print(f"{model}: {len(CONFIGS)} configurations x {args.epochs} epochs on {n} "
                   "images ...", flush=True)  # fmt: skip
-            results["models"][model] = measure(model, sizes[model], folder, args, CONFIGS[:4])
-            det = determinism(model, folder, args, child_env(work))
-            own = det["float32 (own process)"]["images_per_s_median"]
-            det["float32 + deterministic"]["vs_float32_own_process"] = (
-                det["float32 + deterministic"]["images_per_s_median"] / own
-            )
-            results["models"][model]["configs"].update(det)
-            ref = results["models"][model]["configs"]["float32"]["images_per_s_median"]
-            for label, entry in results["models"][model]["configs"].items():
+            results["models"][model] = measure(model, MODEL_SIZES[model], folder, args, CONFIGS[:4])
+            configs = results["models"][model]["configs"]
+            configs.update(determinism(model, folder, args, child_env(work)))
+            shared = configs["float32"]["images_per_s_median"]
+            own = configs["float32 (own process)"]["images_per_s_median"]
+            for label, entry in configs.items():
+                # determinism against its own-process float32 baseline, the rest the shared one
+                ref = own if label == "float32 + deterministic" else shared
                 entry["speed_vs_float32"] = entry["images_per_s_median"] / ref
-            # determinism is compared with its own-process float32 baseline, not the shared one
-            entry = results["models"][model]["configs"]["float32 + deterministic"]
-            entry["speed_vs_float32"] = entry["vs_float32_own_process"]
             if args.cli_check:
                 results["models"][model]["cli_exit_codes"] = cli_check(
-                    model, sizes[model], folder, work, args
+                    model, MODEL_SIZES[model], folder, work, args
                 )
     print()
     print(machine_line(info))

@@ -34,6 +34,7 @@ from _common import (  # noqa: E402
     median,
     quiet_tensorflow,
     table,
+    timer,
     versions,
     work_dir,
     write_image_folder,
@@ -51,23 +52,6 @@ def strategies() -> dict:
         "OneDeviceStrategy": tf.distribute.OneDeviceStrategy("/cpu:0"),
         "MirroredStrategy (1 CPU)": tf.distribute.MirroredStrategy(["/cpu:0"]),
     }
-
-
-def step_timer():
-    import keras
-
-    class StepTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return StepTimer()
 
 
 def measure(folder: Path, args) -> dict:
@@ -93,16 +77,16 @@ def measure(folder: Path, args) -> dict:
             model = build_model(config, 10)
             model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
                           loss=make_loss(config), metrics=["accuracy"])  # fmt: skip
-        models[label], seconds[label], steps[label] = (model, strategy), [], step_timer()
+        models[label], seconds[label], steps[label] = (model, strategy), [], timer("step")
     order = list(models)
     for epoch in range(args.epochs):
         for label in order:
             model, strategy = models[label]
-            timer = steps[label] if epoch else None  # round 1 traces
+            step_timer = steps[label] if epoch else None  # round 1 traces
             with strategy.scope():
                 start = time.perf_counter()
                 model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                          callbacks=[timer] if timer else [])  # fmt: skip
+                          callbacks=[step_timer] if step_timer else [])  # fmt: skip
                 seconds[label].append(time.perf_counter() - start)
             print(f"  round {epoch + 1} {label}: {seconds[label][-1]:.1f} s", flush=True)
         order = order[1:] + order[:1]
