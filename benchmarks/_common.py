@@ -105,6 +105,21 @@ def child_env(work: Path | None = None) -> dict[str, str]:
     return env
 
 
+def start_results(name: str, args, tensorflow: bool = True) -> dict[str, Any]:
+    """Print the machine line and start a benchmark's results: machine, versions, settings.
+
+    ``tensorflow`` quiets TensorFlow (call this before anything imports it) and records its
+    version; benchmarks that only time subprocesses pass False."""
+    info = machine_info()
+    print(machine_line(info), flush=True)
+    results: dict[str, Any] = {"benchmark": name, "machine": info}
+    if tensorflow:
+        quiet_tensorflow()
+        results["versions"] = versions()
+    results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
+    return results
+
+
 def quiet_tensorflow() -> None:
     """Call before importing TensorFlow in a benchmark process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

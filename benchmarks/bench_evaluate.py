@@ -39,15 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     add_common_args,
     child_env,
-    machine_info,
     machine_line,
     median,
-    quiet_tensorflow,
     run_children,
+    start_results,
     table,
     timed_run,
     verdict,
-    versions,
     work_dir,
     write_image_folder,
     write_json,
@@ -176,11 +174,8 @@ def main() -> int:
         args.model, args.size, args.custom_conv_blocks = "custom", 32, "lenet"
         args.epochs, args.valid_per_class, args.train_per_class = 3, 10, 3
         args.repeats, args.naive_files, args.naive_images = 2, 2, 20
-    info = machine_info()
-    print(machine_line(info), flush=True)
-    quiet_tensorflow()
-    results: dict = {"benchmark": "evaluate", "machine": info, "versions": versions()}
-    results["settings"] = {k: v for k, v in vars(args).items() if k not in ("json",)}
+    results = start_results("evaluate", args)
+    info = results["machine"]
     with work_dir("evaluate", args.keep) as work:
         env = child_env(work)
         data = work / "data"

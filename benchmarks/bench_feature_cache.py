@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     add_common_args,
     child_env,
-    machine_info,
     machine_line,
     median,
     run_child,
+    start_results,
     table,
     verdict,
     work_dir,
@@ -123,10 +123,8 @@ def main() -> int:
     if args.quick:  # the custom net traces in seconds; mobilenetv2 takes ~30-50 s per process
         args.model, args.size, args.custom_conv_blocks = "custom", 32, "fashion"
         args.train_images, args.valid_images, args.epochs = 300, 100, 3
-    info = machine_info()
-    print(machine_line(info), flush=True)
-    results: dict = {"benchmark": "feature_cache", "machine": info}
-    results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
+    results = start_results("feature_cache", args, tensorflow=False)
+    info = results["machine"]
     runs: dict[str, list[dict]] = {"true": [], "false": []}
     with work_dir("feature-cache", args.keep) as work:
         env = child_env(work)

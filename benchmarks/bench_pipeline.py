@@ -41,14 +41,12 @@ from _common import (  # noqa: E402
     add_common_args,
     bench_config,
     list_folder,
-    machine_info,
     machine_line,
     median,
-    quiet_tensorflow,
+    start_results,
     table,
     timer,
     verdict,
-    versions,
     work_dir,
     write_image_folder,
     write_json,
@@ -197,11 +195,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.models, args.images, args.epochs, args.jpeg_size = ["custom"], 300, 3, 128
-    info = machine_info()
-    print(machine_line(info), flush=True)
-    quiet_tensorflow()
-    results: dict = {"benchmark": "pipeline", "machine": info, "versions": versions()}
-    results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
+    results = start_results("pipeline", args)
+    info = results["machine"]
     with work_dir("pipeline", args.keep) as work:
         folder = work / "jpegs"
         start = time.perf_counter()

@@ -47,15 +47,14 @@ from _common import (  # noqa: E402
     bench_config,
     child_env,
     list_folder,
-    machine_info,
     machine_line,
     median,
     quiet_tensorflow,
     run_child,
+    start_results,
     table,
     timed_run,
     timer,
-    versions,
     work_dir,
     write_image_folder,
     write_json,
@@ -219,14 +218,11 @@ def main() -> int:
         return det_child(args)
     if args.quick:
         args.models, args.custom_images, args.epochs, args.det_pairs = ["custom"], 160, 2, 1
-    info = machine_info()
+    results = start_results("precision", args)
+    info = results["machine"]
     info["cpu_flags"] = cpu_flags()
-    print(machine_line(info), flush=True)
     print("CPU flags:", " ".join(info["cpu_flags"]), flush=True)
-    quiet_tensorflow()
-    results: dict = {"benchmark": "precision", "machine": info, "versions": versions(),
-                     "models": {}}  # fmt: skip
-    results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
+    results["models"] = {}
     with work_dir("precision", args.keep) as work:
         for model in args.models:
             n = args.mobilenet_images if model == "mobilenetv2" else args.custom_images

@@ -27,9 +27,9 @@ from _common import (  # noqa: E402
     ROOT,
     add_common_args,
     child_env,
-    machine_info,
     machine_line,
     median,
+    start_results,
     table,
     verdict,
     work_dir,
@@ -79,10 +79,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.train_repeats = 3, 1
-    info = machine_info()
-    print(machine_line(info), flush=True)
-    results: dict = {"benchmark": "startup", "machine": info}
-    results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
+    results = start_results("startup", args, tensorflow=False)
+    info = results["machine"]
     py = sys.executable
     commands = {
         "python -c pass": [py, "-c", "pass"],

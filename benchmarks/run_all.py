@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BENCH, machine_info, machine_line, table  # noqa: E402
 
-BENCHMARKS = ["startup", "evaluate", "feature_cache", "pipeline", "precision", "strategy"]
+BENCHMARKS = ["startup", "evaluate", "feature_cache", "pipeline", "precision", "training_loop"]
 
 
 def summarize(name: str, r: dict) -> list[list]:
@@ -79,10 +79,10 @@ def summarize(name: str, r: dict) -> list[list]:
                 if label not in ("float32", "float32 (own process)"):
                     rows.append([name, f"{model}: {label} speed vs float32",
                                  c["speed_vs_float32"], "", ""])  # fmt: skip
-    elif name == "strategy":
-        for label, speed in r["speed_vs_default"].items():
-            if label != "default":
-                rows.append([name, f"{label} speed vs default strategy", speed, "", ""])
+    elif name == "training_loop":
+        for label, speed in r["speed_vs_cnnhub"].items():
+            if label != "cnnhub":
+                rows.append([name, f"{label}: speed vs cnnhub", speed, "", ""])
     return rows
 
 

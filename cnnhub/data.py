@@ -682,4 +682,20 @@ def make_dataset(
         return x, tf.one_hot(y, num_classes)
 
     parallel = None if deterministic and augmenter is not None else tf.data.AUTOTUNE
-    return ds.map(to_model_input, num_parallel_calls=parallel).prefetch(tf.data.AUTOTUNE)
+    return prefetched(ds.map(to_model_input, num_parallel_calls=parallel))
+
+
+def prefetched(dataset):
+    """``dataset`` with prefetching, and without tf.data's autotuning model thread.
+
+    Keras makes a new iterator every epoch and destroying the old one joins its autotuning
+    thread, which (TensorFlow 2.21) first sleeps out its optimisation period: 5-30 s of idle
+    machine at every epoch start, measured on the Fashion-MNIST recipe (benchmarks/README.md,
+    "Epoch stalls"). Without the model thread, ``AUTOTUNE`` parallelism is the core count and
+    prefetch buffers still grow on demand, which is what autotuning settled on anyway.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

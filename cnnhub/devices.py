@@ -67,7 +67,7 @@ def setup_devices(config: dict[str, Any]):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     # TensorFlow's default strategy, not OneDeviceStrategy: no distributed-training path for one
-    # device (benchmarks/bench_strategy.py). It puts ops on the first GPU if any, else the CPU.
+    # device (benchmarks/bench_training_loop.py). It puts ops on the first GPU if any, else the CPU.
     return tf.distribute.get_strategy()
 
 

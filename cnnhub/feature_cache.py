@@ -29,7 +29,7 @@ def cached_feature_datasets(model, splits, config: dict[str, Any], augmenter, ra
     """
     import tensorflow as tf
 
-    from cnnhub.data import make_dataset, shuffle_by_epoch
+    from cnnhub.data import make_dataset, prefetched, shuffle_by_epoch
     from cnnhub.model_factory import split_at_backbone
 
     extractor, head = split_at_backbone(model)
@@ -55,9 +55,9 @@ def cached_feature_datasets(model, splits, config: dict[str, Any], augmenter, ra
     train_y = np.eye(splits.num_classes, dtype="float32")[np.concatenate(labels)]
     train = tf.data.Dataset.from_tensor_slices((train_x, train_y))
     train = shuffle_by_epoch(train, len(train_x), config["SEED"], randomness.epoch)
-    train = train.batch(batch).prefetch(tf.data.AUTOTUNE)
+    train = prefetched(train.batch(batch))
     valid_x = extractor.predict(images(splits.valid), verbose=0)
-    valid = tf.data.Dataset.from_tensor_slices(valid_x).batch(batch)
+    valid = prefetched(tf.data.Dataset.from_tensor_slices(valid_x).batch(batch))
     print(
         f"Feature cache: backbone features of {len(train_x)} training and {len(valid_x)} "
         f"validation images computed once ({train_x.nbytes / 1e6:,.0f} MB); training the head."

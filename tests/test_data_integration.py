@@ -137,6 +137,19 @@ def test_grayscale_in_memory_images_become_rgb():
     np.testing.assert_array_equal(x.numpy()[..., 1], images[..., 0].astype("float32"))
 
 
+@pytest.mark.parametrize("training,cache", [(True, True), (True, False), (False, True)])
+def test_datasets_run_without_the_autotuning_thread(training, cache):
+    """Destroying an iterator joins tf.data's autotuning thread, which sleeps out its period
+    first: seconds of idle machine at every epoch start (benchmarks/README.md)."""
+    images = np.zeros((5, 4, 4, 3), dtype=np.uint8)
+    split = Split(labels=np.array([0, 1, 0, 1, 0]), paths=[f"a#{i}" for i in range(5)],
+                  images=images)  # fmt: skip
+    ds = make_dataset(split, 2, (4, 4), 2, training=training, seed=0, cache=cache)
+    assert ds.options().autotune.enabled is False
+    for _ in range(2):  # a second epoch makes a new iterator, as Keras does
+        assert sum(int(x.shape[0]) for x, _ in ds) == 5
+
+
 # ---------------------------------------------------------------- splits and protocols
 
 

@@ -1,21 +1,22 @@
-"""Issue 8: what a tf.distribute strategy costs on one device.
+"""Issue 8: what the training loop costs on one device besides the steps themselves.
 
-    python benchmarks/bench_strategy.py [--quick] [--json OUT]
+    python benchmarks/bench_training_loop.py [--quick] [--json OUT]
 
-On one device ``run_training.py`` trains under TensorFlow's default strategy
-(``cnnhub.devices.setup_devices``). This measures why: the same custom net (the Fashion-MNIST
-recipe's, 28x28 grayscale, batch 256) trained on the same ``make_dataset`` pipeline of
-synthetic PNGs, built and trained under
+The same custom net (the Fashion-MNIST recipe's, 28x28 grayscale, batch 256) trained on the
+same ``make_dataset`` pipeline of synthetic PNGs, one model per variant:
 
-* the default strategy (what cnnhub uses on one device),
-* ``OneDeviceStrategy("/cpu:0")`` (what cnnhub used before),
+* cnnhub as it is: TensorFlow's default strategy (``cnnhub.devices.setup_devices`` on one
+  device), tf.data's autotuning model thread off (``cnnhub.data.prefetched``);
+* the autotuning model thread on (tf.data's default, cnnhub before): destroying each epoch's
+  iterator joins that thread, which first sleeps out its optimisation period;
+* ``OneDeviceStrategy("/cpu:0")`` (what cnnhub used before on one device);
 * ``MirroredStrategy`` over that one CPU (what ``--strategy mirrored`` gives on a one-device
   machine).
 
 The models take turns epoch by epoch (order rotated each round), so load changes on the
-shared machine hit all alike. Two figures, from rounds 2..N (round 1: tracing, cache fill):
-images/second per epoch (median), and per training step (median step time, timed by a batch
-callback), which leaves out the stalls some epochs have at their start.
+shared machine hit all alike. Figures from rounds 2..N (round 1: tracing, cache fill):
+images/second per epoch (median), per training step (median step time, timed by a batch
+callback), and the epoch's seconds outside its steps (median), where the stalls show.
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     add_common_args,
     list_folder,
-    machine_info,
     machine_line,
     median,
-    quiet_tensorflow,
+    start_results,
     table,
     timer,
-    versions,
     work_dir,
     write_image_folder,
     write_json,
@@ -44,13 +43,21 @@ from _common import (  # noqa: E402
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "fashion_mnist.yaml"
 
 
-def strategies() -> dict:
+BASELINE = "cnnhub"
+
+
+def variants(data) -> dict:
+    """label -> (strategy, dataset)."""
     import tensorflow as tf
 
+    default = tf.distribute.get_strategy()
+    autotune = tf.data.Options()
+    autotune.autotune.enabled = True
     return {
-        "default": tf.distribute.get_strategy(),
-        "OneDeviceStrategy": tf.distribute.OneDeviceStrategy("/cpu:0"),
-        "MirroredStrategy (1 CPU)": tf.distribute.MirroredStrategy(["/cpu:0"]),
+        BASELINE: (default, data),
+        "autotune thread on": (default, data.with_options(autotune)),
+        "OneDeviceStrategy": (tf.distribute.OneDeviceStrategy("/cpu:0"), data),
+        "MirroredStrategy (1 CPU)": (tf.distribute.MirroredStrategy(["/cpu:0"]), data),
     }
 
 
@@ -70,29 +77,35 @@ def measure(folder: Path, args) -> dict:
     seed = config["SEED"]
     data = make_dataset(split, 10, size, args.batch, training=True, seed=seed, cache=True,
                         augmenter=build_augmenter(config, seed))  # fmt: skip
-    models, seconds, steps = {}, {}, {}
-    for label, strategy in strategies().items():
+    models, seconds, steps, outside = {}, {}, {}, {}
+    for label, (strategy, dataset) in variants(data).items():
         with strategy.scope():
             keras.utils.set_random_seed(seed)
             model = build_model(config, 10)
             model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
                           loss=make_loss(config), metrics=["accuracy"])  # fmt: skip
-        models[label], seconds[label], steps[label] = (model, strategy), [], timer("step")
+        models[label] = (model, strategy, dataset)
+        seconds[label], steps[label], outside[label] = [], timer("step"), []
     order = list(models)
     for epoch in range(args.epochs):
         for label in order:
-            model, strategy = models[label]
-            step_timer = steps[label] if epoch else None  # round 1 traces
+            model, strategy, dataset = models[label]
+            step_timer = steps[label]
+            done = len(step_timer.seconds)
             with strategy.scope():
                 start = time.perf_counter()
-                model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                          callbacks=[step_timer] if step_timer else [])  # fmt: skip
+                model.fit(dataset, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
+                          callbacks=[step_timer])  # fmt: skip
                 seconds[label].append(time.perf_counter() - start)
-            print(f"  round {epoch + 1} {label}: {seconds[label][-1]:.1f} s", flush=True)
+            outside[label].append(seconds[label][-1] - sum(step_timer.seconds[done:]))
+            print(f"  round {epoch + 1} {label}: {seconds[label][-1]:.1f} s "
+                  f"({outside[label][-1]:.1f} s outside steps)", flush=True)  # fmt: skip
         order = order[1:] + order[:1]
+    per_epoch = len(steps[BASELINE].seconds) // args.epochs
     rates = {k: [len(split) / s for s in v[1:]] for k, v in seconds.items()}
     med = {k: median(v) for k, v in rates.items()}
-    per_step = {k: args.batch / median(t.seconds) for k, t in steps.items()}
+    # Round 1's steps include tracing: left out, as its epochs are.
+    per_step = {k: args.batch / median(t.seconds[per_epoch:]) for k, t in steps.items()}
     keras.backend.clear_session()
     return {
         "images": len(split),
@@ -100,10 +113,12 @@ def measure(folder: Path, args) -> dict:
         "batch": args.batch,
         "custom_conv_blocks": config["CUSTOM_CONV_BLOCKS"],
         "epoch_seconds": seconds,
+        "seconds_outside_steps": outside,
+        "seconds_outside_steps_median": {k: median(v[1:]) for k, v in outside.items()},
         "images_per_s_median": med,
-        "speed_vs_default": {k: v / med["default"] for k, v in med.items()},
+        "speed_vs_cnnhub": {k: v / med[BASELINE] for k, v in med.items()},
         "images_per_s_per_step": per_step,
-        "step_speed_vs_default": {k: v / per_step["default"] for k, v in per_step.items()},
+        "step_speed_vs_cnnhub": {k: v / per_step[BASELINE] for k, v in per_step.items()},
     }
 
 
@@ -116,12 +131,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.images, args.epochs = 2_000, 3
-    info = machine_info()
-    print(machine_line(info), flush=True)
-    quiet_tensorflow()
-    results: dict = {"benchmark": "strategy", "machine": info, "versions": versions()}
-    results["settings"] = {k: v for k, v in vars(args).items() if k != "json"}
-    with work_dir("strategy", args.keep) as work:
+    results = start_results("training_loop", args)
+    info = results["machine"]
+    with work_dir("training_loop", args.keep) as work:
         folder = work / "pngs"
         write_image_folder(folder, args.images // 10, 28, "png", seed=8)
         results.update(measure(folder, args))
@@ -129,10 +141,12 @@ def main() -> int:
     print(machine_line(info))
     print(f"recipe net, {results['images']} PNGs {results['input']}, batch {args.batch}; "
           "img/s = median over rounds 2..N")  # fmt: skip
-    rows = [[k, v, results["speed_vs_default"][k], results["images_per_s_per_step"][k],
-             results["step_speed_vs_default"][k]]
+    rows = [[k, v, results["speed_vs_cnnhub"][k], results["seconds_outside_steps_median"][k],
+             results["images_per_s_per_step"][k], results["step_speed_vs_cnnhub"][k]]
             for k, v in results["images_per_s_median"].items()]  # fmt: skip
-    print(table(["strategy", "img/s (epochs)", "vs default", "img/s (steps)", "vs default"], rows))
+    headers = ["variant", "img/s (epochs)", "vs cnnhub", "s outside steps", "img/s (steps)",
+               "vs cnnhub"]  # fmt: skip
+    print(table(headers, rows))
     write_json(args.json, results)
     return 0
 
