@@ -689,10 +689,10 @@ def prefetched(dataset):
     """``dataset`` with prefetching, and without tf.data's autotuning model thread.
 
     Keras makes a new iterator every epoch and destroying the old one joins its autotuning
-    thread, which (TensorFlow 2.21) first sleeps out its optimisation period: 5-30 s of idle
-    machine at every epoch start, measured on the Fashion-MNIST recipe (benchmarks/README.md,
-    "Epoch stalls"). Without the model thread, ``AUTOTUNE`` parallelism is the core count and
-    prefetch buffers still grow on demand, which is what autotuning settled on anyway.
+    thread, which (TensorFlow 2.21) first sleeps out its optimisation period: up to 50 s of
+    idle machine at every epoch start of the Fashion-MNIST recipe (benchmarks/README.md,
+    "Epoch stalls"). Without the model thread an ``AUTOTUNE`` map runs one call per core (at
+    most 16) and prefetch buffers still grow when the consumer waits.
     """
     import tensorflow as tf
 
