@@ -81,7 +81,7 @@ def summarize(name: str, r: dict) -> list[list]:
                                  c["speed_vs_float32"], "", ""])  # fmt: skip
     elif name == "training_loop":
         for label, speed in r["speed_vs_cnnhub"].items():
-            if label != "cnnhub":
+            if label != r["baseline"]:
                 rows.append([name, f"{label}: speed vs cnnhub", speed, "", ""])
     return rows
 
