@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,3 +59,27 @@ def save_figure(path: str | os.PathLike, figure: Any, **kwargs: Any) -> None:
     """Atomically save a matplotlib figure (format from ``path``'s suffix)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=Path(path).suffix.lstrip("."), **kwargs)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new, empty hidden folder beside ``path``; when the block succeeds it replaces
+    ``path`` and everything in it, so no file of an earlier version stays mixed in.
+
+    A failure inside the block leaves ``path`` as it was. The swap is two renames: a crash
+    between them leaves the earlier version under a hidden ``.<name>.old-*`` name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = path.parent / f".{path.name}.tmp-{tag}"
+    tmp.mkdir()  # plain mkdir: the folder's mode follows the umask
+    try:
+        yield tmp
+        old = path.parent / f".{path.name}.old-{tag}"
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

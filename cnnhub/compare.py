@@ -1,4 +1,8 @@
-"""Compare runs: one leaderboard row per run folder of a model repository."""
+"""Compare runs: one leaderboard row per run folder of a model repository.
+
+The figures are the headline figures of :mod:`cnnhub.evaluation.headline` on validation data,
+of the weights and deploy threshold in each run's ``best_weights.json``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pandas as pd
 
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.headline import HEADLINE_COLUMNS, headline_figures
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
 
 LEADERBOARD_COLUMNS = [
@@ -20,10 +25,7 @@ LEADERBOARD_COLUMNS = [
     "epochs",
     "seconds_per_epoch",
     "best_epoch",
-    "best_threshold",
-    "accuracy",
-    "f1_macro",
-    "coverage",
+    *HEADLINE_COLUMNS,
 ]
 
 
@@ -40,9 +42,6 @@ def leaderboard_row(run: Path) -> dict[str, Any] | None:
     info = _read_json(run / "run_info.json")
     best = _read_json(run / "best_weights.json")
     report = read_csv_safe(run / "analysis_report.csv")
-    rows = report[report["weights_name"] == best["weights"]]
-    at_zero = rows.loc[rows["threshold"].abs().idxmin()]
-    at_best = rows.loc[(rows["threshold"] - best["threshold"]).abs().idxmin()]
     log = pd.read_csv(run / "training.log") if (run / "training.log").is_file() else None
     return {
         "run": run.name,
@@ -52,10 +51,7 @@ def leaderboard_row(run: Path) -> dict[str, Any] | None:
         "epochs": int(len(log)) if log is not None else None,
         "seconds_per_epoch": round(float(log["seconds"].mean()), 2) if log is not None else None,
         "best_epoch": int(best["epoch"]),
-        "best_threshold": float(best["threshold"]),
-        "accuracy": float(at_zero["accuracy"]),
-        "f1_macro": float(at_best["f1_macro"]),
-        "coverage": float(at_best["coverage"]),
+        **headline_figures(report, best["weights"], float(best["threshold"])),
     }
 
 
@@ -74,7 +70,7 @@ def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
             "analysis_report.csv (train with -post true, or run `python -m cnnhub evaluate RUN`)."
         )
     board = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).sort_values(
-        ["f1_macro", "accuracy"], ascending=False, kind="mergesort"
+        ["f1_macro@deploy", "accuracy@0"], ascending=False, kind="mergesort"
     )
     write_csv_safe(root / "leaderboard.csv", board)
     _plot(board, root / "leaderboard.png")
@@ -91,12 +87,12 @@ def _plot(board: pd.DataFrame, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(board) + 1.5))
     labels = [plain_text(f"{r} ({m})") for r, m in zip(board["run"], board["model"])]
-    ax.barh(labels[::-1], board["f1_macro"].to_numpy()[::-1], color="tab:blue", label="macro F1")
-    ax.plot(
-        board["accuracy"].to_numpy()[::-1], labels[::-1], "o", color="tab:orange", label="accuracy"
-    )
+    f1 = board["f1_macro@deploy"].to_numpy()[::-1]
+    ax.barh(labels[::-1], f1, color="tab:blue", label="f1_macro@deploy")
+    accuracy = board["accuracy@0"].to_numpy()[::-1]
+    ax.plot(accuracy, labels[::-1], "o", color="tab:orange", label="accuracy@0")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("Score on validation data (best weights)")
+    ax.set_xlabel("Validation score of the best weights (@0: threshold 0, @deploy: chosen)")
     ax.set_title("Leaderboard")
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -110,7 +106,8 @@ def command(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="cnnhub compare",
-        description="Write leaderboard.csv and leaderboard.png: one row per evaluated run.",
+        description="Write leaderboard.csv and leaderboard.png: one row per evaluated run, with "
+        "its validation figures at threshold 0 (@0) and at its deploy threshold (@deploy).",
     )
     parser.add_argument(
         "repository",

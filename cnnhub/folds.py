@@ -43,17 +43,11 @@ from cnnhub.data import (
     split_frame,
 )
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.headline import HEADLINE_COLUMNS, HEADLINE_FIGURES, headline_figures
 
-SUMMARY_COLUMNS = [
-    "fold",
-    "run",
-    "best_weights",
-    "best_epoch",
-    "threshold",
-    "accuracy",
-    "f1_macro",
-    "val_loss",
-]
+SUMMARY_COLUMNS = ["fold", "run", "best_weights", "best_epoch", *HEADLINE_COLUMNS, "val_loss"]
+"""Then, per held-out set ``<name>`` a fold was scored on, ``test_<figure>[<name>]`` for each
+of :data:`~cnnhub.evaluation.headline.HEADLINE_FIGURES`."""
 
 
 def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -208,7 +202,8 @@ def run_folds(
 
 def fold_row(run: Path) -> dict[str, Any]:
     """One fold's figures from its run folder (best_weights.json, analysis_report.csv,
-    training.log; without post-evaluation: the epoch of best val_accuracy in training.log)."""
+    training.log; without post-evaluation: the epoch of best val_accuracy in training.log,
+    whose val_accuracy is its accuracy@0), then its held-out figures."""
     from cnnhub.evaluation.safe_csv import read_csv_safe
 
     log = pd.read_csv(run / "training.log")
@@ -217,32 +212,43 @@ def fold_row(run: Path) -> dict[str, Any]:
     if best_file.is_file():
         best = json.loads(best_file.read_text(encoding="utf-8"))
         report = read_csv_safe(run / "analysis_report.csv")
-        rows = report[report["weights_name"] == best["weights"]]
-        at_zero = rows.loc[rows["threshold"].abs().idxmin()]
         row.update(
             best_weights=best["weights"],
             best_epoch=int(best["epoch"]),
-            threshold=float(best["threshold"]),
-            accuracy=float(at_zero["accuracy"]),
-            f1_macro=float(at_zero["f1_macro"]),
+            **headline_figures(report, best["weights"], float(best["threshold"])),
         )
     else:
         top = log.loc[log["val_accuracy"].idxmax()]
-        row.update(
-            best_weights="",
-            best_epoch=int(top["epoch"]),
-            threshold=float("nan"),
-            accuracy=float(top["val_accuracy"]),
-            f1_macro=float("nan"),
-        )
+        row.update(best_weights="", best_epoch=int(top["epoch"]))
+        row.update(dict.fromkeys(HEADLINE_COLUMNS, float("nan")))
+        row["accuracy@0"] = float(top["val_accuracy"])
     epoch_rows = log.loc[log["epoch"] == row["best_epoch"], "val_loss"]
     row["val_loss"] = float(epoch_rows.iloc[0]) if len(epoch_rows) else float("nan")
-    for summary in sorted((run / "evaluations").glob("*/summary.json")):
-        data = json.loads(summary.read_text(encoding="utf-8"))
-        name = summary.parent.name
-        row[f"test_accuracy[{name}]"] = float(data["accuracy"])
-        row[f"test_f1_macro[{name}]"] = float(data["f1_macro"])
+    for name, figures in heldout_figures(run).items():
+        row.update({f"test_{figure}[{name}]": figures[figure] for figure in HEADLINE_FIGURES})
     return row
+
+
+def heldout_figures(run: Path) -> dict[str, dict[str, float]]:
+    """``{evaluation folder: headline figures}`` of every held-out evaluation of ``run``.
+
+    Computed from each folder's analysis report at the weights and threshold its summary.json
+    names (chosen on validation), so folders written by earlier versions read the same way.
+    """
+    from cnnhub.evaluation.safe_csv import read_csv_safe
+
+    found = {}
+    for summary in sorted((run / "evaluations").glob("*/summary.json")):
+        folder = summary.parent
+        data = json.loads(summary.read_text(encoding="utf-8"))
+        if folder.name.startswith(".") or data.get("role", "held-out") != "held-out":
+            continue
+        if not data.get("weights"):
+            continue
+        threshold = data.get("deploy_threshold", data.get("threshold", 0.0))
+        report = read_csv_safe(folder / "analysis_report.csv")
+        found[folder.name] = headline_figures(report, data["weights"], float(threshold))
+    return found
 
 
 def summarize(runs: list[Path]) -> pd.DataFrame:

@@ -8,10 +8,12 @@ first mismatched layer and both shapes.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -91,6 +93,40 @@ def check_compatible(model, h5_path: Path, shown_name: str) -> None:
         )
 
 
+WEIGHTS_FILE_SUFFIXES = (".weights.h5", ".keras")
+"""File names a weights file may end with: Keras 3 weights, or a whole saved model."""
+
+
+@contextlib.contextmanager
+def _weights_table(path: Path) -> Iterator[Path]:
+    """The ``.weights.h5`` file of ``path`` (extracted from a ``.keras`` archive when needed).
+
+    Unreadable files (not HDF5, not a zip, truncated) become a CnnhubError naming the file.
+    """
+    try:
+        if path.name.endswith(".keras"):
+            with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as archive:
+                archive.extract("model.weights.h5", tmp)
+                yield Path(tmp) / "model.weights.h5"
+        else:
+            yield path
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise CnnhubError(
+            f"Cannot read weights file {path}: {exc}. Pass a Keras .weights.h5 or .keras file."
+        ) from None
+
+
+def check_weights_file(model, path: str | Path) -> None:
+    """Check, without loading, that ``path`` (``.weights.h5`` or ``.keras``) fits ``model``.
+
+    Raises:
+        CnnhubError: the file is unreadable or its weights do not fit ``model``.
+    """
+    path = Path(path)
+    with _weights_table(path) as h5_path:
+        check_compatible(model, h5_path, str(path))
+
+
 def load_weights_checked(model, path: str | Path) -> None:
     """Load a ``.weights.h5`` file or the weights of a ``.keras`` model into ``model``.
 
@@ -99,17 +135,6 @@ def load_weights_checked(model, path: str | Path) -> None:
             names the first mismatched layer and both shapes).
     """
     path = Path(path)
-    try:
-        if path.suffix == ".keras":
-            with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(path) as archive:
-                archive.extract("model.weights.h5", tmp)
-                h5_path = Path(tmp) / "model.weights.h5"
-                check_compatible(model, h5_path, str(path))
-                model.load_weights(h5_path)
-            return
-        check_compatible(model, path, str(path))
-        model.load_weights(path)
-    except (OSError, KeyError, zipfile.BadZipFile) as exc:
-        raise CnnhubError(
-            f"Cannot read weights file {path}: {exc}. Pass a Keras .weights.h5 or .keras file."
-        ) from None
+    with _weights_table(path) as h5_path:
+        check_compatible(model, h5_path, str(path))
+        model.load_weights(h5_path)

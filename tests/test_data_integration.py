@@ -216,18 +216,19 @@ def test_folds_are_stratified_disjoint_and_summarized(tiny_data, tmp_path):
     assert not valid_sets[0] & valid_sets[1] and len(valid_sets[0] | valid_sets[1]) == 48
     summary = read_csv_safe(parent / "folds_summary.csv", dtype={"fold": str})
     assert summary["fold"].tolist() == ["1", "2", "mean", "std"]
-    for column in ("best_epoch", "threshold", "accuracy", "f1_macro", "val_loss"):
+    for column in ("best_epoch", "deploy_threshold", "accuracy@0", "f1_macro@deploy", "val_loss"):
         assert summary[column].notna().all(), column
     first = summary.iloc[0]
     run = parent / "model_repository" / "fold_1"
     best = json.loads((run / "best_weights.json").read_text())
     report = read_csv_safe(run / "analysis_report.csv")
     at_zero = report[(report["weights_name"] == best["weights"]) & (report["threshold"] == 0)]
-    assert first["accuracy"] == pytest.approx(at_zero["accuracy"].iloc[0])
+    assert first["accuracy@0"] == pytest.approx(at_zero["accuracy"].iloc[0])
+    assert first["f1_macro@0"] == pytest.approx(at_zero["f1_macro"].iloc[0])
     log = pd.read_csv(run / "training.log")
     assert first["val_loss"] == pytest.approx(log["val_loss"].iloc[0])
-    assert summary.iloc[2]["accuracy"] == pytest.approx(summary["accuracy"][:2].mean())
-    assert summary.iloc[3]["accuracy"] == pytest.approx(summary["accuracy"][:2].std(ddof=1))
+    assert summary.iloc[2]["accuracy@0"] == pytest.approx(summary["accuracy@0"][:2].mean())
+    assert summary.iloc[3]["accuracy@0"] == pytest.approx(summary["accuracy@0"][:2].std(ddof=1))
 
 
 def test_dev_test_set_and_file_cache(tiny_data, tmp_path, capsys):
@@ -238,10 +239,12 @@ def test_dev_test_set_and_file_cache(tiny_data, tmp_path, capsys):
     code, run = train(tmp_path / "save", *argv, post=True)
     assert code == 0
     assert run_summary(run) == (list(CLASSES), 6, 6)
-    summary = json.loads((run / "evaluations" / "holdout" / "summary.json").read_text())
+    (folder,) = (run / "evaluations").glob("holdout-*")
+    summary = json.loads((folder / "summary.json").read_text())
     best = json.loads((run / "best_weights.json").read_text())
-    assert summary["weights"] == best["weights"] and 0 <= summary["accuracy"] <= 1
-    per_image = read_csv_safe(run / "evaluations" / "holdout" / (best["weights"][:-11] + ".csv"))
+    assert summary["weights"] == best["weights"] and 0 <= summary["accuracy@0"] <= 1
+    assert summary["source"] == str(holdout.resolve())
+    per_image = read_csv_safe(folder / (best["weights"][:-11] + ".csv"))
     assert len(per_image) == 6  # --dev applies to the test data too
     assert list(cache.iterdir()) == []  # the tf.data cache files are removed after the run
     # The test data is a copy of the validation folder: the images both --dev picks share are

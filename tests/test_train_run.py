@@ -171,13 +171,14 @@ def test_reevaluation_reproduces_the_training_time_reports(custom_run, tiny_data
     assert main(["evaluate", str(custom_run)]) == 0
     after = pd.read_csv(custom_run / "analysis_report.csv")
     pd.testing.assert_frame_equal(before, after, atol=1e-5)
-    assert "Best weights:" in capsys.readouterr().out
-    # Held-out data goes to evaluations/<folder name>/ and reports the validation choice.
+    assert "Best weights (chosen on validation):" in capsys.readouterr().out
+    # Held-out data goes to evaluations/<folder name>-<hash>/ and reports the validation choice.
     assert main(["evaluate", str(custom_run), "--data_dir", str(tiny_data["train"])]) == 0
-    summary = json.loads((custom_run / "evaluations" / "train" / "summary.json").read_text())
+    (folder,) = (custom_run / "evaluations").glob("train-*")
+    summary = json.loads((folder / "summary.json").read_text())
     best = json.loads((custom_run / "best_weights.json").read_text())
-    assert summary["weights"] == best["weights"]
-    assert (custom_run / "evaluations" / "train" / "analysis_report.csv").is_file()
+    assert summary["weights"] == best["weights"] and summary["role"] == "held-out"
+    assert (folder / "analysis_report.csv").is_file()
 
 
 def test_fine_tune_keras_applications_two_phases(tiny_data, tmp_path):
@@ -290,10 +291,13 @@ def test_several_models_then_compare(tiny_data, tmp_path, capsys):
         "epochs",
         "seconds_per_epoch",
         "best_epoch",
-        "best_threshold",
-        "accuracy",
-        "f1_macro",
-        "coverage",
+        "deploy_threshold",
+        "accuracy@0",
+        "f1_macro@0",
+        "accuracy@deploy",
+        "f1_macro@deploy",
+        "precision_micro@deploy",
+        "coverage@deploy",
     ]
     info = json.loads((repo / "squeezenet" / "run_info.json").read_text())
     assert board.set_index("model").loc["squeezenet", "params"] == info["params"]

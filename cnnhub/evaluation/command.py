@@ -6,29 +6,35 @@ import argparse
 
 
 def command(argv: list[str]) -> int:
+    """Parse and check the arguments (before TensorFlow is imported), then evaluate."""
     parser = argparse.ArgumentParser(
         prog="cnnhub evaluate",
-        description="Score a run's saved weights with threshold precision/recall. On the run's "
-        "validation folder this chooses the best weights (best_weights.json, best_model.keras); "
-        "on another folder (--data_dir) results go to RUN/evaluations/<folder name>/ and report "
-        "the weights chosen on validation.",
+        description="Score a run's saved weights with threshold precision/recall. Scoring all "
+        "the run's weights on its validation data rewrites its reports and re-chooses the best "
+        "weights (best_weights.json, best_model.keras). Any other evaluation leaves the run's "
+        "results unchanged: held-out data (--data_dir) goes to RUN/evaluations/<name>-<hash>/ "
+        "and is reported at the weights and threshold chosen on validation; a subset of the "
+        "weights (or outside weights) on validation goes to RUN/evaluations/validation/.",
     )
     parser.add_argument("run_dir", help="run folder, e.g. model_repository/custom")
-    parser.add_argument("--data_dir", help="class-folder tree to score instead of validation")
+    parser.add_argument(
+        "--data_dir", help="held-out data (any layout) to score instead of validation"
+    )
     parser.add_argument(
         "--weights",
         nargs="+",
-        help="all, top:N (best N epochs by EVAL_TOP_METRIC), or weights file names/paths "
+        help="all, top:N (N >= 1: best N epochs by EVAL_TOP_METRIC), or .weights.h5 / .keras "
+        "files (paths, or names in the run's model_logs/ or run folder) "
         "(default: the run's EVAL_WEIGHTS)",
     )
     args = parser.parse_args(argv)
+    from cnnhub.evaluation.targets import parse_weights_option
+
+    weights = parse_weights_option(args.weights)
     from cnnhub.runner import configure_tensorflow
 
     configure_tensorflow(verbose=False)
     from cnnhub.evaluation.run_evaluation import evaluate_run
 
-    weights = args.weights
-    if weights and len(weights) == 1 and (weights[0] == "all" or weights[0].startswith("top:")):
-        weights = weights[0]
     evaluate_run(args.run_dir, args.data_dir, weights)
     return 0

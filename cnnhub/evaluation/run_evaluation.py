@@ -6,16 +6,20 @@ Two ways in, one set of files out:
   (``cnnhub.callbacks.ValidationScorer``) already has each epoch's probabilities; this writes
   that epoch's reports next to its weights and grows ``analysis_report.csv``, so post-evaluation
   after training only has to choose the best weights (``finalize``).
-- ``evaluate_run``: re-score a finished run, on its validation folder or another one (a test
-  set goes to ``evaluations/<folder name>/``). Images are decoded once and predicted in batches
-  for every weights file; when the backbone was frozen throughout (``freeze_all``), backbone
-  features are computed once and only the head runs per weights file.
+- ``evaluate_run``: re-score a finished run, on its validation data or other data. Only an
+  evaluation of all the run's weights on its validation data rewrites the run's own results
+  and re-chooses the best weights; any other goes to a folder of its own under
+  ``evaluations/`` (see :mod:`cnnhub.evaluation.targets`). Images are decoded once and
+  predicted in batches for every weights file; when the backbone was frozen throughout
+  (``freeze_all``), backbone features are computed once and only the head runs per weights
+  file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,26 +31,46 @@ import pandas as pd
 
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation import reporting
+from cnnhub.evaluation.headline import HEADLINE_FIGURES
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
 from cnnhub.evaluation.selection import analysis_report, choose_best
+from cnnhub.evaluation.targets import (
+    EVALUATIONS,
+    VALIDATION_FOLDER,
+    heldout_folder_name,
+    printable_path,
+)
 from cnnhub.evaluation.writer import report_paths, write_best_plots, write_weight_reports
+from cnnhub.weights import WEIGHTS_FILE_SUFFIXES, load_weights_checked
 
 WEIGHTS_SUFFIX = ".weights.h5"
 _EPOCH = re.compile(r"weights-(\d+)-")
 
 
 def weights_stem(path: Path | str) -> str:
-    """``weights-003-0.8123.weights.h5`` -> ``weights-003-0.8123``."""
-    return Path(path).name[: -len(WEIGHTS_SUFFIX)]
+    """``weights-003-0.8123.weights.h5`` -> ``weights-003-0.8123``; ``best_model.keras`` ->
+    ``best_model``."""
+    name = Path(path).name
+    for suffix in WEIGHTS_FILE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
 
 
 def weights_epoch(path: Path | str) -> int:
+    """The epoch in a ``weights-NNN-...`` file name; 0 for any other file."""
     match = _EPOCH.match(Path(path).name)
     return int(match.group(1)) if match else 0
 
 
 def thresholds_of(config: dict[str, Any]) -> list[float] | None:
-    return config["EVAL_THRESHOLDS"] or None  # None = the default grid
+    """The run's threshold grid (None = the default grid), always with 0 so that the
+    threshold-0 headline figures (``accuracy@0``, ``f1_macro@0``) exist."""
+    grid = list(config["EVAL_THRESHOLDS"])
+    if not grid:
+        return None
+    return grid if any(float(t) == 0.0 for t in grid) else [0.0, *grid]
 
 
 class EpochReports(keras.callbacks.Callback):
@@ -127,28 +151,76 @@ def read_run(run_dir: str | Path) -> RunContents:
     return RunContents(path, config, class_names, weights)
 
 
+def _find_weights_file(run: RunContents, item: str) -> Path:
+    """A ``--weights`` file: a path, or a name in ``model_logs/`` or the run folder; one of
+    the run's own epoch files comes back as that file's path in ``model_logs/``."""
+    for candidate in (Path(item), run.path / "model_logs" / item, run.path / item):
+        if candidate.is_file():
+            resolved = candidate.resolve()
+            return next((w for w in run.weights if w.resolve() == resolved), candidate)
+    raise CnnhubError(
+        f"Weights file not found: {item} (looked for the path, and in {run.path / 'model_logs'} "
+        f"and {run.path}). Received: --weights {item}"
+    )
+
+
+def _top_epochs(run: RunContents, count: int, top_metric: str) -> set[int]:
+    log_file = run.path / "training.log"
+    try:
+        log = pd.read_csv(log_file)
+        ascending = top_metric.endswith("loss")
+        return set(log.sort_values(top_metric, ascending=ascending)["epoch"].head(count))
+    except (OSError, ValueError, KeyError) as exc:
+        raise CnnhubError(
+            f"top:{count} ranks epochs by {top_metric} in {log_file}, which cannot be read "
+            f"({exc}). Pass --weights all or weights file names. Received: --weights top:{count}"
+        ) from None
+
+
 def select_weights(run: RunContents, which: str | list[str], top_metric: str) -> list[Path]:
-    """``all``, ``top:N`` (by ``top_metric`` in training.log) or explicit file names/paths."""
+    """``all``, ``top:N`` (by ``top_metric`` in training.log) or explicit file names/paths
+    (see :func:`cnnhub.evaluation.targets.parse_weights_option`); no file twice."""
     if isinstance(which, list):
-        chosen = []
+        chosen: list[Path] = []
         for item in which:
-            candidate = Path(item)
-            if not candidate.is_file():
-                candidate = run.path / "model_logs" / item
-            if not candidate.is_file():
-                raise CnnhubError(
-                    f"Weights file not found: {item} (looked in {run.path / 'model_logs'}). "
-                    f"Received: --weights {item}"
-                )
-            chosen.append(candidate)
+            path = _find_weights_file(run, item)
+            if path.resolve() not in {p.resolve() for p in chosen}:
+                chosen.append(path)
         return chosen
     if which == "all":
         return run.weights
-    count = int(which.split(":", 1)[1])
-    log = pd.read_csv(run.path / "training.log")
-    ascending = top_metric.endswith("loss")
-    best_epochs = set(log.sort_values(top_metric, ascending=ascending)["epoch"].head(count))
+    best_epochs = _top_epochs(run, int(which.split(":", 1)[1]), top_metric)
     return [w for w in run.weights if weights_epoch(w) in best_epochs]
+
+
+def _check_distinct_names(chosen: list[Path]) -> None:
+    """Reports are named after the weights file: two different files may not share a name."""
+    seen: dict[str, Path] = {}
+    for path in chosen:
+        other = seen.setdefault(path.name, path)
+        if other.resolve() != path.resolve():
+            raise CnnhubError(
+                f"Two weights files share the name {path.name} ({other} and {path}); their "
+                "reports would overwrite each other. Rename one, or evaluate them separately. "
+                f"Received: --weights {other} {path}"
+            )
+
+
+def is_full_evaluation(run: RunContents, chosen: list[Path], from_config: bool) -> bool:
+    """Whether scoring ``chosen`` on the run's validation data may rewrite the run's results.
+
+    True when ``chosen`` is every weights file of ``model_logs/``; also when the run has no
+    results yet and ``chosen`` is its EVAL_WEIGHTS selection (``from_config``): then nothing
+    is replaced or re-decided.
+    """
+    own = {path.resolve() for path in run.weights}
+    picked = {path.resolve() for path in chosen}
+    if picked == own:
+        return True
+    has_results = any(
+        (run.path / name).exists() for name in ("analysis_report.csv", "best_weights.json")
+    )
+    return from_config and picked <= own and not has_results
 
 
 # ---------------------------------------------------------------- scoring
@@ -209,36 +281,42 @@ def evaluate_run(
     weights: str | list[str] | None = None,
     source=None,
 ) -> dict[str, Any]:
-    """Score a run's weights on its validation folder, or on ``data_dir``; choose the best.
+    """Score a run's weights on its validation data, or on ``data_dir`` / ``source``.
 
+    ``weights``: ``all``, ``top:N`` or file names/paths (already checked by
+    :func:`cnnhub.evaluation.targets.parse_weights_option`); None = the run's EVAL_WEIGHTS.
     ``source`` (a ``cnnhub.sources.DataSource`` in any layout, e.g. a CSV or IDX test set) is
-    scored like ``data_dir``, into ``evaluations/<its file or folder name>/``. Without either,
-    a run whose validation set was not a whole class folder (VAL_SPLIT, SPLIT_FILE, FOLDS,
-    DEV, another layout) is scored on that set, rebuilt by ``cnnhub.data``.
+    scored like ``data_dir``. Without either, a run whose validation set was not a whole class
+    folder (VAL_SPLIT, SPLIT_FILE, FOLDS, DEV, another layout) is scored on that set, rebuilt
+    by ``cnnhub.data``.
 
-    Checks everything (run folder, classes, weights compatibility) before writing anything.
-    Returns the chosen best weights (``best_weights.json`` content).
+    A full evaluation (:func:`is_full_evaluation`) rewrites the run's reports and re-chooses
+    the best weights; it returns ``best_weights.json``'s content. Any other evaluation writes
+    only ``evaluations/<folder>/`` (replaced as a whole; see :mod:`cnnhub.evaluation.targets`)
+    and returns its ``summary.json``. Everything (run folder, classes, every weights file) is
+    checked before anything is written.
     """
     from cnnhub.data import input_channels, make_dataset, run_validation_source, split_of_source
     from cnnhub.model_factory import build_model
     from cnnhub.sources import load_source
-    from cnnhub.weights import check_compatible
+    from cnnhub.weights import check_weights_file
 
     run = read_run(run_dir)
     config = dict(run.config, WEIGHTS="none")  # rebuild with random init: never download
     chosen = select_weights(run, weights or config["EVAL_WEIGHTS"], config["EVAL_TOP_METRIC"])
-    other_data = data_dir is not None or source is not None
-    if other_data:
+    heldout = data_dir is not None or source is not None
+    if heldout:
         chosen = _with_validation_choice(run, chosen)
     elif source is None:  # validation: rebuilt by the data side when it is not a plain folder
         source = run_validation_source(config, run.path, run.class_names)
     if source is None:
         source = load_source(data_dir or config["DATA_DIR_VALID"])
-    folder = source.origin
-    _check_classes(run, source.class_names, folder)
+    _check_distinct_names(chosen)
+    full = not heldout and is_full_evaluation(run, chosen, from_config=weights is None)
+    _check_classes(run, source.class_names, source.origin)
     model = build_model(config, len(run.class_names))
     for path in chosen:
-        check_compatible(model, path, str(path))
+        check_weights_file(model, path)
     split, skipped = split_of_source(source, config["SCAN_CACHE"], input_channels(config))
     dataset = make_dataset(
         split,
@@ -251,41 +329,86 @@ def evaluate_run(
         with_labels=False,
     )
     scorer = BatchedScorer(model, dataset, config["TRAINING_TYPE"] == "freeze_all")
-    out = run.path / "evaluations" / Path(folder).name if other_data else None
-    rows, per_class = [], {}
-    for path in chosen:
-        model.load_weights(path)
-        result = write_weight_reports(
-            out or path.parent,
-            weights_stem(path),
-            split.paths,
-            split.labels,
-            scorer.predict(),
-            run.class_names,
-            thresholds_of(config),
-            weights_name=path.name,
-            epoch=weights_epoch(path),
-        )
-        rows.extend(result["rows"])
-        per_class[path.name] = result["per_class"]
-    report_folder = out or run.path
-    write_csv_safe(report_folder / "analysis_report.csv", analysis_report(rows))
-    if skipped:
-        from cnnhub.images import write_skipped
 
-        write_skipped(report_folder, skipped)
-    if other_data:
-        return summarize_other_data(run, report_folder)
-    return finalize(run.path, config, model)
+    def score_into(folder: Path | None) -> pd.DataFrame:
+        """Score every chosen file; its CSVs go to ``folder`` (None: beside the weights)."""
+        rows = []
+        for path in chosen:
+            load_weights_checked(model, path)
+            result = write_weight_reports(
+                folder or path.parent,
+                weights_stem(path),
+                split.paths,
+                split.labels,
+                scorer.predict(),
+                run.class_names,
+                thresholds_of(config),
+                weights_name=path.name,
+                epoch=weights_epoch(path),
+            )
+            rows.extend(result["rows"])
+        report = analysis_report(rows)
+        write_csv_safe((folder or run.path) / "analysis_report.csv", report)
+        if skipped:
+            from cnnhub.images import write_skipped
+
+            write_skipped(folder or run.path, skipped)
+        return report
+
+    if full:
+        score_into(None)
+        return finalize(run.path, config, model)
+    role = reporting.HELD_OUT if heldout else reporting.VALIDATION
+    name = heldout_folder_name(source.origin) if heldout else VALIDATION_FOLDER
+    target = run.path / EVALUATIONS / name
+    best = reporting.read_validation_choice(run.path)
+    with atomic.atomic_folder(target) as tmp:
+        report = score_into(tmp)
+        summary = reporting.evaluation_summary(
+            report,
+            role,
+            printable_path(Path(source.origin).resolve()),
+            len(split.labels),
+            best,
+            {path.name: printable_path(path.resolve()) for path in chosen},
+        )
+        atomic.write_json(tmp / "summary.json", summary)
+    _print_evaluation(report, summary, target, heldout)
+    return summary
+
+
+def _print_evaluation(
+    report: pd.DataFrame, summary: dict[str, Any], target: Path, heldout: bool
+) -> None:
+    """The table and lines of an evaluation that is not the run's own."""
+    role = summary["role"]
+    reporting.print_table(report, role, summary["deploy_threshold"], summary["weights"])
+    if summary["weights"] is not None:
+        figures = {
+            key: math.nan if summary[key] is None else summary[key] for key in HEADLINE_FIGURES
+        }
+        print(
+            f"{role.capitalize()} ({summary['source']}): weights {summary['weights']} (epoch "
+            f"{summary['epoch']}) and deploy threshold {summary['deploy_threshold']:g}, both "
+            f"chosen on validation ({summary['rule']}): {reporting.figures_text(figures)}"
+        )
+    what = "Held-out data" if heldout else "A subset of the run's weights (or outside weights)"
+    print(
+        f"{what} scored into {target}; the run's own results (analysis_report.csv, best "
+        "weights) are unchanged: only an evaluation of all its weights on its validation data "
+        "re-chooses them."
+    )
 
 
 def _with_validation_choice(run: RunContents, chosen: list[Path]) -> list[Path]:
     """On other data, the weights chosen on validation are always among those scored."""
-    best_file = run.path / "best_weights.json"
-    if not best_file.is_file():
+    best = reporting.read_validation_choice(run.path)
+    if best is None:
         return chosen
-    best = run.path / "model_logs" / json.loads(best_file.read_text(encoding="utf-8"))["weights"]
-    return chosen if best in chosen else sorted([*chosen, best], key=weights_epoch)
+    path = run.path / "model_logs" / str(best["weights"])
+    if path.resolve() in {p.resolve() for p in chosen}:
+        return chosen
+    return sorted([*chosen, path], key=weights_epoch)
 
 
 def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any]:
@@ -299,11 +422,11 @@ def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any
     per_class = None
     if config["BEST_WEIGHT_RULE"] == "min_class_recall":
         per_class = {
-            name: read_csv_safe(report_paths(logs, name[: -len(WEIGHTS_SUFFIX)])["classes"])
+            name: read_csv_safe(report_paths(logs, weights_stem(name))["classes"])
             for name in report["weights_name"].unique()
         }
     best = choose_best(report, per_class, config["BEST_WEIGHT_RULE"], config["BEST_MIN_PRECISION"])
-    stem = best["weights"][: -len(WEIGHTS_SUFFIX)]
+    stem = weights_stem(best["weights"])
     files = report_paths(logs, stem)
     write_best_plots(
         logs,
@@ -323,63 +446,6 @@ def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any
     with atomic.atomic_path(run_dir / "best_model.keras") as tmp:
         model.save(tmp)
     atomic.write_json(run_dir / "best_weights.json", best)
-    print_table(report, best)
+    reporting.print_table(report, reporting.VALIDATION, best["threshold"], best["weights"])
+    reporting.print_validation_choice(report, best)
     return best
-
-
-def summarize_other_data(run: RunContents, folder: Path) -> dict[str, Any]:
-    """For a held-out folder: report the validation-chosen weights there (never re-choose)."""
-    report = read_csv_safe(folder / "analysis_report.csv")
-    best_file = run.path / "best_weights.json"
-    if best_file.is_file():
-        best = json.loads(best_file.read_text(encoding="utf-8"))
-    else:  # no validation choice yet: report the last epoch
-        last = report["epoch"].max()
-        best = {
-            "weights": report.loc[report["epoch"] == last, "weights_name"].iloc[0],
-            "epoch": int(last),
-            "threshold": 0.0,
-            "rule": "last_epoch",
-            "value": None,
-        }
-    rows = report[report["weights_name"] == best["weights"]]
-    at_zero = rows.loc[rows["threshold"].sub(0).abs().idxmin()]
-    at_best = rows.loc[rows["threshold"].sub(best["threshold"]).abs().idxmin()]
-    summary = {
-        "data_dir": str(folder.name),
-        "weights": best["weights"],
-        "epoch": int(best["epoch"]),
-        "accuracy": float(at_zero["accuracy"]),
-        "f1_macro": float(at_zero["f1_macro"]),
-        "threshold": float(at_best["threshold"]),
-        "coverage_at_threshold": float(at_best["coverage"]),
-        "precision_micro_at_threshold": float(at_best["precision_micro"]),
-        "f1_macro_at_threshold": float(at_best["f1_macro"]),
-    }
-    atomic.write_json(folder / "summary.json", summary)
-    print_table(report, best)
-    print(
-        f"{folder.name}: weights {best['weights']} (chosen on validation) reach accuracy "
-        f"{summary['accuracy']:.4f}, macro F1 {summary['f1_macro']:.4f}; at threshold "
-        f"{summary['threshold']:g}: coverage {summary['coverage_at_threshold']:.4f}, precision "
-        f"{summary['precision_micro_at_threshold']:.4f}"
-    )
-    return summary
-
-
-def print_table(report: pd.DataFrame, best: dict[str, Any], rows: int = 10) -> None:
-    """Best rows first: each weights file at its best-F1 threshold, then the choice."""
-    # Same tie-break as choose_best: higher threshold, then earlier epoch.
-    order = report.sort_values(["f1_macro", "threshold", "epoch"], ascending=[False, False, True])
-    per_weight = order.groupby("weights_name", sort=False).head(1)
-    columns = ["epoch", "threshold", "coverage", "accuracy", "precision_micro", "f1_macro"]
-    print(
-        per_weight.head(rows)[["weights_name", *columns]].to_string(
-            index=False, float_format="%.4f"
-        )
-    )
-    print(
-        f"Best weights: {best['weights']} (epoch {best['epoch']}), threshold {best['threshold']:g} "
-        f"by rule {best['rule']}"
-        + (f" = {best['value']:.4f}" if best.get("value") is not None else "")
-    )

@@ -1,0 +1,139 @@
+"""What an evaluation prints, and the ``summary.json`` of an evaluation folder (no TensorFlow).
+
+Every printed figure names the data it was measured on (``validation`` or ``held-out``) and
+the threshold it is taken at, with the names of :mod:`cnnhub.evaluation.headline`; tables are
+never re-ranked with thresholds tuned on the data being reported.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cnnhub.evaluation.headline import HEADLINE_FIGURES, headline_figures
+
+VALIDATION = "validation"
+HELD_OUT = "held-out"
+
+
+def read_validation_choice(run_dir: Path) -> dict[str, Any] | None:
+    """``best_weights.json`` of a run (the weights and threshold chosen on validation)."""
+    path = Path(run_dir) / "best_weights.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def figures_text(figures: Mapping[str, float]) -> str:
+    """``accuracy@0 0.9123, f1_macro@0 0.9001, ...`` (the headline figures, named)."""
+    return ", ".join(
+        f"{name} {figures[name]:.4f}" if not math.isnan(figures[name]) else f"{name} n/a"
+        for name in HEADLINE_FIGURES
+    )
+
+
+def headline_table(report: pd.DataFrame, deploy_threshold: float) -> pd.DataFrame:
+    """One row per weights file of ``report``: its epoch and headline figures."""
+    pairs = report[["weights_name", "epoch"]].drop_duplicates("weights_name")
+    return pd.DataFrame(
+        [
+            {"weights_name": name, "epoch": int(epoch)}
+            | headline_figures(report, name, deploy_threshold)
+            for name, epoch in pairs.itertuples(index=False)
+        ]
+    )
+
+
+def print_table(
+    report: pd.DataFrame, role: str, deploy_threshold: float, chosen: str | None, rows: int = 10
+) -> None:
+    """Print each weights file's figures at threshold 0 and at the deploy threshold.
+
+    Rows are ranked by ``f1_macro@deploy`` (then earlier epoch); at most ``rows`` are shown,
+    always including ``chosen`` (the weights chosen on validation).
+    """
+    table = headline_table(report, deploy_threshold).sort_values(
+        ["f1_macro@deploy", "epoch"], ascending=[False, True], kind="mergesort"
+    )
+    shown = table.head(rows)
+    if chosen is not None and chosen not in set(shown["weights_name"]):
+        shown = pd.concat([shown.head(rows - 1), table[table["weights_name"] == chosen]])
+    print(
+        f"{role.capitalize()} figures of each weights file, at threshold 0 (@0) and at the "
+        f"deploy threshold {deploy_threshold:g} (@deploy):"
+    )
+    columns = ["weights_name", "epoch", *HEADLINE_FIGURES]
+    print(shown[columns].to_string(index=False, float_format="%.4f"))
+
+
+def print_validation_choice(report: pd.DataFrame, best: Mapping[str, Any]) -> None:
+    """The line naming the best weights chosen on validation, with their validation figures."""
+    value = f" = {best['value']:.4f}" if best.get("value") is not None else ""
+    figures = headline_figures(report, best["weights"], best["threshold"])
+    print(
+        f"Best weights (chosen on validation): {best['weights']} (epoch {best['epoch']}), "
+        f"deploy threshold {best['threshold']:g} by rule {best['rule']}{value}. "
+        f"Validation: {figures_text(figures)}"
+    )
+
+
+def _json_number(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def evaluation_summary(
+    report: pd.DataFrame,
+    role: str,
+    source: str,
+    images: int,
+    best: Mapping[str, Any] | None,
+    scored: Mapping[str, str],
+) -> dict[str, Any]:
+    """The ``summary.json`` of an evaluation folder.
+
+    Args:
+        report: the folder's analysis report.
+        role: :data:`VALIDATION` or :data:`HELD_OUT`.
+        source: the resolved absolute path of the data.
+        images: how many images were scored.
+        best: ``best_weights.json`` of the run (None when nothing was chosen yet: then the
+            last scored epoch is reported at threshold 0).
+        scored: ``{weights name: resolved path}`` of every weights file scored.
+
+    Returns:
+        ``role``, ``source``, ``images``; ``weights``, ``epoch``, ``rule`` of the weights chosen
+        on validation (None when they were not scored) and their headline figures on this data
+        (``deploy_threshold``, ``accuracy@0``, ...); ``scored``: every weights file with its
+        path, epoch and headline figures at the same deploy threshold.
+    """
+    if best is None:
+        last = report.loc[report["epoch"].idxmax()]
+        best = {"weights": last["weights_name"], "epoch": int(last["epoch"]), "threshold": 0.0,
+                "rule": "last_epoch (no weights chosen on validation yet)"}  # fmt: skip
+    deploy = float(best["threshold"])
+    table = headline_table(report, deploy)
+    per_weights = [
+        {"weights": row["weights_name"], "path": scored[row["weights_name"]],
+         "epoch": int(row["epoch"])}
+        | {key: _json_number(float(row[key])) for key in ("deploy_threshold", *HEADLINE_FIGURES)}
+        for _, row in table.iterrows()
+    ]  # fmt: skip
+    chosen = next((row for row in per_weights if row["weights"] == best["weights"]), None)
+    summary: dict[str, Any] = {
+        "role": role,
+        "source": source,
+        "images": int(images),
+        "weights": best["weights"] if chosen else None,
+        "epoch": int(best["epoch"]) if chosen else None,
+        "rule": best.get("rule"),
+        "deploy_threshold": deploy,
+    }
+    for key in HEADLINE_FIGURES:
+        summary[key] = chosen[key] if chosen else None
+    summary["scored"] = per_weights
+    return summary
