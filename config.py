@@ -171,7 +171,7 @@ VERBOSE = False
 # batches) or npz (arrays x and y).
 DATA_FORMAT = "auto"
 # Test data (any layout, the training classes) scored after training with the weights chosen on
-# validation; results in <run>/evaluations/<name>/ (summary.json). Empty = no test set.
+# validation; results in <run>/evaluations/<name>-<hash>/ (summary.json). Empty = no test set.
 DATA_DIR_TEST = ""
 # Hold out this fraction of each class of the training data for validation (seeded), instead of
 # DATA_DIR_VALID; the split is saved in the run folder as split.csv. 0 = off.

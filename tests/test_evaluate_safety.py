@@ -312,3 +312,20 @@ def test_bad_weights_are_refused_before_tensorflow_loads(run):
     )
     assert result.stdout.split() == ["2", "False"], result.stderr
     assert result.stderr.count("\n") == 1 and "top:N" in result.stderr
+
+
+def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
+    from cnnhub.atomic import atomic_folder
+
+    target = tmp_path / "evaluations" / "data-1234abcd"
+    target.mkdir(parents=True)
+    (target / "stale.csv").write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "new.csv").write_text("new\n")
+        raise RuntimeError("scoring failed")
+    assert [p.name for p in target.parent.iterdir()] == ["data-1234abcd"]
+    assert [p.name for p in target.iterdir()] == ["stale.csv"]  # the failed run changed nothing
+    with atomic_folder(target) as tmp:
+        (tmp / "new.csv").write_text("new\n")
+    assert [p.name for p in target.parent.iterdir()] == ["data-1234abcd"]
+    assert [p.name for p in target.iterdir()] == ["new.csv"]

@@ -6,10 +6,15 @@
 * :mod:`~cnnhub.evaluation.writer` - write a weights file's CSVs and the best one's plots.
 * :mod:`~cnnhub.evaluation.plots` - the PNGs (imported on demand: it loads matplotlib).
 * :mod:`~cnnhub.evaluation.safe_csv` - formula-injection-safe CSV writing and reading.
+* :mod:`~cnnhub.evaluation.headline` - the headline figures (``accuracy@0``,
+  ``f1_macro@deploy``, ...) every summary reports.
+* :mod:`~cnnhub.evaluation.targets` - ``--weights`` checks and where an evaluation's results go.
+* :mod:`~cnnhub.evaluation.reporting` - printed tables and an evaluation folder's summary.json.
 
 No TensorFlow is imported here.
 """
 
+from cnnhub.evaluation.headline import HEADLINE_COLUMNS, headline_figures
 from cnnhub.evaluation.metrics import (
     confusion_frame,
     default_thresholds,
@@ -22,11 +27,13 @@ from cnnhub.evaluation.selection import RULES, analysis_report, choose_best
 from cnnhub.evaluation.writer import write_best_plots, write_weight_reports
 
 __all__ = [
+    "HEADLINE_COLUMNS",
     "RULES",
     "analysis_report",
     "choose_best",
     "confusion_frame",
     "default_thresholds",
+    "headline_figures",
     "predictions_frame",
     "read_csv_safe",
     "summary_metrics",
