@@ -127,8 +127,11 @@ def check_weights_file(model, path: str | Path) -> None:
         check_compatible(model, h5_path, str(path))
 
 
-def load_weights_checked(model, path: str | Path) -> None:
+def load_weights_checked(model, path: str | Path, check: bool = True) -> None:
     """Load a ``.weights.h5`` file or the weights of a ``.keras`` model into ``model``.
+
+    ``check=False`` skips the layer-by-layer comparison, for a file already checked with
+    :func:`check_weights_file`.
 
     Raises:
         CnnhubError: the file is unreadable or its weights do not fit ``model`` (the message
@@ -136,5 +139,6 @@ def load_weights_checked(model, path: str | Path) -> None:
     """
     path = Path(path)
     with _weights_table(path) as h5_path:
-        check_compatible(model, h5_path, str(path))
+        if check:
+            check_compatible(model, h5_path, str(path))
         model.load_weights(h5_path)

@@ -329,3 +329,17 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "new.csv").write_text("new\n")
     assert [p.name for p in target.parent.iterdir()] == ["data-1234abcd"]
     assert [p.name for p in target.iterdir()] == ["new.csv"]
+
+
+def test_heldout_before_any_validation_choice(trained, tiny_data, tmp_path, capsys):
+    from trained_runs import copy_without_best
+
+    run = copy_without_best(trained, tmp_path / "model_repository" / "fresh")
+    assert main(["evaluate", str(run), "--data_dir", str(tiny_data["valid"])]) == 0
+    assert not (run / "best_weights.json").exists()  # held-out data never chooses
+    folder = run / "evaluations" / f"valid-{folder_hash(tiny_data['valid'])}"
+    summary = json.loads((folder / "summary.json").read_text())
+    last = epoch_files(run)[-1].name
+    assert summary["chosen_on_validation"] is False and summary["weights"] == last
+    assert summary["deploy_threshold"] == 0.0
+    assert "no weights were chosen on validation yet" in capsys.readouterr().out

@@ -106,11 +106,13 @@ def evaluation_summary(
         scored: ``{weights name: resolved path}`` of every weights file scored.
 
     Returns:
-        ``role``, ``source``, ``images``; ``weights``, ``epoch``, ``rule`` of the weights chosen
-        on validation (None when they were not scored) and their headline figures on this data
+        ``role``, ``source``, ``images``, ``chosen_on_validation`` (False: nothing was chosen
+        yet); ``weights``, ``epoch``, ``rule`` of the weights chosen on validation (None when
+        they were not scored) and their headline figures on this data
         (``deploy_threshold``, ``accuracy@0``, ...); ``scored``: every weights file with its
         path, epoch and headline figures at the same deploy threshold.
     """
+    chosen_on_validation = best is not None
     if best is None:
         last = report.loc[report["epoch"].idxmax()]
         best = {"weights": last["weights_name"], "epoch": int(last["epoch"]), "threshold": 0.0,
@@ -128,6 +130,7 @@ def evaluation_summary(
         "role": role,
         "source": source,
         "images": int(images),
+        "chosen_on_validation": chosen_on_validation,
         "weights": best["weights"] if chosen else None,
         "epoch": int(best["epoch"]) if chosen else None,
         "rule": best.get("rule"),

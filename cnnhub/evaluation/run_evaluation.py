@@ -334,7 +334,7 @@ def evaluate_run(
         """Score every chosen file; its CSVs go to ``folder`` (None: beside the weights)."""
         rows = []
         for path in chosen:
-            load_weights_checked(model, path)
+            load_weights_checked(model, path, check=False)  # all checked above
             result = write_weight_reports(
                 folder or path.parent,
                 weights_stem(path),
@@ -387,10 +387,15 @@ def _print_evaluation(
         figures = {
             key: math.nan if summary[key] is None else summary[key] for key in HEADLINE_FIGURES
         }
+        how = (
+            f"both chosen on validation ({summary['rule']})"
+            if summary["chosen_on_validation"]
+            else "the last epoch at threshold 0: no weights were chosen on validation yet"
+        )
         print(
             f"{role.capitalize()} ({summary['source']}): weights {summary['weights']} (epoch "
-            f"{summary['epoch']}) and deploy threshold {summary['deploy_threshold']:g}, both "
-            f"chosen on validation ({summary['rule']}): {reporting.figures_text(figures)}"
+            f"{summary['epoch']}) and deploy threshold {summary['deploy_threshold']:g}, {how}: "
+            f"{reporting.figures_text(figures)}"
         )
     what = "Held-out data" if heldout else "A subset of the run's weights (or outside weights)"
     print(
