@@ -343,3 +343,13 @@ def test_heldout_before_any_validation_choice(trained, tiny_data, tmp_path, caps
     assert summary["chosen_on_validation"] is False and summary["weights"] == last
     assert summary["deploy_threshold"] == 0.0
     assert "no weights were chosen on validation yet" in capsys.readouterr().out
+
+
+def test_two_weights_files_with_one_name_are_refused(run, tmp_path, capsys):
+    own = epoch_files(run)[0]
+    other = shutil.copy(own, (tmp_path / "other").mkdir() or tmp_path / "other" / own.name)
+    before = snapshot(run)
+    assert main(["evaluate", str(run), "--weights", own.name, str(other)]) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert f"Two weights files share the name {own.name}" in line
+    assert snapshot(run) == before and not (run / "evaluations").exists()
