@@ -26,13 +26,17 @@ ITERATION_NAME = ""
 # Backbone name (see `python run_training.py --list_models`); several comma-separated names
 # train one run each with the same data and settings.
 MODEL_NAME = "custom"
-# Backbone weights: imagenet (downloaded once by Keras), none (random init), or the path of a
-# .weights.h5 / .keras file of the same architecture.
-WEIGHTS = "none"
-# Image height in pixels fed to the model (images are resized to IMG_HEIGHT x IMG_WIDTH).
-IMG_HEIGHT = 32
-# Image width in pixels fed to the model.
-IMG_WIDTH = 32
+# Backbone weights: auto (imagenet for every model that has ImageNet weights, none for custom
+# and squeezenet), imagenet (downloaded once into Keras's cache; see `python -m cnnhub
+# weights`), none (random init), or an earlier run: its folder, or a .weights.h5 / .keras file
+# of the same backbone (with other classes or another head, only the backbone is loaded).
+WEIGHTS = "auto"
+# Image height in pixels fed to the model (images are resized to IMG_HEIGHT x IMG_WIDTH); auto:
+# the model's default input size (224 for resnet50, 299 for xception, ...), the source run's
+# size with -w <run>, and for custom the training images' median height (at most 128).
+IMG_HEIGHT = "auto"
+# Image width in pixels fed to the model; auto as for IMG_HEIGHT.
+IMG_WIDTH = "auto"
 # Colour of the model's input: rgb, or grayscale (custom nets only: pretrained backbones
 # expect RGB). Images of the other kind are converted.
 COLOR_MODE = "rgb"
@@ -59,10 +63,11 @@ START_TRAIN = True
 POST_EVAL = True
 # Existing run folder for post-evaluation when START_TRAIN is false.
 RUN_DIR = ""
+# auto: fine_tune with pretrained weights (imagenet or a run), train_all with random ones;
 # train_all: everything trains; freeze_all: backbone frozen, head trains; freeze_some: the first
 # NUMBER_OF_LAYERS_TO_FREEZE backbone layers frozen; fine_tune: head only for FINE_TUNE_AFTER
 # epochs, then the top FINE_TUNE_LAYERS backbone layers (0 = all) at a lower learning rate.
-TRAINING_TYPE = "train_all"
+TRAINING_TYPE = "auto"
 # freeze_some: how many backbone layers, counted from the input, stay frozen.
 NUMBER_OF_LAYERS_TO_FREEZE = 0
 # fine_tune: epochs of head-only training before the backbone is unfrozen.

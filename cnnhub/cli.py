@@ -16,6 +16,7 @@ from cnnhub.errors import CnnhubError
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cnnhub.runner", "Train models (same flags as run_training.py)."),
     "models": ("cnnhub.registry", "Print the model registry."),
+    "weights": ("cnnhub.pretrained", "List or download the ImageNet weights in Keras's cache."),
     "evaluate": ("cnnhub.evaluation.command", "Score saved weights on validation or other data."),
     "compare": ("cnnhub.compare", "Write a leaderboard of the runs in a model repository."),
     "inspect": ("cnnhub.inspect_data", "Check a dataset: counts, sizes, broken files, duplicates."),

@@ -7,8 +7,6 @@ a nested model named ``backbone`` so training types can freeze it as one block.
 
 from __future__ import annotations
 
-import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +15,50 @@ from keras import layers
 
 from cnnhub.errors import CnnhubError
 from cnnhub.layers import ImageNetPreprocessing
+from cnnhub.model_defaults import weights_kind
 from cnnhub.registry import BackboneSpec, get_backbone
+from cnnhub.settings import AUTO
 
 BACKBONE_LAYER = "backbone"
 
 
-def check_input_size(spec: BackboneSpec, height: int, width: int) -> None:
-    """Fail with the model's minimum when the image size is too small for it."""
-    if min(height, width) < spec.min_size:
+def check_input_size(spec: BackboneSpec, height: int | str, width: int | str) -> None:
+    """Fail with the model's minimum when the image size is too small for it (``auto`` passes)."""
+    sides = [side for side in (height, width) if side != AUTO]
+    if sides and min(sides) < spec.min_size:
         raise CnnhubError(
             f"Image size {height}x{width} is below the minimum input size of `{spec.name}`, "
             f"{spec.min_size}x{spec.min_size}; set IMG_HEIGHT/IMG_WIDTH (-height/-width) to at "
-            f"least {spec.min_size}. Received: height={height}, width={width}"
+            f"least {spec.min_size}, or auto. Received: height={height}, width={width}"
         )
-
-
-def weights_mode(weights: str) -> str:
-    """Classify the WEIGHTS setting: ``imagenet``, ``none`` or ``file``."""
-    lowered = weights.strip().lower()
-    if lowered in ("imagenet", "none", ""):
-        return lowered or "none"
-    return "file"
 
 
 def check_weights_setting(spec: BackboneSpec, weights: str) -> None:
     """Reject weight choices that cannot work, before anything is built."""
-    mode = weights_mode(weights)
+    mode = weights_kind(weights)
     if mode == "imagenet" and not spec.imagenet:
         raise CnnhubError(
-            f"There are no ImageNet weights for `{spec.name}`; use -w none (random init) or a "
-            f"weights file from an earlier run. Received: weights={weights}"
+            f"There are no ImageNet weights for `{spec.name}`; use -w none (random init), -w "
+            f"auto, or an earlier run's folder or weights file. Received: weights={weights}"
         )
-    if mode == "file":
-        path = Path(weights)
-        if not path.is_file():
-            raise CnnhubError(
-                f"Weights file not found: {weights}. Use -w imagenet, -w none, or the path of a "
-                f".weights.h5 or .keras file. Received: weights={weights}"
-            )
-        if not (path.name.endswith(".weights.h5") or path.suffix == ".keras"):
-            raise CnnhubError(
-                "A weights file must be a Keras `.weights.h5` or `.keras` file. "
-                f"Received: weights={weights}"
-            )
+    if mode != "file":
+        return
+    path = Path(weights)
+    if path.is_dir():
+        from cnnhub.weights import weights_source
+
+        weights_source(path)  # a run folder holding weights, or a one-line error
+        return
+    if not path.is_file():
+        raise CnnhubError(
+            f"Weights file not found: {weights}. Use -w auto, imagenet, none, a run folder, or "
+            f"the path of a .weights.h5 or .keras file. Received: weights={weights}"
+        )
+    if not (path.name.endswith(".weights.h5") or path.suffix == ".keras"):
+        raise CnnhubError(
+            "A weights file must be a Keras `.weights.h5` or `.keras` file (or pass a run "
+            f"folder). Received: weights={weights}"
+        )
 
 
 def build_backbone(
@@ -76,7 +75,7 @@ def build_backbone(
         blocks = resolve_blocks(config["CUSTOM_CONV_BLOCKS"], input_shape, num_classes)
         return build_custom_backbone(input_shape, blocks, name=BACKBONE_LAYER)
     constructor = getattr(keras.applications, spec.constructor)
-    weights = "imagenet" if weights_mode(config["WEIGHTS"]) == "imagenet" else None
+    weights = "imagenet" if weights_kind(config["WEIGHTS"]) == "imagenet" else None
     kwargs: dict[str, Any] = {
         "include_top": False,
         "weights": weights,
@@ -86,24 +85,14 @@ def build_backbone(
         backbone = constructor(**kwargs)
     except Exception as exc:  # noqa: BLE001 - Keras raises bare Exception for fetch failures
         if weights == "imagenet" and "fetch failure" in str(exc).lower():
-            raise CnnhubError(_offline_weights_message(spec, str(exc))) from None
+            from cnnhub.pretrained import offline_message, planned_download
+
+            download = planned_download(spec, input_shape)
+            raise CnnhubError(offline_message(spec, download, " ".join(str(exc).split()))) from None
         raise
     # Renamed afterwards: some constructors (EfficientNetV2) look their settings up by `name`.
     backbone.name = BACKBONE_LAYER
     return backbone
-
-
-def _offline_weights_message(spec: BackboneSpec, error: str) -> str:
-    url = re.search(r"https?://\S+?(?=[\s:]|$)", error)
-    origin = url.group(0) if url else "the Keras weights URL"
-    file_name = origin.rsplit("/", 1)[-1] if url else "<weights file>"
-    # Where keras.utils.get_file caches downloads.
-    cache = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    return (
-        f"Could not download the ImageNet weights of `{spec.name}` (no internet?). Download "
-        f"{origin} on a machine with internet and put it at {cache / 'models' / file_name}, "
-        "then run again; or train from scratch with -w none."
-    )
 
 
 def build_head(x, num_classes: int, config: dict[str, Any]):
@@ -136,6 +125,12 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
     (IMG_HEIGHT, IMG_WIDTH, channels) and returning class probabilities.
     """
     spec = spec or get_backbone(config["MODEL_NAME"])
+    unresolved = [k for k in ("WEIGHTS", "IMG_HEIGHT", "IMG_WIDTH") if config[k] == AUTO]
+    if unresolved:
+        raise ValueError(
+            f"{', '.join(unresolved)} are still auto: resolve them first with "
+            "cnnhub.model_defaults.resolve_model_config"
+        )
     height, width = config["IMG_HEIGHT"], config["IMG_WIDTH"]
     check_input_size(spec, height, width)
     check_weights_setting(spec, config["WEIGHTS"])
@@ -150,10 +145,10 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
     x = build_backbone(spec, input_shape, config, num_classes)(x)
     outputs = build_head(x, num_classes, config)
     model = keras.Model(inputs, outputs, name=spec.name)
-    if weights_mode(config["WEIGHTS"]) == "file":
-        from cnnhub.weights import load_weights_checked
+    if weights_kind(config["WEIGHTS"]) == "file":
+        from cnnhub.weights import load_pretrained
 
-        load_weights_checked(model, config["WEIGHTS"])
+        print(load_pretrained(model, config["WEIGHTS"]))
     return model
 
 

@@ -104,11 +104,12 @@ def train_models(
     else:
         splits = splits_from_config(config)
         num_classes, inspection = splits.num_classes, splits.inspection
+    model_configs = resolve_models(config, specs, inspection)
     if summary_only:
         from cnnhub.model_factory import build_model
 
-        for spec in specs:
-            build_model(config, num_classes, spec).summary(expand_nested=True)
+        for spec, model_config in zip(specs, model_configs):
+            build_model(model_config, num_classes, spec).summary(expand_nested=True)
         return []
     from cnnhub.devices import is_chief
 
@@ -120,16 +121,37 @@ def train_models(
     if plan is not None:
         return [
             run_folds(
-                dict(config, MODEL_NAME=spec.name),
+                model_config,
                 plan,
                 lambda fold_config, fold_splits: train_with_data(fold_config, fold_splits),
                 overwrite,
             )
-            for spec in specs
+            for model_config in model_configs
         ]
-    return [
-        train_with_data(dict(config, MODEL_NAME=spec.name), splits, overwrite) for spec in specs
-    ]
+    return [train_with_data(model_config, splits, overwrite) for model_config in model_configs]
+
+
+def resolve_models(config: dict[str, Any], specs: list, inspection) -> list[dict[str, Any]]:
+    """Each model's config with its ``auto`` settings resolved (printed), sizes checked, and its
+    ImageNet weights in Keras's cache (downloaded now, so that no model fails mid-way)."""
+    from cnnhub.data import input_channels
+    from cnnhub.model_defaults import format_notes, resolve_model_config
+    from cnnhub.model_factory import check_input_size
+
+    resolved = []
+    for spec in specs:
+        model_config, notes = resolve_model_config(config, spec, inspection)
+        if notes:
+            print(format_notes(spec.name, notes))
+        check_input_size(spec, model_config["IMG_HEIGHT"], model_config["IMG_WIDTH"])
+        resolved.append(model_config)
+    for spec, model_config in zip(specs, resolved):
+        if model_config["WEIGHTS"] == "imagenet":
+            from cnnhub.pretrained import fetch_imagenet
+
+            size = (model_config["IMG_HEIGHT"], model_config["IMG_WIDTH"])
+            fetch_imagenet(spec, (*size, input_channels(model_config)))
+    return resolved
 
 
 def _data_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.py"
 CHOICES: dict[str, tuple[str, ...]] = {
     "POOLING": ("avg", "max", "flatten"),
     "COLOR_MODE": ("rgb", "grayscale"),
-    "TRAINING_TYPE": ("train_all", "freeze_all", "freeze_some", "fine_tune"),
+    "TRAINING_TYPE": ("auto", "train_all", "freeze_all", "freeze_some", "fine_tune"),
     "OPTIMIZER": ("sgd", "adam", "adamw", "rmsprop"),
     "LR_SCHEDULE": ("constant", "step", "cosine", "plateau"),
     "LOSS": ("categorical_crossentropy", "categorical_focal_crossentropy"),
@@ -58,6 +58,11 @@ FLAG_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 DENSE_ACTIVATIONS = ("relu", "gelu", "swish", "elu", "tanh", "sigmoid", "leaky_relu")
+
+# Keys that take a whole number or `auto` (resolved per model when a run starts, see
+# cnnhub.model_defaults).
+AUTO_INT_KEYS = frozenset({"IMG_HEIGHT", "IMG_WIDTH"})
+AUTO = "auto"
 
 # Keys whose value is structured (YAML on the command line) rather than a plain scalar or list.
 STRUCTURED_KEYS = frozenset({"CUSTOM_CONV_BLOCKS"})
@@ -119,6 +124,8 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     try:
         if key in STRUCTURED_KEYS:
             return value
+        if key in AUTO_INT_KEYS:
+            return auto_or_int(value)
         if isinstance(default, bool):
             return parse_bool(value)
         if isinstance(default, int):
@@ -148,7 +155,21 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+def auto_or_int(value: Any) -> int | str:
+    """A whole number, or the word ``auto`` (any case) for the keys of AUTO_INT_KEYS."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("not a whole number or auto")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError("not a whole number or auto") from None
+
+
 def _type_name(key: str, default: Any) -> str:
+    if key in AUTO_INT_KEYS:
+        return "int or auto"
     if isinstance(default, list):
         return f"list of {_element_type(key, default).__name__}"
     return type(default).__name__
@@ -245,6 +266,9 @@ def build_parser(prog: str = "run_training.py") -> argparse.ArgumentParser:
         if key in STRUCTURED_KEYS:
             kwargs["type"] = _yaml_value
             kwargs["metavar"] = "YAML"
+        elif key in AUTO_INT_KEYS:
+            kwargs["type"] = _auto_int_flag
+            kwargs["metavar"] = "INT|auto"
         elif isinstance(default, bool):
             kwargs["type"] = _bool_flag
             kwargs["metavar"] = "BOOL"
@@ -262,6 +286,13 @@ def _bool_flag(text: str) -> bool:
         return parse_bool(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _auto_int_flag(text: str) -> int | str:
+    try:
+        return auto_or_int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}. Received: {text!r}") from None
 
 
 def _yaml_value(text: str) -> Any:
@@ -320,7 +351,7 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
             )
     positive = ("EPOCHS", "BATCH_SIZE", "IMG_HEIGHT", "IMG_WIDTH", "LEARNING_RATE")
     for key in positive:
-        if config[key] <= 0:
+        if config[key] != AUTO and config[key] <= 0:
             raise CnnhubError(
                 f"`{key.lower()}` must be greater than 0. Received: {key.lower()}={config[key]}"
             )

@@ -27,13 +27,14 @@ def _snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def expected_variables(model, prefix: str = "layers") -> dict[str, tuple[str, tuple]]:
-    """Map each variable's path in a Keras 3 weights file to (layer name, shape) for ``model``.
+def model_variables(model, prefix: str = "layers") -> dict[str, tuple[str, object]]:
+    """Map each variable's path in a Keras 3 weights file to (layer name, variable) for ``model``.
 
     Keras names the entries of a model's layer list by snake-cased class name, numbered by
-    occurrence (``dense``, ``dense_1``), and nests sub-models under their own ``layers``.
+    occurrence (``dense``, ``dense_1``), and nests sub-models under their own ``layers``; a
+    nested layer's name is given as ``<sub-model>/<layer>``.
     """
-    table: dict[str, tuple[str, tuple]] = {}
+    table: dict[str, tuple[str, object]] = {}
     seen: Counter = Counter()
     for layer in model.layers:
         base = _snake_case(type(layer).__name__)
@@ -41,13 +42,21 @@ def expected_variables(model, prefix: str = "layers") -> dict[str, tuple[str, tu
         seen[base] += 1
         path = f"{prefix}/{key}"
         if hasattr(layer, "layers") and getattr(layer, "layers", None):
-            for sub_path, (name, shape) in expected_variables(layer, f"{path}/layers").items():
-                table[sub_path] = (f"{layer.name}/{name}", shape)
+            for sub_path, (name, variable) in model_variables(layer, f"{path}/layers").items():
+                table[sub_path] = (f"{layer.name}/{name}", variable)
             continue
         own = [*layer._trainable_variables, *layer._non_trainable_variables]
         for i, variable in enumerate(own):
-            table[f"{path}/vars/{i}"] = (layer.name, tuple(variable.shape))
+            table[f"{path}/vars/{i}"] = (layer.name, variable)
     return table
+
+
+def expected_variables(model, prefix: str = "layers") -> dict[str, tuple[str, tuple]]:
+    """Map each variable's path in a Keras 3 weights file to (layer name, shape) for ``model``."""
+    return {
+        path: (name, tuple(variable.shape))
+        for path, (name, variable) in model_variables(model, prefix).items()
+    }
 
 
 def _file_variables(h5_path: Path) -> dict[str, tuple]:
@@ -142,3 +151,119 @@ def load_weights_checked(model, path: str | Path, check: bool = True) -> None:
         if check:
             check_compatible(model, h5_path, str(path))
         model.load_weights(h5_path)
+
+
+# ---------------------------------------------------------------- pretrained starts (-w <run>)
+
+
+def weights_source(weights: str | Path) -> tuple[Path, dict | None]:
+    """The weights file that ``-w`` names, and the config of the run it comes from (if known).
+
+    ``weights`` is a run folder (its best weights, chosen on validation, else its last epoch's),
+    a ``.weights.h5`` file (in a run's ``model_logs``, or anywhere) or a ``.keras`` model.
+    """
+    from cnnhub.run_loading import RUN_CONFIG, choose_weights, open_run
+
+    path = Path(weights)
+    if path.is_dir():
+        run = open_run(path)
+        return choose_weights(run, "best", show=lambda text: print(f"note: {text}")).path, (
+            run.config
+        )
+    for folder in (path.parent, path.parent.parent):
+        if (folder / RUN_CONFIG).is_file():
+            try:
+                return path, open_run(folder).config
+            except CnnhubError:
+                break
+    return path, None
+
+
+def _backbone_paths(model) -> dict[str, tuple[str, object]]:
+    from cnnhub.model_factory import BACKBONE_LAYER
+
+    return {
+        path: (name, variable)
+        for path, (name, variable) in model_variables(model).items()
+        if name.startswith(f"{BACKBONE_LAYER}/")
+    }
+
+
+def _check_backbone(model, actual: dict[str, tuple], shown: str, source: str) -> None:
+    """Raise CnnhubError on the first backbone weight of ``model`` the file lacks or shapes
+    differently (and on backbone weights of the file the model lacks)."""
+    backbone = _backbone_paths(model)
+    hint = (
+        f" The file comes from a `{source}` run, this run builds `{model.name}`."
+        if source and source != model.name
+        else ""
+    )
+    advice = f"{hint} Pass weights of the same backbone, or -w imagenet / -w none."
+    for path, (name, variable) in backbone.items():
+        shape = tuple(variable.shape)
+        if path not in actual:
+            raise CnnhubError(
+                f"The backbone in {shown} does not fit this model: layer `{name}` has a weight "
+                f"of shape {_describe(shape)} that the file lacks.{advice} Received: "
+                f"weights={shown}"
+            )
+        if actual[path] != shape:
+            raise CnnhubError(
+                f"The backbone in {shown} does not fit this model: layer `{name}` expects shape "
+                f"{_describe(shape)} but the file has {_describe(actual[path])}.{advice} "
+                f"Received: weights={shown}"
+            )
+    prefix = next(iter(backbone)).split("/layers/")[0] + "/layers/" if backbone else None
+    extra = sorted(p for p in actual if prefix and p.startswith(prefix) and p not in backbone)
+    if extra:
+        raise CnnhubError(
+            f"The backbone in {shown} does not fit this model: it has {len(extra)} backbone "
+            f"weight(s) the model lacks, the first at {extra[0]} with shape "
+            f"{_describe(actual[extra[0]])}.{advice} Received: weights={shown}"
+        )
+
+
+def load_pretrained(model, weights: str | Path) -> str:
+    """Start ``model`` from an earlier run's weights (``-w`` a run folder or weights file).
+
+    Same architecture and classes: every weight loads (:func:`load_weights_checked`). Otherwise
+    (other classes, another head) only the backbone's weights load and the head keeps its fresh
+    initial values. Returns the report printed at the start of the run (what was loaded and
+    what was not).
+
+    Raises:
+        CnnhubError: the file is unreadable, or its backbone does not fit ``model`` (the message
+            names the first mismatched layer and both shapes).
+    """
+    import numpy as np
+
+    path, source_config = weights_source(weights)
+    source = (source_config or {}).get("MODEL_NAME", "")
+    try:
+        load_weights_checked(model, path)
+        return f"Weights from {path}: all layers loaded (same architecture and classes)."
+    except CnnhubError:
+        pass  # another head, other classes, or another backbone: checked below
+    backbone = _backbone_paths(model)
+    try:
+        with _weights_table(path) as h5_path:
+            _check_backbone(model, _file_variables(h5_path), str(path), source)
+            with h5py.File(h5_path, "r") as handle:
+                for entry, (_, variable) in backbone.items():
+                    variable.assign(np.asarray(handle[entry]))
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise CnnhubError(
+            f"Cannot read weights file {path}: {exc}. Pass a run folder, a Keras .weights.h5 "
+            f"or a .keras file. Received: weights={weights}"
+        ) from None
+    loaded = {name for name, _ in backbone.values()}
+    order = {layer.name: i for i, layer in enumerate(model.layers)}
+    fresh = sorted(
+        {name for name, _ in expected_variables(model).values()} - loaded,
+        key=lambda name: order.get(name, len(order)),
+    )
+    return (
+        f"Weights from {path}: loaded the backbone ({len(loaded)} layers with weights, "
+        f"{len(backbone)} tensors); not loaded (another head or other classes), starting "
+        f"fresh: {', '.join(fresh)}."
+    )

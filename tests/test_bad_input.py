@@ -105,12 +105,17 @@ def test_existing_run_name_is_refused(tiny_data, tmp_path, capsys):
 
 
 def test_imagenet_download_failure_says_what_to_do(tiny_data, tmp_path, capsys, monkeypatch):
-    # A fresh Keras home, so no cached weights file can make this pass offline.
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    # A fresh Keras home, so no cached weights file can make this pass offline; -w auto means
+    # ImageNet weights for mobilenetv2 (tests/test_pretrained.py checks the whole message).
+    from keras.src.backend import config as keras_config
+
+    (tmp_path / "keras_home").mkdir()
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras_home"))
     args = data_args(tiny_data["train"], tiny_data["valid"]) + ["-m", "mobilenetv2"]
-    check_rejected(
-        capsys, args + ["-w", "imagenet"], "Could not download the ImageNet weights", tmp_path
-    )
+    for weights in ("imagenet", "auto"):
+        check_rejected(
+            capsys, args + ["-w", weights], "Cannot download the ImageNet weights", tmp_path
+        )
 
 
 def test_cli_subprocess_exit_code_and_no_traceback(tmp_path):

@@ -32,7 +32,9 @@ def test_backbone_builds_at_minimum_size_with_registry_param_count(name):
 
 
 def test_custom_entry_builds_a_full_model():
-    config = dict(load_defaults()[0], MODEL_NAME="custom", IMG_HEIGHT=8, IMG_WIDTH=8)
+    config = dict(
+        load_defaults()[0], MODEL_NAME="custom", WEIGHTS="none", IMG_HEIGHT=8, IMG_WIDTH=8
+    )
     model = build_model(config, num_classes=4)
     assert model.output_shape == (None, 4)
 

@@ -85,7 +85,7 @@ def test_unknown_config_key_suggests_the_closest(tmp_path):
     "content, message",
     [
         ("epochs: many\n", r"`epochs` must be of type int.*Received: epochs='many'"),
-        ("training_type: freeze\n", r"`training_type` must be one of train_all, .*freeze"),
+        ("training_type: freeze\n", r"`training_type` must be one of auto, train_all, .*freeze"),
         ("num_nodes: [8, 4]\nnum_dropouts: [0.1]\n", r"same length.*\[8, 4\].*\[0.1\]"),
         ("batch_size: 0\n", r"`batch_size` must be greater than 0"),
         ("- a\n- b\n", r"must hold a mapping"),
