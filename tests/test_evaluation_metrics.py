@@ -21,7 +21,7 @@ from sklearn.metrics import (
 )
 
 from cnnhub.errors import CnnhubError
-from cnnhub.evaluation import plots
+from cnnhub.evaluation import metrics, plots
 from cnnhub.evaluation.metrics import (
     CLASS_COLUMNS,
     OVERALL_COLUMNS,
@@ -188,6 +188,19 @@ def test_top5_accuracy_matches_sklearn(ties):
         warnings.simplefilter("ignore", UserWarning)
         expected_loss = log_loss(y_true, proba, labels=list(range(num_classes)))
     assert result["log_loss"] == pytest.approx(expected_loss, rel=1e-9)
+
+
+def test_chunked_summary_equals_one_pass(monkeypatch):
+    """Rows are scored in chunks (bounded memory); the sums must equal one unchunked call."""
+    num_classes = 9
+    y_true, proba = random_case(13, 301, num_classes, dtype=np.float32)
+    monkeypatch.setattr(metrics, "_CHUNK_ELEMENTS", 7 * num_classes)  # 43 chunks, last short
+    result = summary_metrics(y_true, proba, num_classes)
+    labels = list(range(num_classes))
+    assert result["top5_accuracy"] == top_k_accuracy_score(y_true, proba, k=5, labels=labels)
+    assert result["log_loss"] == pytest.approx(log_loss(y_true, proba, labels=labels), rel=1e-6)
+    with pytest.raises(ValueError, match="`num_classes` must be an integer of at least 2"):
+        summary_metrics([0, 0], np.ones((2, 1)), 1)
 
 
 # --------------------------------------------------------------------------- hand-computed cases

@@ -20,9 +20,10 @@ The threshold comparison is made in the dtype of the probabilities, exactly like
 ``proba.max(axis=1) >= t`` with a Python float ``t`` under NumPy 2: a float32 confidence of
 ``0.95`` is accepted at ``t = 0.95``.
 
-Everything is vectorised: one pass over the images (argmax, ``searchsorted``, ``bincount``)
-and then arithmetic on ``thresholds x classes`` count tables; there is no Python loop over
-images. No TensorFlow here.
+The threshold tables are vectorised: one pass over the images (argmax, ``searchsorted``,
+``bincount``) and then arithmetic on ``thresholds x classes`` count tables, because
+scikit-learn would need one call per threshold. The threshold-free figures (confusion matrix,
+log loss, top-5 accuracy) are scikit-learn's own functions. No TensorFlow here.
 
 Errors: values a user controls (class names, thresholds) and unusable data (empty validation
 set, NaN probabilities) raise :class:`~cnnhub.errors.CnnhubError`; arrays whose shapes do not
@@ -33,14 +34,16 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from numbers import Real
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from sklearn.metrics import confusion_matrix, log_loss, top_k_accuracy_score
 
 from cnnhub.errors import CnnhubError
 
@@ -77,8 +80,7 @@ PREDICTION_COLUMNS = ["image_path", "actual", "predicted", "confidence", "correc
 TOP_K = 5
 """``top5_accuracy`` is reported only when there are more than this many classes."""
 
-_CHUNK_ELEMENTS = 1 << 22  # rows x classes handled at once by the top-k computation
-
+_CHUNK_ELEMENTS = 1 << 22  # rows x classes scored at once by the scikit-learn metrics
 
 def default_thresholds() -> list[float]:
     """Return the default threshold grid ``[0.0, 0.05, ..., 0.95, 0.99]`` (21 rounded floats)."""
@@ -364,45 +366,43 @@ def confusion_frame(
     """Confusion matrix as a frame: one row per actual class, one column per predicted class.
 
     The first column, ``actual``, holds the row's class name; the other columns are named by
-    the class names in index order and hold counts (int64). Equal to
+    the class names in index order and hold counts (int64):
     ``sklearn.metrics.confusion_matrix(y_true, y_pred, labels=range(K))``.
     """
     names = validate_class_names(class_names)
     num_classes = len(names)
     actual = validate_labels(y_true, num_classes)
     predicted = validate_labels(y_pred, num_classes, num_images=actual.shape[0], name="y_pred")
-    counts = np.bincount(actual * num_classes + predicted, minlength=num_classes * num_classes)
-    matrix = counts.reshape(num_classes, num_classes).astype(np.int64)
+    matrix = confusion_matrix(actual, predicted, labels=np.arange(num_classes)).astype(np.int64)
     frame = pd.DataFrame(matrix, columns=pd.Index(names, dtype=object))
     frame.insert(0, "actual", pd.Series(names, dtype=object), allow_duplicates=True)
     return frame
 
 
-def _log_loss(labels: np.ndarray, proba: np.ndarray) -> float:
-    """scikit-learn's ``log_loss(labels=range(K))``: clip to ``[eps, 1 - eps]`` of the dtype."""
-    eps = np.finfo(proba.dtype).eps
-    true_class = np.clip(proba[np.arange(proba.shape[0]), labels], eps, 1 - eps)
-    return float(np.mean(-np.log(true_class), dtype=np.float64))
+def _chunked_mean(
+    metric: Callable[..., float], labels: np.ndarray, proba: np.ndarray, **kwargs: Any
+) -> float:
+    """Mean over all images of a scikit-learn metric that takes ``normalize=False``.
 
-
-def _top_k_accuracy(labels: np.ndarray, proba: np.ndarray, k: int) -> float:
-    """scikit-learn's ``top_k_accuracy_score(labels=range(K))``, ties included.
-
-    scikit-learn ranks with a stable ascending sort, reversed, so among equal scores the higher
-    class index ranks first. The true class is a hit when fewer than ``k`` classes rank above
-    it. Rows are processed in chunks so memory stays bounded for large ``N x K``.
+    scikit-learn's log loss and top-k accuracy build ``N x K`` one-hot and ranking arrays, so
+    rows go in chunks of about ``_CHUNK_ELEMENTS`` values and memory stays bounded for large
+    evaluation sets; the per-chunk sums add up to exactly the unchunked result.
     """
-    num_images, num_classes = proba.shape
-    class_index = np.arange(num_classes)
-    chunk = max(1, _CHUNK_ELEMENTS // num_classes)
-    hits = 0
-    for start in range(0, num_images, chunk):
-        rows = proba[start : start + chunk]
-        truth = labels[start : start + chunk]
-        score = rows[np.arange(rows.shape[0]), truth][:, None]
-        above = (rows > score) | ((rows == score) & (class_index[None, :] > truth[:, None]))
-        hits += int(np.count_nonzero(above.sum(axis=1) < k))
-    return hits / num_images
+    all_labels = np.arange(proba.shape[1])
+    rows = max(1, _CHUNK_ELEMENTS // proba.shape[1])
+    total = sum(
+        float(
+            metric(
+                labels[start : start + rows],
+                proba[start : start + rows],
+                normalize=False,
+                labels=all_labels,
+                **kwargs,
+            )
+        )
+        for start in range(0, len(labels), rows)
+    )
+    return total / len(labels)
 
 
 def summary_metrics(
@@ -410,23 +410,33 @@ def summary_metrics(
 ) -> dict[str, float | None]:
     """Threshold-free metrics: ``{"log_loss": float, "top5_accuracy": float | None}``.
 
-    ``log_loss`` matches ``sklearn.metrics.log_loss(y_true, proba, labels=range(K))``
+    ``log_loss`` is ``sklearn.metrics.log_loss(y_true, proba, labels=range(K))``
     (probabilities clipped to ``[eps, 1 - eps]`` with ``eps`` the machine epsilon of
-    ``proba``'s dtype, no renormalisation). ``top5_accuracy`` matches
-    ``top_k_accuracy_score(..., k=5, labels=range(K))`` and is ``None`` when ``K <= 5``.
+    ``proba``'s dtype, no renormalisation). ``top5_accuracy`` is
+    ``top_k_accuracy_score(..., k=5, labels=range(K))`` (among equal scores the higher class
+    index ranks first) and is ``None`` when ``K <= 5``. A classifier has at least two classes
+    (scikit-learn's log loss is undefined for one).
     """
     if (
         isinstance(num_classes, bool)
         or not isinstance(num_classes, (int, np.integer))
-        or num_classes < 1
+        or num_classes < 2
     ):
         raise ValueError(
-            f"`num_classes` must be a positive integer. Received: num_classes={num_classes!r}"
+            "`num_classes` must be an integer of at least 2. "
+            f"Received: num_classes={num_classes!r}"
         )
     array = validate_proba(proba, num_classes=int(num_classes))
     labels = validate_labels(y_true, int(num_classes), num_images=array.shape[0])
-    top5 = _top_k_accuracy(labels, array, TOP_K) if num_classes > TOP_K else None
-    return {"log_loss": _log_loss(labels, array), "top5_accuracy": top5}
+    top5 = (
+        _chunked_mean(top_k_accuracy_score, labels, array, k=TOP_K) if num_classes > TOP_K else None
+    )
+    with warnings.catch_warnings():
+        # The probabilities are scored as given (a softmax output); rows that do not sum to
+        # exactly one (rounded or float16 outputs) are not the user's to fix.
+        warnings.filterwarnings("ignore", message=".*do not sum to one", category=UserWarning)
+        loss = _chunked_mean(log_loss, labels, array)
+    return {"log_loss": loss, "top5_accuracy": top5}
 
 
 def predictions_frame(
