@@ -11,9 +11,9 @@ fold runs use the parent as their save location)::
 
 The parent is named by ``--run_name``, else ``<model>-<K>fold`` (``-2``, ``-3``... when taken).
 Because the fold runs are ordinary runs, ``cnnhub compare <parent>/model_repository`` ranks
-them. Folds are assigned on every listed sample (unreadable files included, then left out), per
-class in a seeded random order dealt round-robin, so each class is spread evenly and fold sizes
-differ by at most one. Every class needs at least K samples.
+them. Folds are assigned on every listed sample (unreadable files included, then left out) by
+scikit-learn's seeded ``StratifiedKFold``, so each class is spread evenly and fold sizes differ
+by at most one. Every class needs at least K samples.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedKFold
 
 from cnnhub import atomic
 from cnnhub.data import (
@@ -51,15 +52,17 @@ of :data:`~cnnhub.evaluation.headline.HEADLINE_FIGURES`."""
 
 
 def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """The 0-based fold of each sample: stratified, seeded, fold sizes within one of each other."""
+    """The 0-based fold of each sample: stratified, seeded, fold sizes within one of each other.
+
+    scikit-learn's ``StratifiedKFold(shuffle=True)``: it deals the label-sorted samples to the
+    folds round-robin (so each class is spread evenly and fold sizes differ by at most one), in
+    a random order within each class drawn from ``seed``.
+    """
     labels = np.asarray(labels)
-    rng = np.random.default_rng([seed, 11])
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     fold = np.zeros(len(labels), dtype=np.int64)
-    offset = 0
-    for cls in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == cls))
-        fold[members] = (offset + np.arange(len(members))) % k
-        offset = (offset + len(members)) % k
+    for index, (_, held_out) in enumerate(folds.split(np.zeros((len(labels), 1)), labels)):
+        fold[held_out] = index
     return fold
 
 

@@ -1001,6 +1001,11 @@ def stratified_split(
             f"`val_fraction` must be a number between 0 and 1 (exclusive), e.g. 0.2. "
             f"Received: val_fraction={val_fraction!r}"
         )
+    # Hand-written rather than scikit-learn's train_test_split(stratify=) or
+    # StratifiedShuffleSplit: those refuse a class with a single image, and they share out
+    # ceil(N * val_fraction) validation images over the classes as a whole, which can leave a
+    # small class with no validation (or no training) image. Here every class is split on its
+    # own, so each class with two or more images is in both parts.
     rng = np.random.default_rng(seed)
     is_valid = np.zeros(len(source), dtype=bool)
     for cls in range(source.num_classes):

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from cnnhub.errors import CnnhubError
+from cnnhub.folds import assign_folds
 from cnnhub.images import load_image
 from cnnhub.sources import (
     DATA_FORMATS,
@@ -427,6 +428,22 @@ def test_split_keeps_one_of_each_in_train(tmp_path, gray_folder):
     for bad in (0, 1, 1.5, -0.1, "0.2", True):
         with pytest.raises(CnnhubError, match="`val_fraction` must be"):
             stratified_split(source, bad, seed=0)
+
+
+@pytest.mark.parametrize(("counts", "k"), [((30, 20, 10), 5), ((7, 3, 4), 3)])
+def test_folds_are_stratified_balanced_and_seeded(counts, k):
+    labels = np.repeat(np.arange(len(counts)), counts)
+    rng = np.random.default_rng(0)
+    labels = labels[rng.permutation(len(labels))]  # folds must not depend on listing order
+    fold = assign_folds(labels, k, seed=5)
+    assert sorted(set(fold.tolist())) == list(range(k))
+    sizes = np.bincount(fold, minlength=k)
+    assert sizes.max() - sizes.min() <= 1 and sizes.sum() == len(labels)
+    for cls, count in enumerate(counts):  # each class spread evenly over the folds
+        per_fold = np.bincount(fold[labels == cls], minlength=k)
+        assert per_fold.max() - per_fold.min() <= 1 and per_fold.min() == count // k
+    np.testing.assert_array_equal(assign_folds(labels, k, seed=5), fold)
+    assert not np.array_equal(assign_folds(labels, k, seed=6), fold)
 
 
 def test_split_file_round_trip_folder(tmp_path, gray_folder):
