@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cnnhub import atomic
-
-LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+from cnnhub.run_folder import LOG_COLUMNS  # noqa: F401  (training.log's columns)
 
 
 def current_learning_rate(model) -> float:

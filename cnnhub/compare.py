@@ -6,7 +6,7 @@ of the weights and deploy threshold in each run's ``best_weights.json``.
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ import pandas as pd
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.headline import HEADLINE_COLUMNS, headline_figures
-from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
+from cnnhub.evaluation.safe_csv import write_csv_safe
+from cnnhub.run_folder import BEST_WEIGHTS, RUN_CONFIG, open_run
 
 LEADERBOARD_COLUMNS = [
     "run",
@@ -29,30 +30,48 @@ LEADERBOARD_COLUMNS = [
 ]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def leaderboard_row(run: Path) -> dict[str, Any] | None:
-    """The leaderboard row of one evaluated run folder, or None when it is not evaluated."""
-    needed = ["run_config.json", "run_info.json", "best_weights.json", "analysis_report.csv"]
-    if not all((run / name).is_file() for name in needed):
-        return None
-    config = _read_json(run / "run_config.json")
-    info = _read_json(run / "run_info.json")
-    best = _read_json(run / "best_weights.json")
-    report = read_csv_safe(run / "analysis_report.csv")
-    log = pd.read_csv(run / "training.log") if (run / "training.log").is_file() else None
+    """The leaderboard row of one evaluated run folder, or None when it is not evaluated.
+
+    Raises:
+        CnnhubError: a file the row is made from is damaged (it names the file).
+    """
+    if not (run / RUN_CONFIG).exists() or not (run / BEST_WEIGHTS).exists():
+        return None  # not a run folder, or not evaluated
+    opened = open_run(run)
+    folder, config, best = opened.folder, opened.config, opened.best
+    info = folder.read_info()
+    report = folder.read_report()
+    log = folder.read_training_log()
+    folder.check_weights(folder.model_logs / best["weights"])
+    if not (report["weights_name"] == best["weights"]).any():
+        raise folder.damaged(folder.analysis_report, f"has no rows of {best['weights']}")
     return {
         "run": run.name,
         "model": config["MODEL_NAME"],
         "params": info.get("params"),
         "image_size": f"{config['IMG_HEIGHT']}x{config['IMG_WIDTH']}",
-        "epochs": int(len(log)) if log is not None else None,
-        "seconds_per_epoch": round(float(log["seconds"].mean()), 2) if log is not None else None,
+        "epochs": int(len(log)),
+        "seconds_per_epoch": round(float(log["seconds"].mean()), 2),
         "best_epoch": int(best["epoch"]),
         **headline_figures(report, best["weights"], float(best["threshold"])),
     }
+
+
+def _rows(root: Path) -> list[dict[str, Any]]:
+    """Every evaluated run's row; a damaged run is left out with a warning on stderr."""
+    rows = []
+    for run in sorted(root.iterdir()):
+        if not run.is_dir():
+            continue
+        try:
+            row = leaderboard_row(run)
+        except CnnhubError as exc:
+            sys.stderr.write(f"warning: skipped {run.name}: {' '.join(str(exc).split())}\n")
+            continue
+        if row is not None:
+            rows.append(row)
+    return rows
 
 
 def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
@@ -63,7 +82,7 @@ def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
             f"Model repository not found: {repository}. Pass the folder that holds the run "
             f"folders (default model_repository). Received: {repository}"
         )
-    rows = [row for run in sorted(root.iterdir()) if run.is_dir() and (row := leaderboard_row(run))]
+    rows = _rows(root)
     if not rows:
         raise CnnhubError(
             f"No evaluated runs in {repository}: each run folder needs best_weights.json and "

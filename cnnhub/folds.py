@@ -19,7 +19,6 @@ by at most one. Every class needs at least K samples.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,25 +153,12 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
 
 
 def create_parent(save_location: str, run_name: str, model_name: str, k: int, overwrite=False):
-    """Make the parent folder of a cross-validation (see the module docstring)."""
-    from cnnhub.run_folder import repository_root
+    """Make (and lock) the parent folder of a cross-validation (see the module docstring)."""
+    from cnnhub.run_folder import claim_folder, repository_root
 
-    root = repository_root(save_location)
-    if run_name:
-        path = root / run_name
-        if overwrite and path.exists():
-            shutil.rmtree(path)
-        path.mkdir()
-        return path
-    base = f"{model_name}-{k}fold"
-    for n in range(1, 100_000):
-        path = root / (base if n == 1 else f"{base}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise CnnhubError(f"No free run folder name under {root}. Received: run_name={base}")
+    return claim_folder(
+        repository_root(save_location), run_name, f"{model_name}-{k}fold", overwrite
+    )
 
 
 def run_folds(

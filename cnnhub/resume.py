@@ -13,19 +13,25 @@ continue without duplicated or missing epochs.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import pandas as pd
 
 from cnnhub import atomic
-from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
-from cnnhub.run_folder import RunFolder
+from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.safe_csv import write_csv_safe
+from cnnhub.run_folder import (
+    WEIGHTS_SUFFIX,
+    RunFolder,
+    TrainingState,
+    open_run,
+    require_space,
+)
 
 
 def _float(value) -> float | None:
@@ -83,28 +89,6 @@ class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
         self.carry = self.get_state()
 
 
-@dataclass
-class TrainingState:
-    """The contents of ``checkpoint/state.json``."""
-
-    epoch: int = 0  # completed epochs
-    phase: int = 0
-    weights: str = ""
-    callbacks: dict[str, dict] = field(default_factory=dict)
-    finished: bool = False
-
-
-def checkpoint_dir(run: RunFolder) -> Path:
-    return run.path / "checkpoint"
-
-
-def read_state(run: RunFolder) -> TrainingState | None:
-    path = checkpoint_dir(run) / "state.json"
-    if not path.is_file():
-        return None
-    return TrainingState(**json.loads(path.read_text(encoding="utf-8")))
-
-
 def save_optimizer(optimizer, path: Path) -> None:
     values = {f"v{i:05d}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)}
     with atomic.atomic_path(path) as tmp:
@@ -112,16 +96,24 @@ def save_optimizer(optimizer, path: Path) -> None:
             np.savez(handle, **values)
 
 
-def restore_optimizer(model, path: Path) -> None:
-    """Load optimizer variables saved by ``save_optimizer`` into ``model``'s compiled optimizer."""
+def restore_optimizer(model, run: RunFolder) -> None:
+    """Load the optimizer variables ``save_optimizer`` wrote into ``model``'s compiled optimizer.
+
+    Raises:
+        CnnhubError: ``optimizer.npz`` is unreadable or does not fit the optimizer.
+    """
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
-    with np.load(path, allow_pickle=False) as saved:
-        values = [saved[key] for key in sorted(saved.files)]
-    if len(values) != len(optimizer.variables):
-        raise ValueError(
-            f"Saved optimizer state has {len(values)} variables, the optimizer "
-            f"{len(optimizer.variables)}; was the run's configuration changed?"
+    try:
+        with np.load(run.optimizer_file, allow_pickle=False) as saved:
+            values = [saved[key] for key in sorted(saved.files)]
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise run.damaged(run.optimizer_file, f"cannot be read ({exc})") from None
+    shapes = [tuple(v.shape) for v in optimizer.variables]
+    if [tuple(v.shape) for v in values] != shapes:
+        raise run.damaged(
+            run.optimizer_file,
+            f"holds {len(values)} arrays that do not fit the optimizer's {len(shapes)} variables",
         )
     for variable, value in zip(optimizer.variables, values):
         variable.assign(value)
@@ -138,39 +130,151 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         self.stateful = stateful  # name -> callback with get_state()
 
     def on_epoch_end(self, epoch, logs=None):
-        folder = checkpoint_dir(self.run)
-        save_optimizer(self.model.optimizer, folder / "optimizer.npz")
+        save_optimizer(self.model.optimizer, self.run.optimizer_file)
         state = TrainingState(
             epoch=epoch + 1,
             phase=self.phase_index,
             weights=self.checkpoint.saved[epoch + 1].name,
             callbacks={name: cb.get_state() for name, cb in self.stateful.items()},
             finished=bool(self.model.stop_training),
+            finalized=False,
         )
-        atomic.write_json(folder / "state.json", state.__dict__)
+        atomic.write_json(self.run.state_file, state.__dict__)
+
+
+@dataclass
+class ResumePlan:
+    """A checked run folder to continue (``plan_resume``): nothing in it has changed yet."""
+
+    run: RunFolder
+    config: dict[str, Any]
+    class_names: list[str]
+    state: TrainingState | None
+    config_changed: bool  # EPOCHS was raised: run_config.json is rewritten
+    trained: bool  # every epoch is done: only the finishing steps run
+
+
+def plan_resume(run_dir: str | Path, epochs: int | None = None) -> ResumePlan:
+    """Read and check everything ``--resume`` uses before anything is written.
+
+    Raises:
+        CnnhubError: a file of the run is damaged, or the run is complete (finishing included).
+    """
+    opened = open_run(run_dir)
+    run, config = opened.folder, dict(opened.config)
+    if epochs is not None:
+        config["EPOCHS"] = epochs
+    state = run.read_state()
+    if state is not None:
+        log = run.read_training_log()
+        if len(log) < state.epoch:
+            raise run.damaged(
+                run.training_log, f"has {len(log)} epoch rows; the checkpoint says {state.epoch}"
+            )
+        if run.analysis_report.exists():
+            run.read_report()
+    trained = state is not None and (state.finished or state.epoch >= config["EPOCHS"])
+    if trained and is_finalized(run, state, config):
+        raise CnnhubError(
+            f"Run {run_dir} is already complete ({state.epoch} epochs); pass a larger "
+            f"-e/--epochs to train longer. Received: --resume {run_dir}"
+        )
+    return ResumePlan(
+        run,
+        config,
+        opened.class_names,
+        state,
+        config["EPOCHS"] != opened.config["EPOCHS"],
+        trained,
+    )
+
+
+def is_finalized(run: RunFolder, state: TrainingState, config: dict[str, Any]) -> bool:
+    """Whether the finishing steps after the last epoch ran to the end."""
+    if state.finalized is not None:
+        return state.finalized
+    # A run from before ``finalized`` was recorded: judge by the finishing steps' files.
+    return run.final_model.exists() and (
+        not config["POST_EVAL"] or (run.best_weights.exists() and run.best_model.exists())
+    )
+
+
+def mark_finalized(run: RunFolder) -> None:
+    """Record in ``state.json`` that the finishing steps ran (the run is complete)."""
+    state = run.read_state()
+    if state is not None:
+        state.finalized = True
+        atomic.write_json(run.state_file, state.__dict__)
+
+
+def final_weights(run: RunFolder, state: TrainingState, config: dict[str, Any]) -> Path:
+    """The weights training ends with: the last epoch's, or the best epoch's when early
+    stopping restores them (as ``ResumableEarlyStopping.on_train_end`` does)."""
+    stopping = state.callbacks.get("early_stopping")
+    if config["EARLY_STOPPING"] and config["EARLY_STOPPING_RESTORE_BEST"] and stopping:
+        if stopping.get("best") is not None:
+            epoch = int(stopping["best_epoch"]) + 1
+            path = run.epoch_weights().get(epoch)
+            if path is None:
+                raise run.damaged(run.model_logs, f"lacks the weights of the best epoch {epoch}")
+            return run.check_weights(path)
+    return run.model_logs / state.weights
 
 
 def prepare_resume(run: RunFolder, state: TrainingState | None) -> None:
-    """Remove what epochs after ``state.epoch`` left behind; purge their TensorBoard events."""
+    """Remove what epochs after ``state.epoch`` left behind; purge their TensorBoard events.
+
+    The files read here were checked by ``plan_resume``."""
     done = state.epoch if state else 0
     for path in run.path.rglob(".*.tmp*"):  # temporary files of a write the crash cut short
         path.unlink()
-    for path in run.model_logs.glob("weights-*"):
-        try:
-            epoch = int(path.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
+    for epoch, path in run.epoch_weights().items():
         if epoch > done:
             path.unlink()
-    log = run.training_log
-    if log.is_file():
-        frame = pd.read_csv(log)
-        atomic.write_csv(log, frame[frame["epoch"] <= done])
-    report = run.path / "analysis_report.csv"
-    if report.is_file():
-        frame = read_csv_safe(report)
-        write_csv_safe(report, frame[frame["epoch"] <= done])
+    if run.training_log.is_file():
+        frame = run.read_training_log()
+        atomic.write_csv(run.training_log, frame[frame["epoch"] <= done])
+    if run.analysis_report.is_file():
+        frame = run.read_report()
+        write_csv_safe(run.analysis_report, frame[frame["epoch"] <= done])
     _purge_tensorboard(run, done)
+
+
+class DiskSpaceCheck(keras.callbacks.Callback):
+    """After the first epoch this process trains, check the disk holds the epochs left.
+
+    The need is measured, not estimated: the bytes the epoch's weights file and reports took,
+    times the epochs left, plus room for ``final_model.keras`` and ``best_model.keras`` (each
+    about the weights file plus ``optimizer.npz``). Runs after the epoch's commit, so a refusal
+    leaves a run that ``--resume`` continues once there is room.
+    """
+
+    def __init__(self, run: RunFolder, epochs: int):
+        super().__init__()
+        self.run = run
+        self.epochs = epochs
+        self.checked = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.checked:
+            return
+        self.checked = True
+        left = self.epochs - (epoch + 1)
+        state = self.run.read_state()
+        weights = self.run.model_logs / state.weights
+        stem = weights.name[: -len(WEIGHTS_SUFFIX)]
+        per_epoch = sum(p.stat().st_size for p in self.run.model_logs.glob(f"{stem}*"))
+        models = 2 * (weights.stat().st_size + self.run.optimizer_file.stat().st_size)
+        need = int((per_epoch * left + models) * 1.1)
+        require_space(
+            self.run.path,
+            need,
+            f"the {left} epoch(s) left and the final models ({per_epoch / 1e6:,.1f} MB per epoch "
+            "measured)",
+            f"{epoch + 1} complete epoch(s) are saved; free space, then continue with "
+            f"`python run_training.py --resume {self.run.path}`.",
+            f"run={str(self.run.path)!r}",
+        )
 
 
 def _purge_tensorboard(run: RunFolder, from_step: int) -> None:

@@ -1,28 +1,78 @@
-"""The run folder: ``<save_location>/model_repository/<run name>/`` and the files in it."""
+"""The run folder: ``<save_location>/model_repository/<run name>/``, its file names, and reading it.
+
+Every command reads a run folder through :class:`RunFolder` (the file names) and
+:func:`open_run` (the validated contents): a file that is missing where it must exist, or that
+cannot be parsed, raises one :class:`~cnnhub.errors.CnnhubError` that names the damaged file,
+before the command writes anything. See the README's "Run folder" section for what each file
+holds, and :mod:`cnnhub.run_lock` for the one-writer lock.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from cnnhub import run_lock
 from cnnhub.errors import CnnhubError
 
 REPOSITORY = "model_repository"
+RUN_CONFIG = "run_config.json"
+RUN_INFO = "run_info.json"
+CLASS_MAPPING = "index_class_mapping.json"
+BEST_WEIGHTS = "best_weights.json"
+ANALYSIS_REPORT = "analysis_report.csv"
+TRAINING_LOG = "training.log"
+MODEL_LOGS = "model_logs"
+FINAL_MODEL = "final_model.keras"
+BEST_MODEL = "best_model.keras"
+CHECKPOINT = "checkpoint"
+WEIGHTS_SUFFIX = ".weights.h5"
+LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+"""The columns of ``training.log``, one row per completed epoch."""
+
+_EPOCH_FILE = re.compile(r"^weights-(\d+)-.*\.weights\.h5$")
+_HINT = "Pass a run folder made by `cnnhub train` (<save_loc>/model_repository/<run name>)."
+
+
+def epoch_of(path: str | os.PathLike) -> int | None:
+    """The epoch of a per-epoch weights file name (``weights-003-0.8123.weights.h5`` -> 3)."""
+    match = _EPOCH_FILE.match(Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+@dataclass
+class TrainingState:
+    """The contents of ``checkpoint/state.json`` (see :mod:`cnnhub.resume`)."""
+
+    epoch: int = 0  # completed epochs
+    phase: int = 0
+    weights: str = ""
+    callbacks: dict[str, dict] = field(default_factory=dict)
+    finished: bool = False  # training stopped early
+    finalized: bool | None = None  # the finishing steps ran (None: a run from before the key)
 
 
 @dataclass(frozen=True)
 class RunFolder:
-    """Paths of one run's files; see the README's "Run folder" section for what each holds."""
+    """The paths of one run's files, and validated reads of them.
+
+    Each ``read_*`` raises CnnhubError naming the damaged file, never a parser's traceback.
+    """
 
     path: Path
-    model_name: str
+    model_name: str = ""
 
+    # ------------------------------------------------------------------ file names
     @property
     def model_logs(self) -> Path:
-        return self.path / "model_logs"
+        return self.path / MODEL_LOGS
 
     @property
     def tensor_logs(self) -> Path:
@@ -30,7 +80,7 @@ class RunFolder:
 
     @property
     def training_log(self) -> Path:
-        return self.path / "training.log"
+        return self.path / TRAINING_LOG
 
     @property
     def stats_png(self) -> Path:
@@ -38,23 +88,259 @@ class RunFolder:
 
     @property
     def class_mapping(self) -> Path:
-        return self.path / "index_class_mapping.json"
+        return self.path / CLASS_MAPPING
 
     @property
     def run_config(self) -> Path:
-        return self.path / "run_config.json"
+        return self.path / RUN_CONFIG
 
     @property
     def run_info(self) -> Path:
-        return self.path / "run_info.json"
+        return self.path / RUN_INFO
 
     @property
     def final_model(self) -> Path:
-        return self.path / "final_model.keras"
+        return self.path / FINAL_MODEL
 
     @property
-    def skipped_files(self) -> Path:
-        return self.path / "skipped_files.csv"
+    def best_model(self) -> Path:
+        return self.path / BEST_MODEL
+
+    @property
+    def best_weights(self) -> Path:
+        return self.path / BEST_WEIGHTS
+
+    @property
+    def analysis_report(self) -> Path:
+        return self.path / ANALYSIS_REPORT
+
+    @property
+    def split_csv(self) -> Path:
+        return self.path / "split.csv"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def state_file(self) -> Path:
+        return self.checkpoint / "state.json"
+
+    @property
+    def optimizer_file(self) -> Path:
+        return self.checkpoint / "optimizer.npz"
+
+    # ------------------------------------------------------------------ validated reads
+    def damaged(self, file: Path, problem: str) -> CnnhubError:
+        """The error for a damaged or missing file of this run."""
+        problem = " ".join(str(problem).split())
+        return CnnhubError(
+            f"Run folder {self.path} is damaged: {file.relative_to(self.path).as_posix()} "
+            f"{problem}. Restore the file or train the run again. Received: run={str(self.path)!r}"
+        )
+
+    def _json(self, file: Path, kind: type = dict) -> Any:
+        try:
+            with open(file, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            raise self.damaged(file, "is missing") from None
+        except (OSError, ValueError) as exc:
+            raise self.damaged(file, f"cannot be read ({exc})") from None
+        if not isinstance(data, kind):
+            raise self.damaged(file, f"does not hold a JSON {kind.__name__}")
+        return data
+
+    def read_config(self) -> dict[str, Any]:
+        """``run_config.json``, checked as a configuration (missing keys get today's defaults)."""
+        from cnnhub import settings
+
+        config = self._json(self.run_config)
+        try:
+            settings.validate(config)
+        except CnnhubError as exc:
+            raise self.damaged(self.run_config, f"is not a valid configuration ({exc})") from None
+        return config
+
+    def read_class_names(self) -> list[str]:
+        """The class names of ``index_class_mapping.json``, in index order."""
+        mapping = self._json(self.class_mapping)
+        try:
+            names = [mapping[str(i)] for i in range(len(mapping))]
+        except KeyError:
+            names = []
+        if not names or not all(isinstance(n, str) for n in names):
+            raise self.damaged(self.class_mapping, "must map 0, 1, ... to class names")
+        return names
+
+    def read_info(self) -> dict[str, Any]:
+        return self._json(self.run_info)
+
+    def read_best(self) -> dict[str, Any] | None:
+        """``best_weights.json`` (None when the run was not post-evaluated), checked."""
+        if not self.best_weights.exists():
+            return None
+        best = self._json(self.best_weights)
+        name, epoch, threshold = best.get("weights"), best.get("epoch"), best.get("threshold")
+        if (
+            not isinstance(name, str)
+            or Path(name).name != name
+            or not isinstance(epoch, int)
+            or not isinstance(threshold, (int, float))
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise self.damaged(
+                self.best_weights, "must hold a weights file name, an epoch and a threshold"
+            )
+        return best
+
+    def read_csv(self, file: Path, columns: list[str]):
+        """A CSV file of the run with at least ``columns``."""
+        from cnnhub.evaluation.safe_csv import read_csv_safe
+
+        try:
+            frame = read_csv_safe(file)
+        except FileNotFoundError:
+            raise self.damaged(file, "is missing") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise self.damaged(file, f"cannot be read ({exc})") from None
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise self.damaged(file, f"lacks the column(s) {', '.join(missing)}")
+        return frame
+
+    def read_training_log(self):
+        """``training.log`` as a DataFrame (one row per completed epoch)."""
+        return self.read_csv(self.training_log, LOG_COLUMNS)
+
+    def read_report(self):
+        """``analysis_report.csv`` as a DataFrame."""
+        return self.read_csv(
+            self.analysis_report, ["weights_name", "epoch", "threshold", "accuracy", "f1_macro"]
+        )
+
+    def epoch_weights(self) -> dict[int, Path]:
+        """Epoch number -> its weights file in ``model_logs`` (empty when there are none)."""
+        found: dict[int, Path] = {}
+        if self.model_logs.is_dir():
+            for entry in self.model_logs.iterdir():
+                epoch = epoch_of(entry)
+                if epoch is not None and entry.is_file():
+                    found[epoch] = entry
+        return dict(sorted(found.items()))
+
+    def check_weights(self, file: Path) -> Path:
+        """``file`` if it is a readable Keras weights file (.weights.h5 or .keras)."""
+        from cnnhub.weights import file_variables
+
+        try:
+            if file.suffix == ".keras":
+                with zipfile.ZipFile(file) as archive:
+                    archive.getinfo("model.weights.h5")
+            else:
+                file_variables(file)
+        except FileNotFoundError:
+            raise self._weights_error(file, "is missing") from None
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise self._weights_error(file, f"cannot be read ({exc})") from None
+        return file
+
+    def _weights_error(self, file: Path, problem: str) -> CnnhubError:
+        if file.is_relative_to(self.path):
+            return self.damaged(file, problem)
+        return CnnhubError(
+            f"Weights file {file} {problem}. Pass a Keras .weights.h5 or .keras file. "
+            f"Received: weights={str(file)!r}"
+        )
+
+    def read_state(self) -> TrainingState | None:
+        """``checkpoint/state.json`` (None before the first epoch), with its weights file and
+        ``optimizer.npz`` checked readable."""
+        if not self.state_file.exists():
+            return None
+        data = self._json(self.state_file)
+        try:
+            state = TrainingState(**data)
+        except TypeError:
+            raise self.damaged(self.state_file, "does not hold a training state") from None
+        if (
+            not isinstance(state.epoch, int)
+            or state.epoch < 1
+            or Path(state.weights).name != (state.weights or "-")
+        ):
+            raise self.damaged(self.state_file, "does not hold a training state")
+        self.check_weights(self.model_logs / state.weights)
+        try:
+            with zipfile.ZipFile(self.optimizer_file) as archive:
+                bad = archive.testzip()
+        except FileNotFoundError:
+            raise self.damaged(self.optimizer_file, "is missing") from None
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise self.damaged(self.optimizer_file, f"cannot be read ({exc})") from None
+        if bad is not None:
+            raise self.damaged(self.optimizer_file, f"has a corrupt entry {bad}")
+        return state
+
+
+@dataclass
+class Run:
+    """A run folder's validated contents: config, class names and best-weights choice."""
+
+    folder: RunFolder
+    config: dict[str, Any]
+    class_names: list[str]
+    best: dict[str, Any] | None
+
+    @property
+    def path(self) -> Path:
+        return self.folder.path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model_logs(self) -> Path:
+        return self.folder.model_logs
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.config["IMG_HEIGHT"]), int(self.config["IMG_WIDTH"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def epoch_weights(self) -> dict[int, Path]:
+        return self.folder.epoch_weights()
+
+    @property
+    def weights(self) -> list[Path]:
+        """Every epoch's weights file, by epoch."""
+        return list(self.epoch_weights().values())
+
+
+def open_run(path: str | os.PathLike) -> Run:
+    """Open a run folder: its config, class names and (when present) ``best_weights.json``.
+
+    Raises:
+        CnnhubError: the folder is not a cnnhub run folder, or one of these files is damaged.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CnnhubError(f"Run folder not found: {folder}. {_HINT} Received: run={str(path)!r}")
+    if not (folder / RUN_CONFIG).exists() and not (folder / CLASS_MAPPING).exists():
+        raise CnnhubError(
+            f"{folder} is not a cnnhub run folder: it has no {RUN_CONFIG}. {_HINT} "
+            f"Received: run={str(path)!r}"
+        )
+    run = RunFolder(folder)
+    config = run.read_config()
+    run = RunFolder(folder, config["MODEL_NAME"])
+    return Run(run, config, run.read_class_names(), run.read_best())
+
+
+# ---------------------------------------------------------------------- creating a run folder
 
 
 def repository_root(save_location: str) -> Path:
@@ -82,55 +368,112 @@ def _safe_run_name(name: str) -> str:
 
 
 def check_run_name(save_location: str, run_name: str, overwrite: bool = False) -> None:
-    """Fail early when an explicitly named run folder already exists (never mix runs)."""
+    """Fail early when an explicitly named run folder already exists (never mix runs), or, with
+    ``overwrite``, when another process is writing it."""
     path = Path(save_location or ".") / REPOSITORY / _safe_run_name(run_name) if run_name else None
-    if path is not None and path.exists() and not overwrite:
+    if path is None or not path.exists():
+        return
+    if not overwrite:
         raise CnnhubError(
             f"Run folder {path} already exists. Continue it with --resume {path}, replace it "
             "with --overwrite, or choose another --run_name (empty numbers runs automatically). "
             f"Received: run_name={run_name}"
         )
+    if path.is_dir():
+        run_lock.lock_tree(path)  # held until the folder is replaced; refuses a busy folder
 
 
-def check_free_space(save_location: str, params: int, epochs: int) -> None:
-    """Fail early when the disk cannot hold the run's checkpoints.
+OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "sgd": 1, "rmsprop": 2}
+"""Arrays of the parameters' size that each optimizer keeps (at most), for the disk estimate."""
 
-    Estimate: float32 weights for every epoch, plus optimizer state (up to 2 slots), final and
-    best models, and 10% slack for logs and reports.
+
+def estimate_run_bytes(params: int, epochs: int, optimizer: str) -> int:
+    """Bytes a run of ``epochs`` epochs writes, before its first file exists.
+
+    Every epoch's ``.weights.h5`` (float32 weights), ``checkpoint/optimizer.npz`` and its
+    temporary copy (optimizer slots), ``final_model.keras`` and ``best_model.keras`` (weights
+    plus optimizer slots each), 64 kB of HDF5/zip overhead per file, and 10% for logs and
+    reports. :class:`DiskSpaceCheck` replaces it by measured sizes after the first epoch.
     """
-    root = repository_root(save_location)
-    need = int(params * 4 * (epochs + 2 + 2) * 1.1)
-    free = shutil.disk_usage(root).free
+    weights = params * 4
+    slots = OPTIMIZER_SLOTS.get(optimizer, 2) * weights
+    files = epochs + 4
+    return int((epochs * weights + 2 * slots + 2 * (weights + slots) + files * 65_536) * 1.1)
+
+
+def free_bytes(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def require_space(folder: Path, need: int, what: str, hint: str, received: str) -> None:
+    """Raise CnnhubError when ``folder``'s disk has less than ``need`` bytes free."""
+    free = free_bytes(folder)
     if free < need:
         raise CnnhubError(
-            f"Not enough disk space under {root}: about {need / 1e6:,.0f} MB needed for "
-            f"{epochs} epochs of a {params:,}-parameter model, {free / 1e6:,.0f} MB free. Free "
-            f"space, pass another -sl/--save_loc, or train fewer epochs. Received: "
-            f"save_location={save_location}"
+            f"Not enough disk space under {folder}: about {need / 1e6:,.1f} MB needed for "
+            f"{what}, {free / 1e6:,.1f} MB free. {hint} Received: {received}"
         )
+
+
+def check_free_space(save_location: str, params: int, epochs: int, optimizer: str = "adam") -> None:
+    """Fail early when the disk cannot hold the run (see ``estimate_run_bytes``)."""
+    root = repository_root(save_location)
+    require_space(
+        root,
+        estimate_run_bytes(params, epochs, optimizer),
+        f"{epochs} epochs of a {params:,}-parameter model",
+        "Free space, pass another -sl/--save_loc, or train fewer epochs.",
+        f"save_location={save_location}",
+    )
+
+
+def free_run_name(save_location: str, base: str) -> str:
+    """``base``, or the first of ``base-2``, ``base-3``, ... with no folder yet."""
+    root = Path(save_location or ".") / REPOSITORY
+    for n in range(1, 100_000):
+        name = base if n == 1 else f"{base}-{n}"
+        if not (root / _safe_run_name(name)).exists():
+            return name
+    raise CnnhubError(f"No free run folder name under {root}. Received: run_name={base}")
+
+
+def claim_folder(root: Path, run_name: str, base: str, overwrite: bool = False) -> Path:
+    """Create and lock a new folder under ``root``: ``run_name``, or else the first free one of
+    ``base``, ``base-2``, ...; with ``overwrite`` an existing ``run_name`` folder that no other
+    process holds is deleted first."""
+    if run_name:
+        path = root / _safe_run_name(run_name)
+        if overwrite and path.exists():
+            run_lock.lock_tree(path)
+            shutil.rmtree(path)
+            run_lock.forget(path)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise CnnhubError(
+                f"Run folder {path} was created by another process meanwhile. Choose another "
+                f"--run_name. Received: run_name={run_name}"
+            ) from None
+        run_lock.acquire(path)
+        return path
+    for n in range(1, 100_000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        run_lock.acquire(path)
+        return path
+    raise CnnhubError(f"No free run folder name under {root}. Received: run_name={base}")
 
 
 def create_run_folder(
     save_location: str, run_name: str, model_name: str, overwrite: bool = False
 ) -> RunFolder:
-    """Create a new, empty run folder; an automatic name never reuses an existing folder.
-
-    With ``overwrite``, an existing folder of the explicit ``run_name`` is deleted first.
-    """
-    root = repository_root(save_location)
-    if run_name:
-        path = root / _safe_run_name(run_name)
-        if overwrite and path.exists():
-            shutil.rmtree(path)
-        path.mkdir()
-    else:
-        for n in range(1, 100_000):
-            path = root / (model_name if n == 1 else f"{model_name}-{n}")
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                continue
+    """Create a new, empty run folder, locked for this process; an automatic name never
+    reuses an existing folder. With ``overwrite``, an existing folder of the explicit
+    ``run_name`` is deleted first (refused while another process holds it)."""
+    path = claim_folder(repository_root(save_location), run_name, model_name, overwrite)
     run = RunFolder(path, model_name)
     run.model_logs.mkdir()
     run.tensor_logs.mkdir()

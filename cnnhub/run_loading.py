@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import re
@@ -39,16 +38,17 @@ from pathlib import Path
 from typing import Any
 
 from cnnhub.errors import CnnhubError
+from cnnhub.run_folder import (  # noqa: F401  (Run, open_run: this module's public API)
+    BEST_WEIGHTS,
+    FINAL_MODEL,
+    RUN_CONFIG,
+    Run,
+    epoch_of,
+    open_run,
+)
 
-RUN_CONFIG = "run_config.json"
-CLASS_MAPPING = "index_class_mapping.json"
-BEST_WEIGHTS = "best_weights.json"
-MODEL_LOGS = "model_logs"
-FINAL_MODEL = "final_model.keras"
 UNCERTAIN = "uncertain"
 """The label given to an image whose top-1 probability is below the threshold."""
-
-_EPOCH_FILE = re.compile(r"^weights-(\d+)-.*\.weights\.h5$")
 
 
 # --------------------------------------------------------------------------- command line
@@ -92,97 +92,7 @@ def printable(text: Any) -> str:
 
 
 # --------------------------------------------------------------------------- the run folder
-
-
-@dataclass
-class Run:
-    """What a run folder says about its model (no TensorFlow needed)."""
-
-    path: Path
-    config: dict[str, Any]
-    class_names: list[str]
-    best: dict[str, Any] | None
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def model_logs(self) -> Path:
-        return self.path / MODEL_LOGS
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return int(self.config["IMG_HEIGHT"]), int(self.config["IMG_WIDTH"])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def epoch_weights(self) -> dict[int, Path]:
-        """Epoch number -> its weights file in ``model_logs`` (empty when there are none)."""
-        found: dict[int, Path] = {}
-        if self.model_logs.is_dir():
-            for entry in sorted(self.model_logs.iterdir()):
-                match = _EPOCH_FILE.match(entry.name)
-                if match and entry.is_file():
-                    found[int(match.group(1))] = entry
-        return dict(sorted(found.items()))
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise CnnhubError(
-            f"Cannot read the {what} {path}: {exc}. The run folder looks damaged; train again "
-            f"or restore the file. Received: path={str(path)!r}"
-        ) from None
-
-
-def open_run(path: str | os.PathLike) -> Run:
-    """Read a run folder's config, class names and (when present) ``best_weights.json``.
-
-    Raises:
-        CnnhubError: the folder does not exist or is not a cnnhub run folder.
-    """
-    folder = Path(path)
-    hint = "Pass a run folder made by `cnnhub train` (<save_loc>/model_repository/<run name>)."
-    if not folder.is_dir():
-        raise CnnhubError(f"Run folder not found: {folder}. {hint} Received: run={str(path)!r}")
-    for required in (RUN_CONFIG, CLASS_MAPPING):
-        if not (folder / required).is_file():
-            raise CnnhubError(
-                f"{folder} is not a cnnhub run folder: it has no {required}. {hint} "
-                f"Received: run={str(path)!r}"
-            )
-    config = _read_json(folder / RUN_CONFIG, "run config")
-    mapping = _read_json(folder / CLASS_MAPPING, "class mapping")
-    if not isinstance(config, dict) or not isinstance(mapping, dict) or not mapping:
-        raise CnnhubError(
-            f"{folder / RUN_CONFIG} or {folder / CLASS_MAPPING} does not hold the expected "
-            f"mapping; the run folder looks damaged. Received: run={str(path)!r}"
-        )
-    try:
-        class_names = [str(mapping[str(i)]) for i in range(len(mapping))]
-    except KeyError:
-        raise CnnhubError(
-            f"{folder / CLASS_MAPPING} must map 0..{len(mapping) - 1} to class names. "
-            f"Received: keys={sorted(mapping)}"
-        ) from None
-    missing = [key for key in ("IMG_HEIGHT", "IMG_WIDTH", "MODEL_NAME") if key not in config]
-    if missing:
-        raise CnnhubError(
-            f"{folder / RUN_CONFIG} lacks {', '.join(missing)}; the run folder looks damaged. "
-            f"Received: run={str(path)!r}"
-        )
-    best = None
-    if (folder / BEST_WEIGHTS).is_file():
-        best = _read_json(folder / BEST_WEIGHTS, "best-weights record")
-        if not isinstance(best, dict):
-            best = None
-    return Run(folder, config, class_names, best)
+# ``Run`` and ``open_run`` live in cnnhub.run_folder, the one reader of run folders.
 
 
 # --------------------------------------------------------------------------- weights
@@ -272,8 +182,7 @@ def choose_weights(
                     "`--weights` must be best, last, an epoch number, or a Keras .weights.h5 / "
                     f".keras file. Received: weights={text}"
                 )
-            match = _EPOCH_FILE.match(candidate.name)
-            epoch = int(match.group(1)) if match else None
+            epoch = epoch_of(candidate)
             is_best = candidate.name == (run.best or {}).get("weights")
             return WeightsChoice(candidate, epoch, is_best, f"file {candidate.name}")
     raise CnnhubError(
@@ -324,7 +233,7 @@ def build_run_model(run: Run, weights: WeightsChoice):
 
     config = dict(run.config, WEIGHTS="none")
     model = build_model(config, run.num_classes)
-    load_weights_checked(model, weights.path)
+    load_weights_checked(model, run.folder.check_weights(weights.path))
     return model
 
 

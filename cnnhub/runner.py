@@ -7,7 +7,7 @@ nothing behind.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import platform
 import shutil
@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -187,10 +188,14 @@ def _check_cache_dir(cache_dir: str) -> None:
         )
 
 
-def train_with_data(config: dict[str, Any], splits, overwrite: bool = False) -> Path:
+def train_with_data(
+    config: dict[str, Any], splits, overwrite: bool = False, resume=None
+) -> Path | None:
     """``train_one`` plus the data side around it: the tf.data file cache (CACHE_DIR, removed
-    afterwards), ``split.csv``, and scoring the test data (DATA_DIR_TEST) with the weights
-    chosen on validation."""
+    afterwards) and scoring the test data (DATA_DIR_TEST) with the weights chosen on
+    validation; then the run is marked finished (``state.json``'s ``finalized``).
+
+    ``resume`` (a :class:`ResumePlan`) continues a run folder instead of making one."""
     import uuid
 
     cache_dir = config["CACHE_DIR"]
@@ -199,7 +204,7 @@ def train_with_data(config: dict[str, Any], splits, overwrite: bool = False) -> 
         splits.train.cache_file = f"{prefix}-train"
         splits.valid.cache_file = f"{prefix}-valid"
     try:
-        run = train_one(config, splits, overwrite=overwrite)
+        run = train_one(config, splits, resume=resume, overwrite=overwrite)
     finally:
         if prefix is not None:
             splits.train.cache_file = splits.valid.cache_file = None
@@ -207,25 +212,39 @@ def train_with_data(config: dict[str, Any], splits, overwrite: bool = False) -> 
                 path.unlink(missing_ok=True)
     if run is None:  # a non-chief worker: the chief writes the run folder
         return None
-    if splits.split_frame is not None:
-        from cnnhub.sources import write_split_file
-
-        write_split_file(Path(run) / "split.csv", splits.split_frame)
     if splits.test_source is not None:
         from cnnhub.evaluation.run_evaluation import evaluate_run
 
         print(f"\nTest data {config['DATA_DIR_TEST']}:")
-        evaluate_run(run, source=splits.test_source)
-    return run
+        with _write_errors(run):
+            evaluate_run(run.path, source=splits.test_source)
+    from cnnhub.resume import mark_finalized
+
+    mark_finalized(run)
+    return run.path
 
 
-def train_one(
-    config: dict[str, Any], splits, resume_dir: Path | None = None, overwrite: bool = False
-) -> Path | None:
-    """Build, train and save one model; returns its run folder (None on a non-chief worker).
+@contextlib.contextmanager
+def _write_errors(run) -> Iterator[None]:
+    """A failed write into the run folder (full disk, lost mount) ends in one line that says
+    how to continue, not a traceback; the run stays resumable (every write is atomic)."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        raise CnnhubError(
+            f"Writing run folder {run.path} failed: {exc.strerror or exc}{where}. Completed "
+            f"epochs are kept; free space or fix the folder, then continue with "
+            f"`python run_training.py --resume {run.path}`. Received: run={str(run.path)!r}"
+        ) from None
 
-    With ``resume_dir``, continue that run after its last completed epoch instead; with
-    ``overwrite``, replace an existing run folder of the same explicit name.
+
+def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = False):
+    """Build, train and save one model; returns its RunFolder (None on a non-chief worker).
+
+    With ``resume`` (a :class:`ResumePlan`), continue that run after its last completed epoch
+    instead, or only finish it when every epoch is done; with ``overwrite``, replace an
+    existing run folder of the same explicit name.
     """
     import keras
 
@@ -240,9 +259,10 @@ def train_one(
     from cnnhub.feature_cache import cached_feature_datasets, use_feature_cache
     from cnnhub.model_factory import build_model
     from cnnhub.reproducibility import EpochRandomness, enable_determinism
-    from cnnhub.resume import prepare_resume, read_state
-    from cnnhub.run_folder import RunFolder, check_free_space, create_run_folder
+    from cnnhub.resume import DiskSpaceCheck, final_weights, prepare_resume
+    from cnnhub.run_folder import check_free_space, create_run_folder
     from cnnhub.training import fit, trainable_summary
+    from cnnhub.weights import load_weights_checked
 
     started = time.perf_counter()
     strategy = setup_devices(config)
@@ -254,27 +274,38 @@ def train_one(
         enable_determinism(config["SEED"])
     keras.utils.set_random_seed(config["SEED"])
     state = None
-    if resume_dir is not None:
-        run = RunFolder(resume_dir, config["MODEL_NAME"])
-        state = read_state(run)
+    if resume is not None:
+        run, state = resume.run, resume.state
         # Built without downloading: the saved epoch's weights replace the initial ones.
         with strategy.scope():
             model = build_model(dict(config, WEIGHTS="none"), splits.num_classes)
         if state is not None:
-            model.load_weights(run.model_logs / state.weights)
+            load_weights_checked(model, run.model_logs / state.weights)
+        # Everything is checked: from here on the run folder changes.
+        if resume.config_changed:
+            atomic.write_json(run.run_config, config)
         prepare_resume(run, state)
         done = state.epoch if state else 0
-        print(f"\n== {config['MODEL_NAME']}: resuming {run.path} after epoch {done}")
+        if resume.trained:
+            print(f"\n== {config['MODEL_NAME']}: finishing {run.path} (all {done} epochs done)")
+        else:
+            print(f"\n== {config['MODEL_NAME']}: resuming {run.path} after epoch {done}")
     else:
         with strategy.scope():  # building may still reject the input: before mkdir
             model = build_model(config, splits.num_classes)
-        check_free_space(config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"])
+        check_free_space(
+            config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"], config["OPTIMIZER"]
+        )
         run = create_run_folder(
             config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], overwrite
         )
         print(f"\n== {config['MODEL_NAME']} -> {run.path}")
         atomic.write_json(run.run_config, config)
         atomic.write_json(run.class_mapping, {str(i): c for i, c in enumerate(splits.class_names)})
+    if splits.split_frame is not None and not run.split_csv.exists():
+        from cnnhub.sources import write_split_file  # written first: a resume needs it
+
+        write_split_file(run.split_csv, splits.split_frame)
     print(trainable_summary(model))
     if splits.skipped:
         from cnnhub.images import write_skipped
@@ -336,50 +367,57 @@ def train_one(
         print(f"Training on {replicas} replicas; global batch {config['BATCH_SIZE']}")
     fit_config = dict(config, LEARNING_RATE=scaled_learning_rate(config, replicas))
     timer = FirstBatchTimer(STARTED)
+    space = DiskSpaceCheck(run, config["EPOCHS"])
     try:
-        with strategy.scope():
-            fit(
-                fit_config,
-                trained,
-                train_ds,
-                valid_ds,
-                splits.valid.labels,
-                run,
-                reporters,
-                [randomness, timer],
-                resume_from=state,
-                class_weight=splits.class_weight,
-                save_model=model,
-            )
+        if resume is not None and resume.trained:
+            load_weights_checked(model, final_weights(run, state, config))
+        else:
+            with strategy.scope(), _write_errors(run):
+                fit(
+                    fit_config,
+                    trained,
+                    train_ds,
+                    valid_ds,
+                    splits.valid.labels,
+                    run,
+                    reporters,
+                    [randomness, timer],
+                    resume_from=state,
+                    class_weight=splits.class_weight,
+                    save_model=model,
+                    after_commit=[space],
+                )
     except KeyboardInterrupt:
-        last = read_state(run)
+        last = run.read_state()
         done = last.epoch if last else 0
         sys.stderr.write(
             f"\nInterrupted. {done} complete epoch(s) are saved in {run.path}. Resume with:\n"
             f"  python run_training.py --resume {run.path}\n"
         )
         raise SystemExit(130) from None
-    with atomic.atomic_path(run.final_model) as tmp:
-        model.save(tmp)
-    info["train_seconds"] = round(time.perf_counter() - started, 1)
-    info["startup_seconds"] = timer.seconds
-    atomic.write_json(run.run_info, info)
-    if config["POST_EVAL"]:
-        from cnnhub.evaluation.run_evaluation import finalize
+    with _write_errors(run):
+        with atomic.atomic_path(run.final_model) as tmp:
+            model.save(tmp)
+        info["train_seconds"] = round(time.perf_counter() - started, 1)
+        info["startup_seconds"] = timer.seconds
+        atomic.write_json(run.run_info, info)
+        if config["POST_EVAL"]:
+            from cnnhub.evaluation.run_evaluation import finalize
 
-        finalize(run.path, config, model)
+            finalize(run.path, config, model)
     if not chief:
         shutil.rmtree(config["SAVE_LOCATION"], ignore_errors=True)
         print("Worker done; the chief wrote the run folder.")
         return None
-    return run.path
+    return run
 
 
-def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path:
-    """Continue a run folder with its saved configuration (only EPOCHS may be raised)."""
+def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | None:
+    """Continue a run folder with its saved configuration (only EPOCHS may be raised); a run
+    whose epochs are all done but whose finishing steps were cut short is finished."""
+    from cnnhub import run_lock
     from cnnhub.data import run_splits
-    from cnnhub.resume import read_state
-    from cnnhub.run_folder import RunFolder
+    from cnnhub.resume import plan_resume
 
     changed = sorted(set(given) - {"EPOCHS", "VERBOSE"})
     if changed:
@@ -387,31 +425,15 @@ def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path:
             "--resume continues a run with its saved configuration; only -e/--epochs may change. "
             f"Start a new run to change settings. Received: {', '.join(k.lower() for k in changed)}"
         )
-    path = Path(run_dir)
-    config_file = path / "run_config.json"
-    if not config_file.is_file():
+    run_lock.acquire(run_dir)  # before reading: the state read is the state continued
+    plan = plan_resume(run_dir, flags["EPOCHS"] if "EPOCHS" in given else None)
+    splits = run_splits(plan.config, plan.run.path)
+    if plan.class_names != splits.class_names:
         raise CnnhubError(
-            f"Cannot resume {run_dir}: it has no run_config.json. Pass a run folder made by "
-            f"run_training.py. Received: --resume {run_dir}"
-        )
-    config = settings.resolve(["-c", str(config_file)])[0]
-    if "EPOCHS" in given:
-        config["EPOCHS"] = flags["EPOCHS"]
-    state = read_state(RunFolder(path, config["MODEL_NAME"]))
-    if state is not None and (state.finished or state.epoch >= config["EPOCHS"]):
-        raise CnnhubError(
-            f"Run {run_dir} is already complete ({state.epoch} epochs); pass a larger "
-            f"-e/--epochs to train longer. Received: --resume {run_dir}"
-        )
-    splits = run_splits(config, path)
-    mapping = json.loads((path / "index_class_mapping.json").read_text(encoding="utf-8"))
-    if [mapping[str(i)] for i in range(len(mapping))] != splits.class_names:
-        raise CnnhubError(
-            f"The classes in {config['DATA_DIR_TRAIN']} changed since run {run_dir} started; "
+            f"The classes in {plan.config['DATA_DIR_TRAIN']} changed since run {run_dir} started; "
             "resume needs the same data. Received: classes=" + ", ".join(splits.class_names)
         )
-    atomic.write_json(path / "run_config.json", config)
-    return train_one(config, splits, resume_dir=path)
+    return train_with_data(plan.config, splits, resume=plan)
 
 
 def post_evaluate(run_dir: str) -> Path:
@@ -421,10 +443,27 @@ def post_evaluate(run_dir: str) -> Path:
             "-start false -post true evaluates an existing run: pass its folder with --run_dir. "
             "Received: run_dir=''"
         )
+    from cnnhub import run_lock
     from cnnhub.evaluation.run_evaluation import evaluate_run
 
-    evaluate_run(run_dir)
+    with run_lock.locked(run_dir):
+        evaluate_run(run_dir)
     return Path(run_dir)
+
+
+def _repeats_saved_run(config: dict[str, Any], actions: dict[str, Any]) -> bool:
+    """``-c <run>/run_config.json`` repeats a run in a new folder: the run name it saved is
+    then a base name, numbered like an automatic one (``--run_name`` and ``--overwrite`` still
+    mean that exact folder)."""
+    from cnnhub.run_folder import RUN_CONFIG
+
+    return bool(
+        actions["config"]
+        and Path(actions["config"]).name == RUN_CONFIG
+        and config["ITERATION_NAME"]
+        and "ITERATION_NAME" not in actions["given"]
+        and not actions["overwrite"]
+    )
 
 
 def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> int:
@@ -439,6 +478,12 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
         if actions["resume"]:
             runs = [resume_run(actions["resume"], config, actions["given"])]
         elif config["START_TRAIN"]:
+            if _repeats_saved_run(config, actions):
+                from cnnhub.run_folder import free_run_name
+
+                config["ITERATION_NAME"] = free_run_name(
+                    config["SAVE_LOCATION"], config["ITERATION_NAME"]
+                )
             runs = train_models(config, actions["summary"], actions["overwrite"])
         elif config["POST_EVAL"]:
             runs = [post_evaluate(config["RUN_DIR"])]
@@ -450,6 +495,10 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
     except CnnhubError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return 2
+    finally:
+        from cnnhub import run_lock
+
+        run_lock.release_all()
     for path in runs:
         if path is not None:
             print(f"Run folder: {path}")

@@ -27,11 +27,9 @@ from cnnhub.resume import (
     ResumableEarlyStopping,
     ResumablePlateau,
     ResumeCheckpoint,
-    TrainingState,
-    checkpoint_dir,
     restore_optimizer,
 )
-from cnnhub.run_folder import RunFolder
+from cnnhub.run_folder import RunFolder, TrainingState
 
 
 @dataclass
@@ -153,6 +151,7 @@ def fit(
     resume_from: TrainingState | None = None,
     class_weight: dict[int, float] | None = None,
     save_model=None,
+    after_commit: list | None = None,
 ) -> None:
     """Train ``model`` through every phase of its training type.
 
@@ -167,6 +166,7 @@ def fit(
     classifier when ``model`` is only its head (feature cache): its weights are the ones saved
     each epoch. ``resume_from`` continues after its last completed epoch: the classifier must
     already hold that epoch's weights; the optimizer state and counters are restored here.
+    ``after_commit`` callbacks run after the epoch's commit (checks that may stop the run).
     """
     loss = make_loss(config)
     scorer = ValidationScorer(valid_ds, valid_labels, loss)
@@ -199,7 +199,7 @@ def fit(
         )
         first = max(phase.first_epoch, start)
         if resume_from is not None and resume_from.phase == index and first == start:
-            restore_optimizer(model, checkpoint_dir(run) / "optimizer.npz")
+            restore_optimizer(model, run)
         if phase.first_epoch > 0:
             print(f"Fine-tuning from epoch {phase.first_epoch + 1}: " + trainable_summary(model))
         callbacks = [
@@ -210,6 +210,7 @@ def fit(
             *stateful.values(),
             tensorboard,
             ResumeCheckpoint(run, checkpoint, index, stateful),
+            *(after_commit or []),
         ]
         model.fit(
             train_ds,

@@ -59,7 +59,8 @@ def expected_variables(model, prefix: str = "layers") -> dict[str, tuple[str, tu
     }
 
 
-def _file_variables(h5_path: Path) -> dict[str, tuple]:
+def file_variables(h5_path: Path) -> dict[str, tuple]:
+    """Variable path -> shape of every weight in a Keras 3 ``.weights.h5`` file."""
     found: dict[str, tuple] = {}
     with h5py.File(h5_path, "r") as handle:
         handle.visititems(
@@ -79,7 +80,7 @@ def _describe(shape: tuple) -> str:
 def check_compatible(model, h5_path: Path, shown_name: str) -> None:
     """Raise CnnhubError naming the first layer whose weights in ``h5_path`` do not fit."""
     expected = expected_variables(model)
-    actual = _file_variables(h5_path)
+    actual = file_variables(h5_path)
     for path, (layer_name, shape) in expected.items():
         if path not in actual:
             raise CnnhubError(
@@ -247,7 +248,7 @@ def load_pretrained(model, weights: str | Path) -> str:
     backbone = _backbone_paths(model)
     try:
         with _weights_table(path) as h5_path:
-            _check_backbone(model, _file_variables(h5_path), str(path), source)
+            _check_backbone(model, file_variables(h5_path), str(path), source)
             with h5py.File(h5_path, "r") as handle:
                 for entry, (_, variable) in backbone.items():
                     variable.assign(np.asarray(handle[entry]))

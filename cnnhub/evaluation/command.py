@@ -34,7 +34,9 @@ def command(argv: list[str]) -> int:
     from cnnhub.runner import configure_tensorflow
 
     configure_tensorflow(verbose=False)
+    from cnnhub import run_lock
     from cnnhub.evaluation.run_evaluation import evaluate_run
 
-    evaluate_run(args.run_dir, args.data_dir, weights)
+    with run_lock.locked(args.run_dir):  # it rewrites the run's reports and best-weights choice
+        evaluate_run(args.run_dir, args.data_dir, weights)
     return 0

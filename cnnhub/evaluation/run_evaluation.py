@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from cnnhub.evaluation.targets import (
     printable_path,
 )
 from cnnhub.evaluation.writer import report_paths, write_best_plots, write_weight_reports
+from cnnhub.run_folder import Run, open_run
 from cnnhub.weights import WEIGHTS_FILE_SUFFIXES, load_weights_checked
 
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -112,43 +112,18 @@ def append_report(path: Path, rows: list[dict], epoch: int) -> None:
 # ---------------------------------------------------------------- reading a run
 
 
-@dataclass
-class RunContents:
-    """What evaluation needs from a run folder, checked."""
-
-    path: Path
-    config: dict[str, Any]
-    class_names: list[str]
-    weights: list[Path]  # sorted by epoch
+RunContents = Run  # what evaluation reads of a run folder: cnnhub.run_folder's validated view
 
 
-def read_run(run_dir: str | Path) -> RunContents:
-    """Read and check a run folder; raise CnnhubError naming what is missing."""
-    path = Path(run_dir)
-    if not path.is_dir():
+def read_run(run_dir: str | Path) -> Run:
+    """Open and check a run folder (see ``cnnhub.run_folder.open_run``) that has weights."""
+    run = open_run(run_dir)
+    if not run.weights:
         raise CnnhubError(
-            f"Run folder not found: {run_dir}. Pass a folder under model_repository/. "
-            f"Received: {run_dir}"
-        )
-    try:
-        config = json.loads((path / "run_config.json").read_text(encoding="utf-8"))
-        mapping = json.loads((path / "index_class_mapping.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CnnhubError(
-            f"{run_dir} is not a complete cnnhub run folder (cannot read run_config.json or "
-            f"index_class_mapping.json: {exc}). Pass a folder made by run_training.py."
-        ) from None
-    from cnnhub import settings
-
-    settings.validate(config)
-    class_names = [mapping[str(i)] for i in range(len(mapping))]
-    weights = sorted((path / "model_logs").glob(f"weights-*{WEIGHTS_SUFFIX}"), key=weights_epoch)
-    if not weights:
-        raise CnnhubError(
-            f"No saved weights in {path / 'model_logs'}; train the run first (or pass a run "
+            f"No saved weights in {run.model_logs}; train the run first (or pass a run "
             "folder whose model_logs/ holds weights-*.weights.h5 files)."
         )
-    return RunContents(path, config, class_names, weights)
+    return run
 
 
 def _find_weights_file(run: RunContents, item: str) -> Path:
@@ -316,7 +291,7 @@ def evaluate_run(
     _check_classes(run, source.class_names, source.origin)
     model = build_model(config, len(run.class_names))
     for path in chosen:
-        check_weights_file(model, path)
+        check_weights_file(model, run.folder.check_weights(path))
     split, skipped = split_of_source(source, config["SCAN_CACHE"], input_channels(config))
     dataset = make_dataset(
         split,
@@ -361,7 +336,7 @@ def evaluate_run(
     role = reporting.HELD_OUT if heldout else reporting.VALIDATION
     name = heldout_folder_name(source.origin) if heldout else VALIDATION_FOLDER
     target = run.path / EVALUATIONS / name
-    best = reporting.read_validation_choice(run.path)
+    best = run.best
     with atomic.atomic_folder(target) as tmp:
         report = score_into(tmp)
         summary = reporting.evaluation_summary(
@@ -407,7 +382,7 @@ def _print_evaluation(
 
 def _with_validation_choice(run: RunContents, chosen: list[Path]) -> list[Path]:
     """On other data, the weights chosen on validation are always among those scored."""
-    best = reporting.read_validation_choice(run.path)
+    best = run.best
     if best is None:
         return chosen
     path = run.path / "model_logs" / str(best["weights"])
