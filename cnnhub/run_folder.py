@@ -385,6 +385,7 @@ def check_run_name(save_location: str, run_name: str, overwrite: bool = False) -
 
 OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "sgd": 1, "rmsprop": 2}
 """Arrays of the parameters' size that each optimizer keeps (at most), for the disk estimate."""
+HEADER_BYTES = 128 * 1024
 
 
 def estimate_run_bytes(params: int, epochs: int, optimizer: str) -> int:
@@ -392,13 +393,14 @@ def estimate_run_bytes(params: int, epochs: int, optimizer: str) -> int:
 
     Every epoch's ``.weights.h5`` (float32 weights), ``checkpoint/optimizer.npz`` and its
     temporary copy (optimizer slots), ``final_model.keras`` and ``best_model.keras`` (weights
-    plus optimizer slots each), 64 kB of HDF5/zip overhead per file, and 10% for logs and
-    reports. :class:`DiskSpaceCheck` replaces it by measured sizes after the first epoch.
+    plus optimizer slots each), 128 kB of HDF5/zip headers per file (measured: a 2,107-parameter
+    model's weights file takes 79 kB), 1 MB of plots and logs, and 10% slack. The per-epoch
+    reports depend on the validation set: :class:`cnnhub.resume.DiskSpaceCheck` measures them
+    (and everything else) after the first epoch.
     """
-    weights = params * 4
-    slots = OPTIMIZER_SLOTS.get(optimizer, 2) * weights
-    files = epochs + 4
-    return int((epochs * weights + 2 * slots + 2 * (weights + slots) + files * 65_536) * 1.1)
+    weights = params * 4 + HEADER_BYTES
+    slots = OPTIMIZER_SLOTS.get(optimizer, 2) * params * 4
+    return int((epochs * weights + 2 * slots + 2 * (weights + slots) + 1_000_000) * 1.1)
 
 
 def free_bytes(folder: Path) -> int:
