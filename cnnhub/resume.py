@@ -260,8 +260,7 @@ class DiskSpaceCheck(keras.callbacks.Callback):
             return
         self.checked = True
         left = self.epochs - (epoch + 1)
-        state = self.run.read_state()
-        weights = self.run.model_logs / state.weights
+        weights = self.run.epoch_weights()[epoch + 1]
         stem = weights.name[: -len(WEIGHTS_SUFFIX)]
         per_epoch = sum(p.stat().st_size for p in self.run.model_logs.glob(f"{stem}*"))
         models = 2 * (weights.stat().st_size + self.run.optimizer_file.stat().st_size)

@@ -155,7 +155,7 @@ def check_eval_rejected(capsys, argv, message, run: Path | None) -> None:
 
 def test_evaluate_folder_without_config(tmp_path, capsys):
     (tmp_path / "model_logs").mkdir()
-    check_eval_rejected(capsys, [str(tmp_path)], "not a complete cnnhub run folder", tmp_path)
+    check_eval_rejected(capsys, [str(tmp_path)], "not a cnnhub run folder", tmp_path)
 
 
 def test_evaluate_other_classes(trained_run, tmp_path, capsys):
