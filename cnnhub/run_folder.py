@@ -246,11 +246,15 @@ class RunFolder:
         return file
 
     def _weights_error(self, file: Path, problem: str) -> CnnhubError:
-        if file.is_relative_to(self.path):
+        own = (file.parent == self.model_logs and epoch_of(file) is not None) or file in (
+            self.final_model,
+            self.best_model,
+        )
+        if own:  # one of the files training wrote
             return self.damaged(file, problem)
         return CnnhubError(
-            f"Weights file {file} {problem}. Pass a Keras .weights.h5 or .keras file. "
-            f"Received: weights={str(file)!r}"
+            f"Cannot read weights file {file}: it {problem}. Pass a Keras .weights.h5 or .keras "
+            f"file. Received: weights={str(file)!r}"
         )
 
     def read_state(self) -> TrainingState | None:
