@@ -76,10 +76,12 @@ def resolve_model_config(
 
             source_config = weights_source(resolved["WEIGHTS"])[1]
         size, why = _auto_size(spec, source_config, typical_size(inspection))
+        keys = [k for k in ("IMG_HEIGHT", "IMG_WIDTH") if config[k] == AUTO]
         for key, value in zip(("IMG_HEIGHT", "IMG_WIDTH"), size):
-            if config[key] == AUTO:
+            if key in keys:
                 resolved[key] = value
-                notes.append(f"{key.lower()} = {value} ({why})")
+        shown = "x".join(str(resolved[k]) for k in keys)
+        notes.append(f"{', '.join(k.lower() for k in keys)} = {shown} ({why})")
     if config["TRAINING_TYPE"] == AUTO:
         pretrained = weights_kind(resolved["WEIGHTS"]) != "none"
         kind = "fine_tune" if pretrained else "train_all"

@@ -157,20 +157,20 @@ def load_weights_checked(model, path: str | Path, check: bool = True) -> None:
 # ---------------------------------------------------------------- pretrained starts (-w <run>)
 
 
-def weights_source(weights: str | Path) -> tuple[Path, dict | None]:
+def weights_source(weights: str | Path, announce: bool = False) -> tuple[Path, dict | None]:
     """The weights file that ``-w`` names, and the config of the run it comes from (if known).
 
-    ``weights`` is a run folder (its best weights, chosen on validation, else its last epoch's),
-    a ``.weights.h5`` file (in a run's ``model_logs``, or anywhere) or a ``.keras`` model.
+    ``weights`` is a run folder (its best weights, chosen on validation, else its last epoch's,
+    with a printed note when ``announce``), a ``.weights.h5`` file (in a run's ``model_logs``,
+    or anywhere) or a ``.keras`` model.
     """
     from cnnhub.run_loading import RUN_CONFIG, choose_weights, open_run
 
     path = Path(weights)
     if path.is_dir():
         run = open_run(path)
-        return choose_weights(run, "best", show=lambda text: print(f"note: {text}")).path, (
-            run.config
-        )
+        show = (lambda text: print(f"note: {text}")) if announce else (lambda text: None)
+        return choose_weights(run, "best", show=show).path, run.config
     for folder in (path.parent, path.parent.parent):
         if (folder / RUN_CONFIG).is_file():
             try:
@@ -238,7 +238,7 @@ def load_pretrained(model, weights: str | Path) -> str:
     """
     import numpy as np
 
-    path, source_config = weights_source(weights)
+    path, source_config = weights_source(weights, announce=True)
     source = (source_config or {}).get("MODEL_NAME", "")
     try:
         load_weights_checked(model, path)
