@@ -182,10 +182,12 @@ def test_imagenet_weights_come_from_the_file_keras_downloads(tmp_path, monkeypat
             np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("name", ["vgg16", "mobilenet", "mobilenetv2", "efficientnetb0"])
+@pytest.mark.parametrize("name", ["vgg16", "mobilenetv2", "efficientnetb0"])
 def test_cache_table_is_what_keras_asks_for(name):
     spec = BACKBONES[name]
-    download = planned_download(spec, (spec.default_size, spec.default_size, 3))
+    # at the minimum size, to build fast: the file names do not depend on it (mobilenets fall
+    # back to their 224 weights below 96 px)
+    download = planned_download(spec, (spec.min_size, spec.min_size, 3))
     assert (download.fname, download.origin) == (IMAGENET_FILES[name][0], imagenet_url(name))
     assert download.kwargs["cache_subdir"] == "models"
 
