@@ -894,3 +894,14 @@ def build_custom_backbone(input_shape: Sequence[int], blocks: Any, name: str = "
     if got != expected:
         raise RuntimeError(f"custom backbone output {got} differs from the computed {expected}")
     return model
+
+
+def build_backbone(
+    input_shape: Sequence[int], config: Mapping[str, Any], num_classes: int, name: str = "custom"
+) -> Any:
+    """The registry's build function: the blocks of ``CUSTOM_CONV_BLOCKS``, built for the input.
+
+    ``num_classes`` matters to the ``auto`` preset (:func:`auto_blocks`).
+    """
+    blocks = resolve_blocks(config["CUSTOM_CONV_BLOCKS"], input_shape, num_classes)
+    return build_custom_backbone(input_shape, blocks, name=name)

@@ -16,7 +16,7 @@ from keras import layers
 from cnnhub.errors import CnnhubError
 from cnnhub.layers import ImageNetPreprocessing
 from cnnhub.model_defaults import weights_kind
-from cnnhub.registry import BackboneSpec, get_backbone
+from cnnhub.registry import RESCALE, BackboneSpec, get_backbone
 from cnnhub.settings import AUTO
 
 BACKBONE_LAYER = "backbone"
@@ -65,15 +65,9 @@ def build_backbone(
     spec: BackboneSpec, input_shape: tuple, config: dict[str, Any], num_classes: int
 ):
     """Instantiate the backbone (headless) for ``input_shape``, preprocessed input expected."""
-    if spec.name == "squeezenet":
-        from cnnhub.backbones.squeezenet import SqueezeNet
-
-        return SqueezeNet(input_shape, name=BACKBONE_LAYER)
-    if spec.name == "custom":
-        from cnnhub.custom_cnn import build_custom_backbone, resolve_blocks
-
-        blocks = resolve_blocks(config["CUSTOM_CONV_BLOCKS"], input_shape, num_classes)
-        return build_custom_backbone(input_shape, blocks, name=BACKBONE_LAYER)
+    build = spec.build_function()
+    if build is not None:  # a backbone cnnhub builds itself (SqueezeNet, custom CNNs)
+        return build(input_shape, config, num_classes, name=BACKBONE_LAYER)
     constructor = getattr(keras.applications, spec.constructor)
     weights = "imagenet" if weights_kind(config["WEIGHTS"]) == "imagenet" else None
     kwargs: dict[str, Any] = {
@@ -138,7 +132,7 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
 
     input_shape = (height, width, input_channels(config))
     inputs = keras.Input(shape=input_shape, name="image")
-    if spec.name == "custom":
+    if spec.preprocessing == RESCALE:
         x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     else:
         x = ImageNetPreprocessing(spec.preprocessing, name="preprocess")(inputs)

@@ -1,17 +1,25 @@
 """The model registry: every backbone cnnhub can build, with the facts needed to use it.
 
-One table, ``BACKBONES``, filled from ``_TABLE`` below. Each entry knows its Keras constructor,
-default and minimum input size, the ImageNet preprocessing its weights expect, and its
-parameter count without the ImageNet classifier (``include_top=False``). Looking names up
-(``get_backbone``) is case-insensitive and tolerant of ``-``/``_`` (``resnet-50``,
-``inception_v3``). This module imports no TensorFlow.
+One table, ``BACKBONES``, filled from ``_TABLE`` below. Each entry knows how it is built (a
+``keras.applications`` constructor, or cnnhub's own build function such as SqueezeNet's and the
+custom CNN's), its default and minimum input size, the preprocessing its input needs, whether
+Keras publishes ImageNet weights for it, and its parameter count without the ImageNet
+classifier (``include_top=False``). Looking names up (``get_backbone``) is case-insensitive and
+tolerant of ``-``/``_`` (``resnet-50``, ``inception_v3``).
+
+This module imports no TensorFlow (``--list_models`` and the command-line checks need only
+this table), so cnnhub's own build functions are named ``"module:function"`` and imported when
+a backbone is built (:meth:`BackboneSpec.build_function`).
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cnnhub.errors import CnnhubError
 
@@ -20,25 +28,43 @@ from cnnhub.errors import CnnhubError
 # model normalises 0-255 input itself.
 PREPROCESSING_MODES = ("caffe", "tf", "torch", "none")
 
+RESCALE = "rescale"
+"""Preprocessing of cnnhub's custom CNNs: 0-255 pixels divided by 255 (no ImageNet statistics)."""
+
+BuildFunction = Callable[..., Any]
+"""``build(input_shape, config, num_classes, name) -> keras.Model``: a headless backbone."""
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
     """What cnnhub knows about one backbone."""
 
     name: str
-    constructor: str  # attribute of keras.applications, or "cnnhub:<builder>"
+    constructor: str  # attribute of keras.applications, or "module:function" (cnnhub's own)
     default_size: int
     min_size: int
-    preprocessing: str
-    params: int  # backbone parameters with include_top=False
+    preprocessing: str  # one of PREPROCESSING_MODES, or RESCALE
+    params: int  # backbone parameters with include_top=False (0: depends on the config)
     imagenet: bool = True  # Keras publishes ImageNet weights for it
 
     @property
     def family(self) -> str:
-        return "cnnhub" if self.constructor.startswith("cnnhub:") else "keras.applications"
+        """``keras.applications`` or ``cnnhub`` (a backbone cnnhub builds itself)."""
+        return "cnnhub" if ":" in self.constructor else "keras.applications"
+
+    def build_function(self) -> BuildFunction | None:
+        """cnnhub's own build function for this backbone; ``None`` for keras.applications ones.
+
+        Imported here, on first use, so that reading the registry never loads TensorFlow.
+        """
+        if self.family != "cnnhub":
+            return None
+        module, function = self.constructor.split(":")
+        return getattr(importlib.import_module(module), function)
 
 
-# name, constructor, default size, min size, preprocessing, params (include_top=False)
+# name, constructor or build function, default size, min size, preprocessing, params
+# (include_top=False); ImageNet weights exactly for the keras.applications entries.
 _TABLE: list[tuple[str, str, int, int, str, int]] = [
     ("vgg16", "VGG16", 224, 32, "caffe", 14714688),
     ("vgg19", "VGG19", 224, 32, "caffe", 20024384),
@@ -80,12 +106,12 @@ _TABLE: list[tuple[str, str, int, int, str, int]] = [
     ("convnext_base", "ConvNeXtBase", 224, 32, "none", 87566464),
     ("convnext_large", "ConvNeXtLarge", 224, 32, "none", 196230336),
     ("convnext_xlarge", "ConvNeXtXLarge", 224, 32, "none", 348147968),
-    ("squeezenet", "cnnhub:squeezenet", 224, 32, "caffe", 722496),
-    ("custom", "cnnhub:custom", 32, 8, "none", 0),
+    ("squeezenet", "cnnhub.backbones.squeezenet:build", 224, 32, "caffe", 722496),
+    ("custom", "cnnhub.custom_cnn:build_backbone", 32, 8, RESCALE, 0),
 ]
 
 BACKBONES: dict[str, BackboneSpec] = {
-    row[0]: BackboneSpec(*row, imagenet=not row[1].startswith("cnnhub:")) for row in _TABLE
+    row[0]: BackboneSpec(*row, imagenet=":" not in row[1]) for row in _TABLE
 }
 
 # Extra spellings users type, beyond the automatic case/-/_ folding.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -9,7 +12,13 @@ import pytest
 from cnnhub.errors import CnnhubError
 from cnnhub.layers import ImageNetPreprocessing
 from cnnhub.model_factory import build_backbone, build_model, check_input_size
-from cnnhub.registry import BACKBONES, PREPROCESSING_MODES, get_backbone, parse_model_names
+from cnnhub.registry import (
+    BACKBONES,
+    PREPROCESSING_MODES,
+    RESCALE,
+    get_backbone,
+    parse_model_names,
+)
 from cnnhub.settings import load_defaults
 
 
@@ -29,6 +38,54 @@ def test_backbone_builds_at_minimum_size_with_registry_param_count(name):
     assert backbone.count_params() == spec.params
     assert spec.preprocessing in PREPROCESSING_MODES
     assert spec.min_size <= spec.default_size
+
+
+class TestRegistryMetadata:
+    """Every entry's facts, checked without building it (fast: one test per entry)."""
+
+    @pytest.fixture(autouse=True)
+    def _fresh_session(self):  # overrides the module's: nothing is built, nothing to clear
+        yield
+
+    @pytest.mark.parametrize("name", list(BACKBONES))
+    def test_entry(self, name):
+        """Every entry's facts, checked without building it: its build function or Keras
+        constructor exists, ImageNet weights exactly for keras.applications, sizes, and the
+        preprocessing equal to what its Keras module's own ``preprocess_input`` does."""
+        spec = BACKBONES[name]
+        assert spec.name == name and get_backbone(name) is spec
+        assert 1 <= spec.min_size <= spec.default_size
+        assert spec.params > 0 or name == "custom"  # custom's size depends on its blocks
+        images = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+        if spec.family == "keras.applications":
+            assert spec.imagenet and spec.build_function() is None
+            constructor = getattr(keras.applications, spec.constructor)
+            assert "include_top" in inspect.signature(constructor).parameters
+            module = sys.modules[constructor.__module__]
+            assert spec.preprocessing in PREPROCESSING_MODES
+            expected = keras.ops.convert_to_numpy(module.preprocess_input(images.copy()))
+            if spec.preprocessing == "none":
+                np.testing.assert_array_equal(expected, images)  # the model normalises itself
+            else:
+                np.testing.assert_allclose(
+                    expected,
+                    keras.applications.imagenet_utils.preprocess_input(
+                        images.copy(), mode=spec.preprocessing
+                    ),
+                    rtol=1e-6,
+                )
+        else:
+            assert spec.family == "cnnhub" and not spec.imagenet
+            build = spec.build_function()
+            assert callable(build)
+            assert list(inspect.signature(build).parameters)[:4] == [
+                "input_shape",
+                "config",
+                "num_classes",
+                "name",
+            ]
+            assert spec.preprocessing in (*PREPROCESSING_MODES, RESCALE)
+        assert (spec.preprocessing == RESCALE) == (name == "custom")
 
 
 def test_custom_entry_builds_a_full_model():

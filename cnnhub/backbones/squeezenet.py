@@ -51,3 +51,10 @@ def SqueezeNet(input_shape: tuple[int, int, int], name: str = "squeezenet") -> k
         x = fire_module(x, squeeze, expand, name=f"fire{fire_index}")
         fire_index += 1
     return keras.Model(inputs, x, name=name)
+
+
+def build(
+    input_shape: tuple[int, int, int], config: dict, num_classes: int, name: str = "squeezenet"
+) -> keras.Model:
+    """The registry's build function: SqueezeNet v1.1 for ``input_shape`` (config unused)."""
+    return SqueezeNet(input_shape, name=name)
