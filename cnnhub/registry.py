@@ -107,7 +107,7 @@ _TABLE: list[tuple[str, str, int, int, str, int]] = [
     ("convnext_large", "ConvNeXtLarge", 224, 32, "none", 196230336),
     ("convnext_xlarge", "ConvNeXtXLarge", 224, 32, "none", 348147968),
     ("squeezenet", "cnnhub.backbones.squeezenet:build", 224, 32, "caffe", 722496),
-    ("custom", "cnnhub.custom_cnn:build_backbone", 32, 8, RESCALE, 0),
+    ("custom", "cnnhub.custom.build:build_backbone", 32, 8, RESCALE, 0),
 ]
 
 BACKBONES: dict[str, BackboneSpec] = {

@@ -322,7 +322,7 @@ def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tup
     }
     dense = namespace.pop("dense", None)
     if dense is not None:
-        from cnnhub.custom_cnn import parse_dense
+        from cnnhub.custom import parse_dense
 
         namespace["NUM_NODES"], namespace["NUM_DROPOUTS"] = parse_dense(dense, name="dense")
     actions["given"] = sorted(namespace)  # config keys set by flags

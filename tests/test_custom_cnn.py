@@ -1,4 +1,4 @@
-"""Tests for cnnhub.custom_cnn: grammar, validation, shape arithmetic, build, save, train."""
+"""Tests for cnnhub.custom: grammar, validation, shape arithmetic, build, save, train."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnhub import custom_cnn as cc
+from cnnhub import custom as cc
 from cnnhub.errors import CnnhubError
 
 keras = pytest.importorskip("keras")
@@ -453,7 +453,7 @@ def test_describe_blocks_lists_every_layer_with_shapes():
 
 def test_importing_needs_no_tensorflow():
     code = (
-        "import sys; from cnnhub import custom_cnn as cc; "
+        "import sys; from cnnhub import custom as cc; "
         "cc.resolve_blocks('auto', (28, 28, 1), 10); cc.describe_blocks('fashion', (28, 28, 1)); "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
