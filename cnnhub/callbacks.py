@@ -1,6 +1,6 @@
 """Keras callbacks that make a run folder: validation scoring, per-epoch weights, logs, plots.
 
-Order matters and ``training.make_callbacks`` fixes it: ``ValidationScorer`` runs first and
+Order matters and ``training.fit`` fixes it: ``ValidationScorer`` runs first and
 puts ``val_loss``/``val_accuracy`` into the epoch's logs, so every later callback (early
 stopping, learning-rate plateau, checkpoint names, TensorBoard) sees them. Validation is one
 batched inference-mode pass per epoch whose predictions are kept for per-epoch reports, instead

@@ -216,7 +216,7 @@ def split_frame(source, valid_keys) -> Any:
     )
 
 
-def _partition(train_src, valid_src, options: DataOptions, train_path: str):
+def _partition(train_src, valid_src, options: DataOptions):
     """(train, valid, split frame or None) by SPLIT_FILE, VAL_SPLIT or the given valid data."""
     from cnnhub.sources import apply_split_file, stratified_split
 
@@ -370,7 +370,7 @@ def load_splits(
             )
         valid_src = read_source(valid_dir, "valid", options, reference=train_src)
     test = load_test(test_dir, train_src, options)
-    train, valid, frame = _partition(train_src, valid_src, options, train_dir)
+    train, valid, frame = _partition(train_src, valid_src, options)
     if options.dev:
         train = dev_subset(train, options.dev, options.seed, "train")
         valid = dev_subset(valid, options.dev, options.seed, "valid")
@@ -486,22 +486,6 @@ def split_of_source(source, scan_cache: bool = True, channels: int = 3):
     options = DataOptions(scan_cache=scan_cache, channels=channels)
     clean = scan_split(source, options)
     return to_split(clean, channels), clean.skipped
-
-
-def describe(splits: Splits) -> str:
-    """A table of images per class and split (test too, when given)."""
-    columns = {"train": splits.train, "valid": splits.valid}
-    if splits.test is not None:
-        columns["test"] = splits.test
-    counts = [split.counts(splits.num_classes) for split in columns.values()]
-    width = max(len("class"), *(len(c) for c in splits.class_names))
-    lines = [f"  {'class':<{width}}  " + "  ".join(f"{n:>7}" for n in columns)]
-    for i, name in enumerate(splits.class_names):
-        lines.append(f"  {name:<{width}}  " + "  ".join(f"{c[i]:>7}" for c in counts))
-    lines.append(f"  {'total':<{width}}  " + "  ".join(f"{c.sum():>7}" for c in counts))
-    if splits.skipped:
-        lines.append(f"  skipped {len(splits.skipped)} unreadable file(s) (see skipped_files.csv)")
-    return "\n".join(lines)
 
 
 def build_augmenter(config: dict[str, Any], seed: int):
