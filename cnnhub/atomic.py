@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -39,20 +40,36 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomically write ``text`` (UTF-8) to ``path``."""
+    """Atomically write ``text`` (UTF-8) to ``path``.
+
+    File names that are not valid UTF-8 (lone surrogates from ``surrogateescape``) are written
+    as their original bytes, so the text names the same file; read such a file back with
+    ``errors="surrogateescape"``.
+    """
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Atomically write ``data`` as indented UTF-8 JSON (non-ASCII kept readable)."""
-    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Atomically write ``data`` as indented UTF-8 JSON (non-ASCII kept readable).
+
+    Lone surrogates (file names that are not valid UTF-8) are written as ``\\udcXX`` escapes:
+    the file stays valid UTF-8 and ``json.load`` gives back the same string.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    # Surrogates can only occur inside JSON strings, where the escape means the same code point.
+    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    write_text(path, text + "\n")
 
 
 def write_csv(path: str | os.PathLike, frame: Any) -> None:
-    """Atomically write a pandas DataFrame as CSV without its index."""
+    """Atomically write a pandas DataFrame as CSV without its index (UTF-8; file names that
+    are not valid UTF-8 as their original bytes, see :func:`write_text`)."""
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, encoding="utf-8")
+        frame.to_csv(tmp, index=False, encoding="utf-8", errors="surrogateescape")
 
 
 def save_figure(path: str | os.PathLike, figure: Any, **kwargs: Any) -> None:

@@ -37,6 +37,9 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a command; returns the process exit code."""
+    from cnnhub.display import safe_output
+
+    safe_output()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

@@ -123,6 +123,27 @@ def input_channels(config: dict[str, Any]) -> int:
     return 1 if config["COLOR_MODE"] == "grayscale" else 3
 
 
+def check_save_location(save_location: str, data_dirs: dict[str, str]) -> None:
+    """Refuse run folders inside a class-folder dataset, before anything is written.
+
+    The run's plots are PNG files: under ``-dtrain`` the next run would list
+    ``model_repository`` as a class and train on them. ``data_dirs`` maps each data flag
+    (``-dtrain``) to its path; paths that are not folders (CSV, IDX, .npz) are not walked.
+    """
+    from cnnhub.images import within
+    from cnnhub.run_folder import REPOSITORY
+
+    repository = os.path.realpath(os.path.join(save_location or ".", REPOSITORY))
+    for flag, path in data_dirs.items():
+        if path and os.path.isdir(path) and within(repository, os.path.realpath(path)):
+            raise CnnhubError(
+                f"The run folders would be written inside the data folder `{path}` ({flag}), "
+                f"where their plots would be read as images of a class next time. Pass a save "
+                f"location outside the data with -sl/--save_loc. "
+                f"Received: save_location={save_location!r}, {flag} {path}"
+            )
+
+
 # role: (what, flag)
 _ROLES = {
     "train": ("training", "-dtrain"),
@@ -528,14 +549,10 @@ def build_augmenter(config: dict[str, Any], seed: int):
 def _decode_tf(path, image_size, channels: int = 3):
     import tensorflow as tf
 
-    raw = tf.io.read_file(path)
-    # INTEGER_ACCURATE decodes JPEGs exactly as Pillow (cnnhub.images.load_image) does, so
-    # training, prediction and export all see the same pixels.
-    image = tf.cond(
-        tf.io.is_jpeg(raw),
-        lambda: tf.io.decode_jpeg(raw, channels=channels, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(raw, channels=channels, expand_animations=False),
-    )
+    from cnnhub.tf_images import decode_bytes
+
+    # The same op the scan checked the file with (cnnhub.images.scan_images).
+    image = decode_bytes(tf.io.read_file(path), channels)
     image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
@@ -544,7 +561,7 @@ def _decode_pil(path, image_size, channels: int = 3):
     import tensorflow as tf
 
     def load(p):
-        return load_image(p.decode("utf-8"), tuple(image_size), channels=channels)
+        return load_image(os.fsdecode(p), tuple(image_size), channels=channels)
 
     image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
     return tf.ensure_shape(image, (*image_size, channels))
@@ -569,6 +586,8 @@ def _decoder(split: Split, image_size: tuple[int, int]):
             return x
 
         return split.images, convert
+    from cnnhub.tf_images import path_tensor_values
+
     flags = [p in split.needs_pil for p in split.paths]
 
     def decode(item):
@@ -579,7 +598,7 @@ def _decoder(split: Split, image_size: tuple[int, int]):
             lambda: _decode_tf(path, image_size, channels),
         )
 
-    return (split.paths, flags), decode
+    return (path_tensor_values(split.paths), flags), decode
 
 
 def shuffle_by_epoch(dataset, buffer: int, seed: int, epoch=None):

@@ -6,4 +6,12 @@ class CnnhubError(Exception):
 
     The message names what is wrong and what to do about it, Keras style:
     ``"`pooling` must be one of avg, max, flatten. Received: pooling=mean"``.
+
+    The message is stored escaped (:func:`cnnhub.display.printable`): it often quotes class
+    or file names, which must not reach the terminal as control sequences or break the line.
     """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        from cnnhub.display import printable
+
+        super().__init__(printable(" ".join(str(message).split())), *args)

@@ -24,8 +24,15 @@ wrong (each case checked against Pillow 13), and so what :func:`needs_pil` route
 
 TF's plain ``decode_image`` JPEG path uses a fast integer IDCT (up to about 6 levels off
 Pillow); ``tf.io.decode_jpeg(..., dct_method="INTEGER_ACCURATE")`` matches Pillow exactly.
-Truncated JPEGs and PNGs (even just a missing end marker) make TF raise, which is why the scan
-decodes JPEGs fully and verifies PNG chunk CRCs before a run starts.
+Truncated JPEGs and PNGs (even just a missing end marker) make TF raise, and so do many
+damaged JPEGs that Pillow decodes without complaint; that is why the scan decodes every file
+with the decoder the pipeline will use for it (:mod:`cnnhub.tf_images` or :func:`load_image`)
+before a run starts.
+
+Paths are ``str`` as ``os.scandir`` gives them: a name that is not valid UTF-8 holds lone
+surrogates (``surrogateescape``), goes to TensorFlow as ``os.fsencode`` bytes, to files as
+its original bytes (:mod:`cnnhub.atomic`) and to the terminal escaped
+(:func:`cnnhub.display.printable`).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +59,16 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", "
 IGNORED_FOLDERS: frozenset[str] = frozenset({"__MACOSX"})
 """Folder names skipped besides hidden ones (macOS zip archives carry a ``__MACOSX`` folder)."""
 
-_SPLIT_FOLDER_NAMES = frozenset(
-    {"train", "training", "test", "testing", "val", "valid", "validation"}
-)
+SPLIT_ROLES: dict[str, str] = {
+    "train": "train",
+    "training": "train",
+    "val": "valid",
+    "valid": "valid",
+    "validation": "valid",
+    "test": "test",
+    "testing": "test",
+}
+"""Folder names (lower-cased) that name a dataset split, and the split each one is."""
 
 _ORIENTATION_TAG = 0x0112
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -67,7 +82,7 @@ _TF_MODES = {
     "BMP": {"RGB"},
     "WEBP": {"RGB"},
 }
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 class UnreadableImage(CnnhubError):
@@ -96,8 +111,29 @@ def _skip_entry(name: str) -> bool:
     return name.startswith(".") or name in IGNORED_FOLDERS
 
 
-def _walk_images(folder: str) -> list[str]:
-    """Every image file under ``folder`` (following folder symlinks once), sorted."""
+def within(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` is ``folder`` or lies inside it (both real paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def walk_images(folder: str | os.PathLike, others: Sequence[str | os.PathLike] = ()) -> list[str]:
+    """Every image file under ``folder``, recursively, sorted: the one walk of every command.
+
+    Only regular files count (a FIFO, socket or device named ``x.jpg`` would block or fail
+    the decoder); hidden files and folders (``.``-prefixed) and ``__MACOSX`` are skipped.
+    Folder links are followed, each real folder once, so link loops end. A folder is skipped
+    with a warning when it leads outside the tree in a way that would mix classes: a link to
+    a parent of ``folder`` (the whole dataset would come in), or a folder whose real path is
+    inside one of ``others`` (the other class folders: those images belong to that class).
+
+    Raises:
+        CnnhubError: a folder cannot be listed.
+    """
+    from cnnhub.display import warn
+
+    folder = os.fspath(folder)
+    top = os.path.realpath(folder)
+    other_reals = [os.path.realpath(os.fspath(o)) for o in others]
     found: list[str] = []
     seen: set[str] = set()
     stack = [folder]
@@ -118,10 +154,40 @@ def _walk_images(folder: str) -> list[str]:
             if _skip_entry(entry.name):
                 continue
             if entry.is_dir():
+                target = os.path.realpath(entry.path)
+                if target != top and within(top, target):
+                    warn(
+                        f"skipped the folder link {entry.path} -> {target}: it leads back to a "
+                        f"parent of {folder} and would bring in the whole tree above it."
+                    )
+                    continue
+                inside = next((o for o in other_reals if within(target, o)), None)
+                if inside is not None:
+                    warn(
+                        f"skipped the folder {entry.path}: it leads into {inside}, another class "
+                        "folder; an image belongs to one class only."
+                    )
+                    continue
                 stack.append(entry.path)
-            elif entry.is_file() and is_image_file(entry.name):
+            elif entry.is_file() and is_image_file(entry.name):  # is_file: regular files only
                 found.append(entry.path)
     return sorted(found)
+
+
+def split_folders(root: str | os.PathLike) -> dict[str, str]:
+    """``{folder name: path}`` of the splits when every subfolder of ``root`` is named like one
+    (``train``, ``valid``/``validation``/``val``, ``test``, ...; see :data:`SPLIT_ROLES`),
+    training first, then validation, then test; empty otherwise (classes, or no subfolders)."""
+    root = os.fspath(root)
+    try:
+        names = [e.name for e in os.scandir(root) if e.is_dir() and not _skip_entry(e.name)]
+    except OSError:
+        return {}
+    if not names or any(name.lower() not in SPLIT_ROLES for name in names):
+        return {}
+    order = {"train": 0, "valid": 1, "test": 2}
+    names.sort(key=lambda name: (order[SPLIT_ROLES[name.lower()]], name))
+    return {name: os.path.join(root, name) for name in names}
 
 
 def list_class_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
@@ -151,16 +217,19 @@ def list_class_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
             f"class in their own subfolder (root/cat/1.jpg, root/dog/2.jpg). "
             f"Received: root={root!r}"
         )
-    if {name.lower() for name in class_names} <= _SPLIT_FOLDER_NAMES:
+    if split_folders(root):
         raise CnnhubError(
             f"The subfolders of `{root}` look like dataset splits ({', '.join(class_names)}), not "
             f"classes. Pass the folder of one split instead, e.g. "
             f"`{os.path.join(root, class_names[0])}`. Received: root={root!r}"
         )
+    folders = [os.path.join(root, name) for name in class_names]
+    _check_distinct_class_folders(root, class_names, folders)
     samples: list[tuple[str, int]] = []
     empty: list[str] = []
     for index, name in enumerate(class_names):
-        files = _walk_images(os.path.join(root, name))
+        others = folders[:index] + folders[index + 1 :]
+        files = walk_images(folders[index], others)
         if not files:
             empty.append(name)
         samples.extend((path, index) for path in files)
@@ -172,6 +241,26 @@ def list_class_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
             f"Received: root={root!r}"
         )
     return class_names, samples
+
+
+def _check_distinct_class_folders(root: str, names: list[str], folders: list[str]) -> None:
+    """Refuse class folders that are (links to) the data folder, a parent, or each other."""
+    root_real = os.path.realpath(root)
+    by_real: dict[str, str] = {}
+    for name, folder in zip(names, folders):
+        real = os.path.realpath(folder)
+        if within(root_real, real):
+            raise CnnhubError(
+                f"The class folder `{folder}` is a link to `{real}`, the data folder itself or a "
+                f"parent of it, so it is not a class. Remove the link. Received: root={root!r}"
+            )
+        if real in by_real:
+            raise CnnhubError(
+                f"The class folders {by_real[real]!r} and {name!r} in `{root}` are the same "
+                f"folder `{real}` (a link); an image belongs to one class only. Remove one. "
+                f"Received: root={root!r}"
+            )
+        by_real[real] = name
 
 
 # --------------------------------------------------------------------------- header inspection
@@ -299,32 +388,50 @@ def load_image(
     """
     _check_channels(channels)
     size = _check_size(size)
+    why = not_regular_reason(path)
+    if why is not None:
+        raise UnreadableImage(why, path)
     try:
-        with Image.open(path) as img:
-            if img.format in ("JPEG", "MPO"):
-                draft_size = None
-                if size is not None:
-                    height, width = size
-                    if _orientation(img) in (5, 6, 7, 8):  # stored sideways: swap the target
-                        height, width = width, height
-                    draft_size = (width, height)
-                img.draft("L" if channels == 1 else "RGB", draft_size)
-            try:
-                out = ImageOps.exif_transpose(img)
-            except Exception:  # noqa: BLE001 - malformed EXIF: keep the image as stored
-                out = img
-            out.load()
-            out = _to_mode(out, channels)
-            if size is not None and out.size != (size[1], size[0]):
-                out = out.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(out, dtype=np.uint8)
-    except UnreadableImage:
-        raise
+        try:
+            array = _pillow_decode(path, size, channels, scaled=size is not None)
+        except Exception:
+            if size is None:
+                raise
+            # libjpeg's scaled decoding fails on some damaged files that it decodes at full
+            # size, which is what the scan checks (scan_images): fall back to that.
+            array = _pillow_decode(path, size, channels, scaled=False)
     except Exception as exc:
         raise UnreadableImage(_reason_from_exception(path, exc), path) from exc
     if array.ndim == 2:
         array = array[:, :, None]
     return array
+
+
+def _pillow_decode(
+    path: str | os.PathLike, size: tuple[int, int] | None, channels: int, scaled: bool
+) -> np.ndarray:
+    """:func:`load_image`'s decoding; ``scaled`` lets libjpeg decode a JPEG at a reduced size."""
+    with Image.open(path) as img:
+        if img.format in ("JPEG", "MPO"):
+            draft_size = None
+            if size is not None and scaled:
+                height, width = size
+                if _orientation(img) in (5, 6, 7, 8):  # stored sideways: swap the target
+                    height, width = width, height
+                draft_size = (width, height)
+            img.draft("L" if channels == 1 else "RGB", draft_size)
+        # Decode first, so that a damaged file fails here: exif_transpose decodes too, and
+        # after its failure (taken below for malformed EXIF) a second load() returns the
+        # partly decoded pixels without complaint.
+        img.load()
+        try:
+            out = ImageOps.exif_transpose(img)
+        except Exception:  # noqa: BLE001 - malformed EXIF: keep the image as stored
+            out = img
+        out = _to_mode(out, channels)
+        if size is not None and out.size != (size[1], size[0]):
+            out = out.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return np.asarray(out, dtype=np.uint8)
 
 
 def _to_mode(img: Image.Image, channels: int) -> Image.Image:
@@ -375,28 +482,60 @@ def _looks_like_text(head: bytes) -> bool:
     return all(ch.isprintable() or ch in "\r\n\t\f" for ch in decoded)
 
 
-def _inspect_file(path: str) -> dict[str, Any]:
-    """Open and decode enough of ``path`` to be sure a decoder will not fail on it.
+def not_regular_reason(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be opened as an image without risk, or None for a regular file.
 
-    JPEG: fully entropy-decoded at 1/8 scale (``draft``), which catches truncation cheaply.
-    PNG: ``verify()`` walks every chunk and checks its CRC. Others: the first frame is loaded.
-    Returns the header info plus ``ok`` and ``reason``.
+    Opening a FIFO blocks until something writes to it, and a device may never end, so every
+    decode checks this first (links are followed).
     """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+    return f"not a regular file ({kind})"
+
+
+def _inspect_file(path: str) -> dict[str, Any]:
+    """The header of ``path`` as Pillow reads it (no pixels decoded), with ``ok``/``reason``."""
     try:
         if os.path.getsize(path) == 0:
             return {"ok": False, "reason": "empty file (0 bytes)"}
         with Image.open(path) as img:
             info = _header_info(img)
-            if info["format"] == "PNG":
-                img.verify()
-            else:
-                if info["format"] in ("JPEG", "MPO"):
-                    img.draft(None, (1, 1))
-                img.load()
-    except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a skip reason
+    except Exception as exc:  # noqa: BLE001 - every opener failure becomes a skip reason
         return {"ok": False, "reason": _reason_from_exception(path, exc)}
     info.update(ok=True, reason=None)
     return info
+
+
+def _pillow_reason(path: str, channels: int, strict: bool = False) -> str | None:
+    """Why :func:`load_image` fails on ``path`` (the pipeline's Pillow path), or None.
+
+    ``strict`` also checks a PNG's chunk CRCs and end marker, which decoding ignores: it names
+    the damage in a file TensorFlow rejected.
+    """
+    try:
+        if strict:
+            with Image.open(path) as img:
+                if img.format == "PNG":
+                    img.verify()
+        load_image(path, channels=channels)
+    except UnreadableImage as exc:
+        return exc.reason
+    except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a skip reason
+        return _reason_from_exception(path, exc)
+    return None
+
+
+def _decoder(info: dict[str, Any], channels: int) -> str:
+    """The decoder the pipeline uses for a file with this header, and the cache key of its
+    verdict: ``pillow-3``, ``tensorflow-1``, ..."""
+    return f"{'pillow' if _info_needs_pil(info, channels) else 'tensorflow'}-{channels}"
 
 
 @dataclass
@@ -418,10 +557,34 @@ class ScanResult:
 
 def _stat_key(path: str) -> tuple[int, int] | None:
     try:
-        stat = os.stat(path)
+        stat_result = os.stat(path)
     except OSError:
         return None
-    return stat.st_size, stat.st_mtime_ns
+    return stat_result.st_size, stat_result.st_mtime_ns
+
+
+def _tensorflow_version() -> str:
+    """TensorFlow's version without importing it (its decoder's verdicts are cached)."""
+    import sys
+    from importlib import metadata
+
+    if "tensorflow" in sys.modules:
+        return str(getattr(sys.modules["tensorflow"], "__version__", "unknown"))
+    for name in ("tensorflow", "tensorflow-cpu"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    names = metadata.packages_distributions().get("tensorflow") or []
+    return metadata.version(names[0]) if names else "unknown"
+
+
+def _cache_stamp() -> dict[str, Any]:
+    return {
+        "version": _CACHE_VERSION,
+        "pillow": PIL.__version__,
+        "tensorflow": _tensorflow_version(),
+    }
 
 
 def _read_cache(cache_file: str | os.PathLike | None) -> dict[str, dict[str, Any]]:
@@ -432,14 +595,32 @@ def _read_cache(cache_file: str | os.PathLike | None) -> dict[str, dict[str, Any
             data = json.load(handle)
     except (OSError, ValueError):
         return {}  # a damaged cache only costs a rescan
-    if (
-        not isinstance(data, dict)
-        or data.get("version") != _CACHE_VERSION
-        or data.get("pillow") != PIL.__version__
-        or not isinstance(data.get("entries"), dict)
-    ):
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
         return {}
+    if any(data.get(key) != value for key, value in _cache_stamp().items()):
+        return {}  # another cnnhub, Pillow or TensorFlow may judge files differently
     return data["entries"]
+
+
+def _map(function, items: list, workers: int) -> list:
+    if workers == 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(function, items))
+
+
+def _tensorflow_reasons(paths: list[str], channels: int, workers: int) -> dict[str, str]:
+    """The files TensorFlow's decoder rejects, each with the most useful reason."""
+    from cnnhub.tf_images import rejected
+
+    found = rejected(paths, channels)
+    pillow = _map(lambda p: _pillow_reason(p, channels, strict=True), list(found), workers)
+    return {
+        path: own
+        or f"TensorFlow's decoder rejects it ({message}) although Pillow reads it; "
+        "re-saving the image usually repairs it"
+        for (path, message), own in zip(found.items(), pillow)
+    }
 
 
 def scan_images(
@@ -448,54 +629,73 @@ def scan_images(
     cache_file: str | os.PathLike | None = None,
     channels: int = 3,
 ) -> ScanResult:
-    """Check every file once, in a thread pool, and sort it into ok / skipped / needs-Pillow.
+    """Check every file once with the decoder the pipeline will use, and sort it into ok /
+    skipped / needs-Pillow.
 
-    Missing, empty, text and truncated files land in ``skipped`` with a reason. ``workers``
-    defaults to ``min(8, cpu count)``; Pillow releases the GIL while decoding. With
-    ``cache_file`` (JSON), verdicts are stored per absolute path with the file's size and
-    mtime, and a later scan decodes only files that are new or changed. ``channels`` is what
-    the pipeline will ask TF for; it changes which files need Pillow.
+    Each file's header is read with Pillow (which decides the decoder, see
+    :func:`needs_pil`); then the whole file is decoded by that decoder, as training will:
+    :func:`cnnhub.tf_images.decode_bytes` for most files (in parallel through ``tf.data``,
+    so TensorFlow is imported when there is something to check), :func:`load_image` for the
+    rest (in a thread pool of ``workers``, default ``min(8, cpu count)``). Missing, empty,
+    text, truncated or otherwise undecodable files, and anything that is not a regular file
+    (FIFO, socket, device), land in ``skipped`` with a reason, so a run never meets them.
+
+    With ``cache_file`` (JSON), headers and verdicts are stored per absolute path with the
+    file's size and mtime, and a later scan decodes only files that are new or changed (or
+    now need another decoder: ``channels``, what the pipeline asks for, changes the routing).
     """
     _check_channels(channels)
     paths = [os.fspath(p) for p in paths]
+    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+    if n_workers < 1:
+        raise CnnhubError(f"`workers` must be a positive integer. Received: workers={workers!r}")
     entries = _read_cache(cache_file)
+    changed = False
     verdicts: dict[int, dict[str, Any]] = {}
-    todo: list[tuple[int, str, tuple[int, int] | None]] = []
+    todo: list[tuple[int, str, tuple[int, int]]] = []
     for i, path in enumerate(paths):
-        stat = _stat_key(path)
-        if stat is None:
-            verdicts[i] = {"ok": False, "reason": "file not found"}
+        why = not_regular_reason(path)
+        stat_key = _stat_key(path) if why is None else None
+        if stat_key is None:
+            verdicts[i] = {"ok": False, "reason": why or "file not found"}
             continue
         cached = entries.get(os.path.abspath(path))
-        if cached is not None and [cached.get("bytes"), cached.get("mtime_ns")] == list(stat):
+        if cached is not None and [cached.get("bytes"), cached.get("mtime_ns")] == list(stat_key):
             verdicts[i] = cached
         else:
-            todo.append((i, path, stat))
-    if todo:
-        n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-        if n_workers < 1:
-            raise CnnhubError(
-                f"`workers` must be a positive integer. Received: workers={workers!r}"
-            )
-        if n_workers == 1 or len(todo) == 1:
-            results = [_inspect_file(path) for _, path, _ in todo]
-        else:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=n_workers) as pool:
-                results = list(pool.map(_inspect_file, [path for _, path, _ in todo]))
-        for (i, path, stat), verdict in zip(todo, results):
-            verdict = dict(verdict, bytes=stat[0], mtime_ns=stat[1])
-            verdicts[i] = verdict
-            entries[os.path.abspath(path)] = verdict
-        if cache_file is not None:
-            write_json(
-                cache_file,
-                {"version": _CACHE_VERSION, "pillow": PIL.__version__, "entries": entries},
-            )
+            todo.append((i, path, stat_key))
+    for (i, path, stat_key), header in zip(
+        todo, _map(_inspect_file, [path for _, path, _ in todo], n_workers)
+    ):
+        verdicts[i] = entries[os.path.abspath(path)] = dict(
+            header, bytes=stat_key[0], mtime_ns=stat_key[1], decodes={}
+        )
+        changed = True
+    # Decode what has no verdict yet for the decoder the pipeline will use.
+    unchecked: dict[str, list[int]] = {"pillow": [], "tensorflow": []}
+    for i, verdict in verdicts.items():
+        if verdict["ok"] and _decoder(verdict, channels) not in verdict.setdefault("decodes", {}):
+            unchecked[_decoder(verdict, channels).split("-")[0]].append(i)
+    pillow = _map(lambda i: _pillow_reason(paths[i], channels), unchecked["pillow"], n_workers)
+    tensorflow = _tensorflow_reasons(
+        [paths[i] for i in unchecked["tensorflow"]], channels, n_workers
+    )
+    for i, reason in zip(unchecked["pillow"], pillow):
+        verdicts[i]["decodes"][_decoder(verdicts[i], channels)] = reason
+    for i in unchecked["tensorflow"]:
+        verdicts[i]["decodes"][_decoder(verdicts[i], channels)] = tensorflow.get(paths[i])
+    changed = changed or any(unchecked.values())
+    if cache_file is not None and changed:
+        write_json(cache_file, {**_cache_stamp(), "entries": entries})
     result = ScanResult()
     for i, path in enumerate(paths):
         verdict = verdicts[i]
-        if not verdict["ok"]:
-            result.skipped.append((path, verdict["reason"]))
+        if verdict["ok"]:
+            reason = verdict["decodes"].get(_decoder(verdict, channels))
+        else:
+            reason = verdict["reason"]
+        if reason is not None:
+            result.skipped.append((path, reason))
             continue
         result.ok.append(path)
         result.sizes[path] = (verdict["height"], verdict["width"])

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from cnnhub.atomic import write_json
+from cnnhub.display import printable
 
 CACHE_ENV = "CNNHUB_CACHE_DIR"
 _HASH_CACHE_VERSION = 1
@@ -55,7 +56,7 @@ def cache_file(kind: str, origin: str | os.PathLike) -> Path | None:
 
     None when the cache folder cannot be created or written (caching is then skipped).
     """
-    key = hashlib.sha1(os.path.abspath(os.fspath(origin)).encode("utf-8")).hexdigest()[:20]
+    key = hashlib.sha1(os.fsencode(os.path.abspath(os.fspath(origin)))).hexdigest()[:20]
     folder = cache_root() / kind
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -217,12 +218,14 @@ class Inspection:
     # ------------------------------------------------------------ text
 
     def counts_table(self) -> list[str]:
-        names = [s.name for s in self.splits]
-        width = max(len("class"), *(len(c) for c in self.class_names))
+        """Images per class (rows) and split (columns); names escaped for the terminal."""
+        names = [printable(s.name) for s in self.splits]
+        classes = [printable(c) for c in self.class_names]
+        width = max(len("class"), *(len(c) for c in classes))
         cols = [max(7, len(n)) for n in names]
         head = "  ".join(f"{n:>{w}}" for n, w in zip(names, cols))
         lines = [f"  {'class':<{width}}  {head}"]
-        for c, name in enumerate(self.class_names):
+        for c, name in enumerate(classes):
             cells = "  ".join(f"{int(s.counts[c]):>{w}}" for s, w in zip(self.splits, cols))
             lines.append(f"  {name:<{width}}  {cells}")
         totals = "  ".join(f"{s.total:>{w}}" for s, w in zip(self.splits, cols))
@@ -230,7 +233,11 @@ class Inspection:
         return lines
 
     def format(self, detail: bool = True, show: int = 20) -> str:
-        """The report as text; ``detail=False`` is the short form printed by training."""
+        """The report as text; ``detail=False`` is the short form printed by training.
+
+        Every line is escaped (:func:`cnnhub.display.printable`): class names, file names and
+        decoder messages come from the data.
+        """
         lines = [
             f"Data: {len(self.class_names)} classes; "
             + "; ".join(f"{s.name}: {s.data_format} `{s.origin}`" for s in self.splits)
@@ -284,7 +291,7 @@ class Inspection:
         if detail or self.splits[0].imbalance() > 1.5:
             weights = json.dumps(self.suggested_weights(), ensure_ascii=False)
             lines.append(f"  suggested class weights (balanced): --class_weight '{weights}'")
-        return "\n".join(lines)
+        return "\n".join(printable(line) for line in lines)
 
 
 def _more(total: int, shown: int) -> list[str]:
@@ -369,7 +376,11 @@ def command(argv: list[str]) -> int:
         "folder with one sub-folder per class, or a CSV (pixels or path,label), IDX, CIFAR "
         ".bin or .npz file.",
     )
-    parser.add_argument("data", help="training data (or the only dataset to inspect)")
+    parser.add_argument(
+        "data",
+        help="training data (or the only dataset to inspect), or a folder whose subfolders are "
+        "the splits (train, valid or validation, test): all of them are inspected",
+    )
     parser.add_argument("--valid", default="", help="validation data (any format)")
     parser.add_argument("--test", default="", help="test data (any format)")
     parser.add_argument(
@@ -405,14 +416,38 @@ def command(argv: list[str]) -> int:
     from cnnhub.settings import check_image_shape
 
     check_image_shape(list(args.image_shape))
-    several = bool(args.valid or args.test)
-    sources = {"train" if several else "data": read_source(args.data, "train", options)}
-    for name, path in (("valid", args.valid), ("test", args.test)):
-        if path:
-            sources[name] = read_source(path, name, options, reference=sources_first(sources))
+    sources = {}
+    for name, (role, path) in _datasets(args.data, args.valid, args.test).items():
+        reference = sources_first(sources) if sources else None
+        sources[name] = read_source(path, role, options, reference=reference)
     report = inspect_sources(sources, use_cache=not args.no_cache)
     print(report.format(detail=True, show=max(args.show, 1)))
     return 0
+
+
+def _datasets(data: str, valid: str, test: str) -> dict[str, tuple[str, str]]:
+    """``{report name: (role, path)}`` of what to inspect, training data first.
+
+    DATA may be a folder of splits (``train/``, ``valid/`` or ``validation/``, ``test/``...):
+    then every split found is inspected, named by its folder, with the leakage check across
+    them.
+    """
+    from cnnhub.errors import CnnhubError
+    from cnnhub.images import SPLIT_ROLES, split_folders
+
+    splits = split_folders(data) if os.path.isdir(data) else {}
+    if splits and (valid or test):
+        raise CnnhubError(
+            f"`{data}` holds the splits {', '.join(splits)} itself; pass either it alone or "
+            f"one split with --valid/--test. Received: data={data!r}, "
+            f"valid={valid!r}, test={test!r}"
+        )
+    if splits:
+        return {name: (SPLIT_ROLES[name.lower()], path) for name, path in splits.items()}
+    several = bool(valid or test)
+    found = {"train" if several else "data": ("train", data)}
+    found.update({name: (name, path) for name, path in (("valid", valid), ("test", test)) if path})
+    return found
 
 
 def sources_first(sources: dict[str, Any]):

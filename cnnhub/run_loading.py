@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnhub.display import printable
 from cnnhub.errors import CnnhubError
 from cnnhub.run_folder import (  # noqa: F401  (Run, open_run: this module's public API)
     BEST_WEIGHTS,
@@ -63,7 +64,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def note(message: str) -> None:
     """Print an informational note on stderr (stdout stays clean for tables)."""
-    sys.stderr.write(f"note: {message}\n")
+    sys.stderr.write(f"note: {printable(message)}\n")
     sys.stderr.flush()
 
 
@@ -84,11 +85,6 @@ def quiet_tensorflow() -> None:
     from cnnhub.runner import configure_tensorflow
 
     configure_tensorflow(verbose=False)
-
-
-def printable(text: Any) -> str:
-    """``text`` with control characters escaped, safe to print on a terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 # --------------------------------------------------------------------------- the run folder
@@ -241,14 +237,11 @@ def build_run_model(run: Run, weights: WeightsChoice):
 
 
 def walk_images(folder: str | os.PathLike) -> list[str]:
-    """Image files under ``folder``, recursively, sorted; hidden files and folders skipped."""
-    from cnnhub.images import IGNORED_FOLDERS, is_image_file
+    """The image files under ``folder``: :func:`cnnhub.images.walk_images`, the walk that
+    training and ``inspect`` use too (regular files only, links followed once)."""
+    from cnnhub.images import walk_images as walk
 
-    found: list[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in IGNORED_FOLDERS)
-        found.extend(os.path.join(root, name) for name in files if is_image_file(name))
-    return sorted(found)
+    return walk(folder)
 
 
 def class_folder_images(

@@ -93,7 +93,15 @@ def train_models(
             f"model_name={config['MODEL_NAME']}"
         )
     # ---- data side (sources, splits, folds, checks; see cnnhub.data / cnnhub.folds)
-    from cnnhub.data import splits_from_config
+    from cnnhub.data import check_save_location, splits_from_config
+
+    check_save_location(
+        config["SAVE_LOCATION"],
+        {
+            settings.FLAG_ALIASES[key][0]: config[key]
+            for key in ("DATA_DIR_TRAIN", "DATA_DIR_VALID", "DATA_DIR_TEST")
+        },
+    )
 
     config = _data_config(config)
     plan = splits = None
@@ -468,6 +476,9 @@ def _repeats_saved_run(config: dict[str, Any], actions: dict[str, Any]) -> bool:
 
 def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> int:
     """Entry point of ``run_training.py`` and ``python -m cnnhub train``; returns the exit code."""
+    from cnnhub.display import safe_output
+
+    safe_output()
     try:
         config, actions = settings.resolve(argv, prog)
         if actions["list_models"]:

@@ -1056,7 +1056,13 @@ def apply_split_file(
     split_csv = os.fspath(split_csv)
     fix = "Delete or replace the split file to make a new split."
     try:
-        frame = pd.read_csv(split_csv, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = pd.read_csv(
+            split_csv,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            encoding_errors="surrogateescape",  # file names that are not UTF-8 (atomic.py)
+        )
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise CnnhubError(
             f"Cannot read the split file `{split_csv}`: {exc}. {fix} "

@@ -1,4 +1,4 @@
-"""cnnhub.images: every fixture is generated here with Pillow/numpy (no downloads, no TF)."""
+"""cnnhub.images: every fixture is generated here with Pillow/numpy (no downloads)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import os
 
 import numpy as np
 import pandas as pd
+import PIL
 import pytest
+import tensorflow as tf
 from PIL import Image, JpegImagePlugin
 
 from cnnhub import images
@@ -375,15 +377,29 @@ def test_scan_cache_skips_unchanged_files(tmp_path, monkeypatch):
         calls.append(path)
         return original(path)
 
+    from cnnhub import tf_images
+
+    decoded = []  # files fully decoded by the pipeline's decoder (TF or Pillow)
+    real_rejected, real_pillow = tf_images.rejected, images._pillow_reason
     monkeypatch.setattr(images, "_inspect_file", counting)
+    monkeypatch.setattr(
+        tf_images, "rejected", lambda paths, ch: decoded.extend(paths) or real_rejected(paths, ch)
+    )
+    monkeypatch.setattr(
+        images, "_pillow_reason", lambda p, ch, **kw: decoded.append(p) or real_pillow(p, ch, **kw)
+    )
     cache = tmp_path / "cache" / "scan.json"
     first = scan_images(good + bad, cache_file=cache)
     assert len(calls) == len(good) + len(bad) - 1  # the missing file is never opened
-    assert json.loads(cache.read_text())["version"] == 1
+    assert sorted(good) == sorted(p for p in decoded if p in good)  # each good file decoded
+    stamp = json.loads(cache.read_text())
+    assert stamp["version"] == images._CACHE_VERSION
+    assert stamp["pillow"] == PIL.__version__ and stamp["tensorflow"] == tf.__version__
 
     calls.clear()
+    decoded.clear()
     second = scan_images(good + bad, cache_file=cache)
-    assert calls == []
+    assert calls == [] and decoded == []
     assert (second.ok, second.skipped, second.needs_pil) == (
         first.ok, first.skipped, first.needs_pil
     )

@@ -25,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from cnnhub.atomic import save_figure
+from cnnhub.display import plot_text
 from cnnhub.evaluation.metrics import OVERALL_COLUMNS
 
 MAX_LABELLED_CLASSES = 60
@@ -39,8 +40,8 @@ _RATE_METRICS = [*OVERALL_COLUMNS[1:], "top5_accuracy"]
 
 
 def plain_text(value: object) -> str:
-    """Return ``str(value)`` escaped so matplotlib draws it literally (``$`` -> ``\\$``)."""
-    return str(value).replace("$", r"\$")
+    """``value`` as matplotlib draws it literally (:func:`cnnhub.display.plot_text`)."""
+    return plot_text(value)
 
 
 @contextlib.contextmanager

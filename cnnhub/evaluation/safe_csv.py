@@ -76,6 +76,7 @@ def read_csv_safe(path: str | os.PathLike, **kwargs: Any) -> pd.DataFrame:
     kwargs.setdefault("keep_default_na", False)
     kwargs.setdefault("na_values", [""])
     kwargs.setdefault("encoding", "utf-8")
+    kwargs.setdefault("encoding_errors", "surrogateescape")  # non-UTF-8 file names (atomic.py)
     frame = pd.read_csv(path, **kwargs)
     for position in range(frame.shape[1]):
         column = frame.iloc[:, position]

@@ -5,18 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cnnhub.display import plot_text  # noqa: F401  (the explain commands' plot labels)
 from cnnhub.errors import CnnhubError
-from cnnhub.run_loading import printable
 
 _LISTED = 30  # layer names listed in an error message (the last ones)
 
 DPI = 100
 """Every explain figure is saved at this resolution, with a fixed size in pixels."""
-
-
-def plot_text(text: Any) -> str:
-    """``text`` as matplotlib shows it literally: control characters and ``$`` escaped."""
-    return printable(text).replace("$", r"\$")
 
 
 def pyplot():
