@@ -401,7 +401,9 @@ def test_scan_cache_skips_unchanged_files(tmp_path, monkeypatch):
     second = scan_images(good + bad, cache_file=cache)
     assert calls == [] and decoded == []
     assert (second.ok, second.skipped, second.needs_pil) == (
-        first.ok, first.skipped, first.needs_pil
+        first.ok,
+        first.skipped,
+        first.needs_pil,
     )
     assert (second.sizes, second.modes) == (first.sizes, first.modes)
 
