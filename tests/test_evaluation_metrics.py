@@ -20,6 +20,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
+from cnnhub.display import printable
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation import metrics, plots
 from cnnhub.evaluation.metrics import (
@@ -633,7 +634,8 @@ def test_plot_labels_are_literal(tmp_path, monkeypatch):
         axes = figure.axes[0]
         labels = axes.get_yticklabels()
         shown = [label._preprocess_math(label.get_text()) for label in labels]
-        assert shown == [(name, False) for name in names]
+        # literal text; control characters escaped as on a terminal (cnnhub.display)
+        assert shown == [(printable(name), False) for name in names]
 
 
 def test_plot_metrics_by_epoch(tmp_path):
