@@ -6,7 +6,8 @@ Writes N 28x28 JPEGs (Fashion-MNIST images when ../shared/datasets/fashion-mnist
 else noise) into 10 class folders under a temporary folder, then times, each with a fresh
 cache folder for the first pass:
 
-* ``scan_images`` (cnnhub.images: decode check, sizes, modes; what every run does first),
+* ``scan_images`` (cnnhub.images: every file decoded by the decoder the pipeline will use,
+  sizes, modes; what every run does first),
 * the content hashes of ``cnnhub inspect`` / training-start duplicate checks,
 * the whole ``load_splits`` (listing + scan + hashes + inspection) of the folder as -dtrain
   with ``--val_split 0.2``.
@@ -67,6 +68,10 @@ def main() -> int:
         print(f"writing {args.n} JPEGs to {data} ...", flush=True)
         write_jpegs(data, args.n)
 
+    # The scan decodes with TensorFlow (cnnhub.tf_images): its import is timed on its own, as
+    # training has paid it already while `cnnhub inspect` pays it on a first (uncached) scan.
+    import_seconds, _ = timed(lambda: __import__("tensorflow"))
+
     from cnnhub.data import DataOptions, load_splits
     from cnnhub.images import list_class_folder, scan_images
     from cnnhub.inspect_data import cache_file, file_hashes
@@ -99,6 +104,7 @@ def main() -> int:
             f"{label:<26} {first:>8.2f} {second:>9.2f} {len(paths) / first:>14,.0f} "
             f"{first / second:>8.1f}x"
         )
+    print(f"(import tensorflow, once per process, not in the rows above: {import_seconds:.2f} s)")
     if not args.keep and not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
     return 0
