@@ -73,12 +73,12 @@ def rejected(paths: Sequence[str], channels: int) -> dict[str, str]:
     ones from the stream, which names them by their missing index. Those few are decoded again
     one by one for the message.
     """
+    if not paths:
+        return {}  # without importing TensorFlow (a fully cached scan needs none)
     import tensorflow as tf
 
     from cnnhub.data import prefetched
 
-    if not paths:
-        return {}
     encoded = path_tensor_values(paths)
 
     def check(index, path):
