@@ -35,7 +35,6 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cnnhub.display import printable
 from cnnhub.errors import CnnhubError
