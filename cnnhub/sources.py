@@ -362,9 +362,9 @@ def read_class_folder(root: str | os.PathLike) -> DataSource:
     )
 
 
-def _read_csv_rows(path: str, rows: int = 2) -> list[list[str]]:
+def _read_csv_rows(path: str, rows: int = 2, errors: str = "strict") -> list[list[str]]:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+        with open(path, newline="", encoding="utf-8-sig", errors=errors) as handle:
             reader = csv.reader(handle)
             out = []
             for row in reader:
@@ -484,7 +484,9 @@ def read_csv_paths(
     Every listed file must exist and appear once; missing ones are reported together.
     """
     path = os.fspath(path)
-    rows = _read_csv_rows(path, 1)
+    # Bytes that are not UTF-8 are file-name bytes (as cnnhub's own CSVs write them, see
+    # cnnhub.atomic): kept as surrogates, they name the same files again.
+    rows = _read_csv_rows(path, 1, errors="surrogateescape")
     if not rows:
         raise CnnhubError(f"The CSV file `{path}` is empty. Received: path={path!r}")
     columns = _paths_header(rows[0])
@@ -512,6 +514,7 @@ def read_csv_paths(
             keep_default_na=False,
             skip_blank_lines=True,
             encoding="utf-8-sig",
+            encoding_errors="surrogateescape",
         )
     except (ValueError, pd.errors.ParserError) as exc:
         raise _csv_error(path, exc, "") from exc

@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from cnnhub.atomic import write_json
+from cnnhub.atomic import write_csv, write_json
 from cnnhub.cli import main as cnnhub_main
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
@@ -37,7 +37,13 @@ from cnnhub.images import (
     walk_images,
 )
 from cnnhub.runner import train_main
-from cnnhub.sources import apply_split_file, read_class_folder, stratified_split, write_split_file
+from cnnhub.sources import (
+    apply_split_file,
+    read_class_folder,
+    read_csv_paths,
+    stratified_split,
+    write_split_file,
+)
 from conftest import ROOT, cli_env, make_image_folder
 
 ESC_CLASS = "evil\x1b]0;pwned\x07"  # retitles a terminal when printed raw
@@ -267,6 +273,9 @@ def test_names_that_are_not_utf8_survive_caches_and_split_files(tmp_path):
     assert b"bad\xff.png" in (tmp_path / "split.csv").read_bytes()  # the name's own bytes
     _, again = apply_split_file(source, tmp_path / "split.csv")
     assert again.paths == valid.paths
+    listing = pd.DataFrame({"path": source.paths, "label": source.labels})
+    write_csv(tmp_path / "listing.csv", listing)  # cnnhub's CSV writer: the names' own bytes
+    assert read_csv_paths(tmp_path / "listing.csv").paths == source.paths
     write_json(tmp_path / "names.json", list(HOSTILE))
     assert json.loads((tmp_path / "names.json").read_bytes().decode("utf-8")) == list(HOSTILE)
 
