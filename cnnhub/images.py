@@ -322,9 +322,12 @@ def needs_pil(path: str | os.PathLike, channels: int = 3) -> bool:
     Reads the header only. True for EXIF-rotated files, anything with transparency, CMYK JPEG,
     16-bit grayscale PNG, palette/RLE/16-bit BMP, animated WEBP, GIF/BMP/WEBP with
     ``channels=1`` and any format TF does not know. Raises :class:`UnreadableImage` when Pillow
-    cannot even open the file.
+    cannot even open the file, or it is not a regular file (a FIFO would block the opening).
     """
     _check_channels(channels)
+    why = not_regular_reason(path)
+    if why is not None:  # opening a FIFO would block
+        raise UnreadableImage(why, path)
     try:
         with Image.open(path) as img:
             info = _header_info(img)

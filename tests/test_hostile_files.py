@@ -193,8 +193,9 @@ def test_decoders_refuse_special_files_without_blocking(tmp_path):
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
     with deadline(20):
-        with pytest.raises(UnreadableImage, match=r"not a regular file \(a FIFO"):
-            load_image(fifo)
+        for decode in (load_image, needs_pil):
+            with pytest.raises(UnreadableImage, match=r"not a regular file \(a FIFO"):
+                decode(fifo)
         result = scan_images([str(fifo), str(tmp_path)])
     assert result.ok == []
     assert dict(result.skipped) == {
