@@ -669,7 +669,9 @@ def test_many_classes_render_without_labels(tmp_path):
 
 def test_no_tensorflow_import():
     code = (
-        "import sys, cnnhub.evaluation, cnnhub.evaluation.plots; "
+        "import sys, cnnhub.compare, cnnhub.evaluation; "
+        "assert 'sklearn' not in sys.modules, 'reading reports must not load scikit-learn'; "
+        "import cnnhub.evaluation.plots; from cnnhub.evaluation import summary_metrics; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     root = Path(__file__).resolve().parents[1]

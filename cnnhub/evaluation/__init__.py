@@ -14,17 +14,51 @@
 No TensorFlow is imported here.
 """
 
-from cnnhub.evaluation.headline import HEADLINE_COLUMNS, headline_figures
-from cnnhub.evaluation.metrics import (
-    confusion_frame,
-    default_thresholds,
-    predictions_frame,
-    summary_metrics,
-    threshold_metrics,
-)
-from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
-from cnnhub.evaluation.selection import RULES, analysis_report, choose_best
-from cnnhub.evaluation.writer import write_best_plots, write_weight_reports
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cnnhub.evaluation.headline import HEADLINE_COLUMNS, headline_figures
+    from cnnhub.evaluation.metrics import (
+        confusion_frame,
+        default_thresholds,
+        predictions_frame,
+        summary_metrics,
+        threshold_metrics,
+    )
+    from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
+    from cnnhub.evaluation.selection import RULES, analysis_report, choose_best
+    from cnnhub.evaluation.writer import write_best_plots, write_weight_reports
+
+# Where each name below lives. They are imported on first use, not with the package:
+# metrics loads scikit-learn (and SciPy), which commands that only read reports (compare)
+# would otherwise pay for at start-up.
+_HOME = {
+    "HEADLINE_COLUMNS": "headline",
+    "headline_figures": "headline",
+    "confusion_frame": "metrics",
+    "default_thresholds": "metrics",
+    "predictions_frame": "metrics",
+    "summary_metrics": "metrics",
+    "threshold_metrics": "metrics",
+    "read_csv_safe": "safe_csv",
+    "write_csv_safe": "safe_csv",
+    "RULES": "selection",
+    "analysis_report": "selection",
+    "choose_best": "selection",
+    "write_best_plots": "writer",
+    "write_weight_reports": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The package's public names, each imported from its module on first use."""
+    if name in _HOME:
+        return getattr(importlib.import_module(f"cnnhub.evaluation.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HEADLINE_COLUMNS",
