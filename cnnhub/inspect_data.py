@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import numpy as np
@@ -102,7 +103,8 @@ def _read_hash_cache(path: Path | None) -> dict[str, list]:
 def file_hashes(
     paths: Sequence[str], cache: Path | None = None, workers: int | None = None
 ) -> list[str | None]:
-    """SHA-1 of each file's bytes (None for a file that cannot be read), cached by size+mtime."""
+    """SHA-1 of each file's bytes (None for a file that cannot be read or is not a regular
+    file), cached by size+mtime."""
     entries = _read_hash_cache(cache)
     out: list[str | None] = [None] * len(paths)
     todo: list[tuple[int, str, list[int]]] = []
@@ -111,6 +113,8 @@ def file_hashes(
             stat = os.stat(path)
         except OSError:
             continue
+        if not S_ISREG(stat.st_mode):
+            continue  # a FIFO would block the read (scans skip these files anyway)
         key = [stat.st_size, stat.st_mtime_ns]
         cached = entries.get(os.path.abspath(path))
         if isinstance(cached, list) and len(cached) == 3 and cached[:2] == key:

@@ -36,6 +36,7 @@ from cnnhub.images import (
     scan_images,
     walk_images,
 )
+from cnnhub.inspect_data import file_hashes
 from cnnhub.runner import train_main
 from cnnhub.sources import (
     apply_split_file,
@@ -197,6 +198,7 @@ def test_decoders_refuse_special_files_without_blocking(tmp_path):
             with pytest.raises(UnreadableImage, match=r"not a regular file \(a FIFO"):
                 decode(fifo)
         result = scan_images([str(fifo), str(tmp_path)])
+        assert file_hashes([str(fifo)]) == [None]
     assert result.ok == []
     assert dict(result.skipped) == {
         str(fifo): "not a regular file (a FIFO, socket or device)",
