@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -132,11 +133,14 @@ def pillow_decodes(data: bytes) -> bool:
 def pillow_only(count: int, seed: int) -> list[bytes]:
     """Fuzzed JPEGs that Pillow decodes and TensorFlow rejects (what crashed training), among
     those the pipeline sends to TensorFlow."""
-    return [
-        d
-        for d in fuzzed_jpegs(count, seed)
-        if pillow_decodes(d) and not needs_pil(io.BytesIO(d)) and not tensorflow_decodes(d)
-    ]
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        for i, data in enumerate(fuzzed_jpegs(count, seed)):
+            path = Path(folder) / f"{i}.jpg"
+            path.write_bytes(data)
+            if pillow_decodes(data) and not needs_pil(path) and not tensorflow_decodes(data):
+                out.append(data)
+    return out
 
 
 def test_scan_judges_each_file_with_the_decoder_the_pipeline_uses(tmp_path):
