@@ -15,8 +15,8 @@ Output folder (``--out``, default ``RUN/export/<format>/``):
 ===============  =====================================================================
 format           model file, runtime used for the check
 ===============  =====================================================================
-``keras``        ``model.keras``; ``keras.saving.load_model`` (needs ``import cnnhub``:
-                 the preprocessing layer is cnnhub's)
+``keras``        ``model.keras``; ``keras.saving.load_model`` (Keras built-in layers
+                 only: loads without cnnhub)
 ``savedmodel``   ``saved_model/`` (``model.export``); ``tf.saved_model.load``, signature
                  ``serve`` (input ``image``, output ``output_0``)
 ``tflite``       ``model.tflite`` (float32, converted from the SavedModel); LiteRT
@@ -151,8 +151,6 @@ def load_runtime(fmt: str, path: Path) -> Runtime:
     """Load the export at ``path`` (format ``fmt``) with its own runtime."""
     if fmt == "keras":
         import keras
-
-        import cnnhub.layers  # noqa: F401  (registers the preprocessing layer)
 
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
         return Runtime(

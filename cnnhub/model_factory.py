@@ -1,7 +1,8 @@
 """Build a classifier: raw pixels -> preprocessing -> backbone -> pooling -> dense head -> softmax.
 
 Every model cnnhub builds takes raw 0-255 pixels, so a saved model needs no separate
-preprocessing and loads with ``keras.saving.load_model(path, safe_mode=True)``. The backbone is
+preprocessing; it is made of Keras built-in layers only (:mod:`cnnhub.layers`), so it loads with
+``keras.saving.load_model(path, safe_mode=True)`` without cnnhub. The backbone is
 a nested model named ``backbone`` so training types can freeze it as one block.
 """
 
@@ -14,7 +15,7 @@ import keras
 from keras import layers
 
 from cnnhub.errors import CnnhubError
-from cnnhub.layers import ImageNetPreprocessing
+from cnnhub.layers import preprocessing_layer
 from cnnhub.model_defaults import weights_kind
 from cnnhub.registry import RESCALE, BackboneSpec, get_backbone
 from cnnhub.settings import AUTO
@@ -98,6 +99,7 @@ def build_head(x, num_classes: int, config: dict[str, Any]):
         x = layers.GlobalMaxPooling2D(name="pool")(x)
     else:
         x = layers.Flatten(name="pool")(x)
+    from cnnhub.custom.build import activation_layer
     from cnnhub.settings import dense_activations
 
     layer_specs = zip(config["NUM_NODES"], config["NUM_DROPOUTS"], dense_activations(config))
@@ -105,7 +107,7 @@ def build_head(x, num_classes: int, config: dict[str, Any]):
         x = layers.Dense(units, name=f"head_dense{i}")(x)
         if config["DENSE_BATCH_NORM"]:
             x = layers.BatchNormalization(name=f"head_bn{i}")(x)
-        x = layers.Activation(activation, name=f"head_act{i}")(x)
+        x = activation_layer(activation, f"head_act{i}")(x)
         if rate > 0:
             x = layers.Dropout(rate, name=f"head_dropout{i}")(x)
     # float32 softmax keeps probabilities exact under mixed precision.
@@ -135,7 +137,7 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
     if spec.preprocessing == RESCALE:
         x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     else:
-        x = ImageNetPreprocessing(spec.preprocessing, name="preprocess")(inputs)
+        x = preprocessing_layer(spec.preprocessing)(inputs)
     x = build_backbone(spec, input_shape, config, num_classes)(x)
     outputs = build_head(x, num_classes, config)
     model = keras.Model(inputs, outputs, name=spec.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
+import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterator
@@ -59,6 +60,19 @@ def expected_variables(model, prefix: str = "layers") -> dict[str, tuple[str, tu
     }
 
 
+def _fixed_layers(model) -> set[str]:
+    """Names of the model's fixed preprocessing layers (constant weights, never loaded)."""
+    from cnnhub.layers import is_fixed_preprocessing
+
+    return {layer.name for layer in model.layers if is_fixed_preprocessing(layer)}
+
+
+def _fixed_variables(model) -> set[str]:
+    """Paths of the fixed preprocessing weights: constants that older weights files lack."""
+    names = _fixed_layers(model)
+    return {path for path, (name, _) in expected_variables(model).items() if name in names}
+
+
 def file_variables(h5_path: Path) -> dict[str, tuple]:
     """Variable path -> shape of every weight in a Keras 3 ``.weights.h5`` file."""
     found: dict[str, tuple] = {}
@@ -78,10 +92,18 @@ def _describe(shape: tuple) -> str:
 
 
 def check_compatible(model, h5_path: Path, shown_name: str) -> None:
-    """Raise CnnhubError naming the first layer whose weights in ``h5_path`` do not fit."""
+    """Raise CnnhubError naming the first layer whose weights in ``h5_path`` do not fit.
+
+    A file without the model's fixed preprocessing weights (saved before :mod:`cnnhub.layers`
+    made them a layer) fits: loading keeps the model's own constants.
+    """
     expected = expected_variables(model)
     actual = file_variables(h5_path)
+    fixed = _fixed_variables(model)
+    missing_fixed = bool(fixed) and not fixed & set(actual)
     for path, (layer_name, shape) in expected.items():
+        if path in fixed and missing_fixed:
+            continue
         if path not in actual:
             raise CnnhubError(
                 f"Weights file {shown_name} does not fit this model: layer `{layer_name}` "
@@ -101,6 +123,22 @@ def check_compatible(model, h5_path: Path, shown_name: str) -> None:
             f"the model lacks, the first at {extra[0]} with shape {_describe(actual[extra[0]])}. "
             "Use weights saved from the same model architecture and settings."
         )
+
+
+def _lacks_fixed(model, h5_path: Path) -> bool:
+    """Whether the file was saved without the model's fixed preprocessing weights."""
+    fixed = _fixed_variables(model)
+    return bool(fixed) and not fixed & set(file_variables(h5_path))
+
+
+def _load(model, h5_path: Path) -> None:
+    if not _lacks_fixed(model, h5_path):
+        model.load_weights(h5_path)
+        return
+    # The model keeps its own (constant) preprocessing weights; everything else is loaded.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns about the skipped preprocessing layer
+        model.load_weights(h5_path, skip_mismatch=True)
 
 
 WEIGHTS_FILE_SUFFIXES = (".weights.h5", ".keras")
@@ -151,7 +189,7 @@ def load_weights_checked(model, path: str | Path, check: bool = True) -> None:
     with _weights_table(path) as h5_path:
         if check:
             check_compatible(model, h5_path, str(path))
-        model.load_weights(h5_path)
+        _load(model, h5_path)
 
 
 # ---------------------------------------------------------------- pretrained starts (-w <run>)
@@ -260,7 +298,7 @@ def load_pretrained(model, weights: str | Path) -> str:
     loaded = {name for name, _ in backbone.values()}
     order = {layer.name: i for i, layer in enumerate(model.layers)}
     fresh = sorted(
-        {name for name, _ in expected_variables(model).values()} - loaded,
+        {name for name, _ in expected_variables(model).values()} - loaded - _fixed_layers(model),
         key=lambda name: order.get(name, len(order)),
     )
     return (

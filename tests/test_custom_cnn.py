@@ -509,3 +509,23 @@ def test_tiny_custom_net_learns_synthetic_task():
     model.fit(x_train, y_train, epochs=2, batch_size=8, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     assert accuracy > 0.75
+
+
+def test_leaky_relu_has_one_slope_in_conv_blocks_and_dense_head():
+    from cnnhub.model_factory import build_model
+    from cnnhub.settings import load_defaults
+
+    config = dict(
+        load_defaults()[0], MODEL_NAME="custom", IMG_HEIGHT=8, IMG_WIDTH=8, WEIGHTS="none",
+        CUSTOM_CONV_BLOCKS="c4-aleaky_relu", NUM_NODES=[4], NUM_DROPOUTS=[0.0],
+        DENSE_ACTIVATION="leaky_relu", COLOR_MODE="rgb",
+    )  # fmt: skip
+    model = build_model(config, 2)
+    conv_act = model.get_layer("backbone").get_layer("block1_act")
+    head_act = model.get_layer("head_act1")
+    x = np.array([[-2.0, -1.0, 0.0, 3.0]], dtype=np.float32)
+    for layer in (conv_act, head_act):
+        np.testing.assert_allclose(np.asarray(layer(x)), [[-0.4, -0.2, 0.0, 3.0]], rtol=1e-6)
+    from cnnhub.custom.build import LEAKY_RELU_SLOPE
+
+    assert LEAKY_RELU_SLOPE == 0.2

@@ -68,8 +68,6 @@ def predict_with_own_runtime(fmt: str, path: Path, images: np.ndarray) -> np.nda
     if fmt == "keras":
         import keras
 
-        import cnnhub.layers  # noqa: F401
-
         return keras.saving.load_model(path, safe_mode=True).predict(images, verbose=0)
     if fmt == "savedmodel":
         import tensorflow as tf

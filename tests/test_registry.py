@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from cnnhub.errors import CnnhubError
-from cnnhub.layers import ImageNetPreprocessing
 from cnnhub.model_factory import build_backbone, build_model, check_input_size
 from cnnhub.registry import (
     BACKBONES,
@@ -125,11 +124,3 @@ def test_unknown_name_lists_closest_matches():
         "resnet50",
         "custom",
     ]
-
-
-@pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
-def test_preprocessing_layer_matches_keras_preprocess_input(mode):
-    images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
-    expected = keras.applications.imagenet_utils.preprocess_input(images.copy(), mode=mode)
-    actual = keras.ops.convert_to_numpy(ImageNetPreprocessing(mode)(images))
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-import cnnhub.layers  # noqa: F401  (registers the custom layer for safe_mode loading)
 from cnnhub import settings
 from cnnhub.callbacks import LOG_COLUMNS
 from cnnhub.images import load_image

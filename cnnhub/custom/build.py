@@ -1,7 +1,8 @@
 """The Keras build of a custom CNN, layer by layer from its plan (:mod:`cnnhub.custom.plan`).
 
 Only standard Keras layers are used (no ``Lambda``), so saved models load with
-``safe_mode=True``: leaky_relu is ``LeakyReLU()`` (Keras' slope 0.3), prelu is
+``safe_mode=True``: leaky_relu is ``LeakyReLU`` with slope :data:`LEAKY_RELU_SLOPE` (0.2, the
+dense head's too), prelu is
 ``PReLU(shared_axes=[1, 2])`` (one slope per channel), the others ``Activation(name)``;
 BatchNormalization uses momentum ``BN_MOMENTUM``. This is the only module of
 :mod:`cnnhub.custom` that imports Keras.
@@ -25,9 +26,15 @@ from cnnhub.errors import CnnhubError
 BN_MOMENTUM = 0.9
 
 
-def _activation_layer(activation: str, layer_name: str) -> Any:
+LEAKY_RELU_SLOPE = 0.2
+"""Slope of ``leaky_relu`` for x < 0, wherever it is used (conv blocks and the dense head);
+the default of ``keras.activations.leaky_relu`` and ``tf.nn.leaky_relu``."""
+
+
+def activation_layer(activation: str, layer_name: str) -> Any:
+    """The Keras layer for an activation name (conv blocks and the dense head alike)."""
     if activation == "leaky_relu":
-        return layers.LeakyReLU(name=layer_name)
+        return layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, name=layer_name)
     if activation == "prelu":
         # One slope per channel, so the weights do not depend on the input size.
         return layers.PReLU(shared_axes=[1, 2], name=layer_name)
@@ -66,7 +73,7 @@ def build_custom_backbone(input_shape: Sequence[int], blocks: Any, name: str = "
             x = layers.Add(name=layer.name)([x, block_input if shortcut is None else shortcut])
             shortcut = None
         elif kind == "act":
-            x = _activation_layer(cfg["activation"], layer.name)(x)
+            x = activation_layer(cfg["activation"], layer.name)(x)
         elif kind == "pool":
             pool_cls = layers.MaxPooling2D if cfg["pool"] == "max" else layers.AveragePooling2D
             x = pool_cls(

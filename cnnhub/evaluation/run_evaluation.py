@@ -422,7 +422,9 @@ def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any
 
         class_count = len(json.loads((run_dir / "index_class_mapping.json").read_text("utf-8")))
         model = build_model(dict(config, WEIGHTS="none"), class_count)
-    model.load_weights(logs / best["weights"])
+    from cnnhub.weights import load_weights_checked
+
+    load_weights_checked(model, logs / best["weights"])
     with atomic.atomic_path(run_dir / "best_model.keras") as tmp:
         model.save(tmp)
     atomic.write_json(run_dir / "best_weights.json", best)
