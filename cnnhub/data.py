@@ -48,6 +48,17 @@ class Split:
     def counts(self, num_classes: int) -> np.ndarray:
         return np.bincount(self.labels, minlength=num_classes)
 
+    def subset(self, indices: Any) -> Split:
+        """The samples at ``indices`` (in that order), decoded the same way."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return Split(
+            labels=self.labels[indices],
+            paths=[self.paths[i] for i in indices] if self.paths else [],
+            images=None if self.images is None else self.images[indices],
+            needs_pil=self.needs_pil,
+            channels=self.channels,
+        )
+
 
 @dataclass
 class Splits:
@@ -502,6 +513,49 @@ def run_validation_source(config: dict[str, Any], run_dir: str | Path, class_nam
     return valid
 
 
+def evaluation_source(
+    config: dict[str, Any], run_dir: str | Path, class_names: list[str], data_dir: str | None = None
+):
+    """The data a run is scored on, as a DataSource: ``data_dir`` (any layout) when given, else
+    the run's validation data as training had it (:func:`run_validation_source`, or the
+    DATA_DIR_VALID folder). The one way ``evaluate``, ``errors`` and ``export`` find it."""
+    from cnnhub.sources import load_source
+
+    if data_dir is None:
+        source = run_validation_source(config, run_dir, class_names)
+        if source is not None:
+            return source
+    return load_source(data_dir or config["DATA_DIR_VALID"])
+
+
+def check_same_classes(source, class_names: list[str], received: str) -> None:
+    """Fail naming the differences when ``source`` does not hold exactly the run's classes."""
+    if list(source.class_names) != list(class_names):
+        only_data = sorted(set(source.class_names) - set(class_names))
+        only_run = sorted(set(class_names) - set(source.class_names))
+        raise CnnhubError(
+            f"The classes in {source.origin} differ from the run's: only in the data: "
+            f"{only_data or 'none'}; only in the run: {only_run or 'none'}. Pass a folder with "
+            f"the run's class sub-folders. Received: {received}"
+        )
+
+
+def evaluation_dataset(
+    split: Split, config: dict[str, Any], num_classes: int, batch_size: int | None = None
+):
+    """Batches of model input (no labels, the split's order) to score a run's weights on."""
+    return make_dataset(
+        split,
+        num_classes=num_classes,
+        image_size=(config["IMG_HEIGHT"], config["IMG_WIDTH"]),
+        batch_size=batch_size or config["BATCH_SIZE"],
+        training=False,
+        seed=config["SEED"],
+        cache=True,
+        with_labels=False,
+    )
+
+
 def split_of_source(source, scan_cache: bool = True, channels: int = 3):
     """``(Split, skipped files)`` of a DataSource: its files decode-checked, the bad ones out."""
     options = DataOptions(scan_cache=scan_cache, channels=channels)
@@ -565,6 +619,34 @@ def _decode_pil(path, image_size, channels: int = 3):
 
     image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
     return tf.ensure_shape(image, (*image_size, channels))
+
+
+def decode_file(
+    path: str | os.PathLike, image_size: tuple[int, int], channels: int = 3
+) -> np.ndarray:
+    """One image file decoded as :func:`make_dataset` decodes it: uint8 (height, width, channels).
+
+    The pipeline's own route, file by file: Pillow (``load_image``) for the files ``needs_pil``
+    picks, TensorFlow's decoder and resize otherwise. For files met outside a dataset
+    (``predict``, the explain commands, ``export``).
+
+    Raises:
+        UnreadableImage: the file cannot be decoded.
+    """
+    import tensorflow as tf
+
+    from cnnhub.images import UnreadableImage, needs_pil
+
+    size = (int(image_size[0]), int(image_size[1]))
+    if needs_pil(path, channels):
+        return load_image(path, size, channels=channels)
+    try:
+        image = _decode_tf(tf.constant(os.fsencode(path)), size, channels)
+    except (tf.errors.OpError, ValueError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        reason = (message.strip().splitlines() or ["cannot decode"])[0]
+        raise UnreadableImage(reason[:200], path) from None
+    return image.numpy()
 
 
 def _decoder(split: Split, image_size: tuple[int, int]):

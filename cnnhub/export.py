@@ -6,8 +6,9 @@
         [--weights best|last|<epoch>|<file>] [--threshold best|<float>] [--out DIR]
         [--valid DIR] [--calibration DIR] [--calibration_images 200] [--opset 17]
 
-Every format takes raw RGB pixels (0-255, float32, NHWC) of the run's image size and returns
-class probabilities: cnnhub models carry their preprocessing inside. Resizing to the run's
+Every format takes raw pixels (0-255, float32, NHWC) of the run's image size and channels (RGB,
+or one channel for a ``--color_mode grayscale`` run) and returns class probabilities: cnnhub
+models carry their preprocessing inside. Resizing to the run's
 size is the caller's job (cnnhub resizes bilinearly with antialiasing).
 
 Output folder (``--out``, default ``RUN/export/<format>/``):
@@ -35,12 +36,15 @@ result, size, latency, versions). The threshold is the one of ``best_weights.jso
 ``--threshold`` says otherwise: a top-1 probability below it means "uncertain".
 
 The export is written to a hidden staging folder inside ``--out`` first. It is then reloaded
-with its own runtime and run on up to 64 validation images (``DATA_DIR_VALID`` or ``--valid``;
-random images, with a note, when none are there); the largest absolute difference from the
-Keras model's probabilities must be at most 1e-4 (float formats) or, for ``tflite-int8``, the
-top-1 class must agree on at least 95% of the images. Only then is it moved into place;
-otherwise the staging folder is removed and the command fails (exit 2). The file size and the
-median batch-1 latency per image on this machine are printed and recorded.
+with its own runtime and run on up to 64 validation images: the run's validation data rebuilt
+exactly as ``evaluate`` rebuilds it (``split.csv`` of a ``--val_split`` run, DATA_DIR_VALID in
+any layout), or ``--valid`` (any layout). When the run's data cannot be read, 64 random images
+are used instead, with a note, and the printed check and ``metadata.json`` say so. The
+largest absolute difference from the Keras model's probabilities must be at most 1e-4 (float
+formats) or, for ``tflite-int8``, the top-1 class must agree on at least 95% of the images.
+Only then is it moved into place; otherwise the staging folder is removed and the command fails
+(exit 2). The file size and the median batch-1 latency per image on this machine are printed
+and recorded.
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ def tflite_interpreter_class():
 class Runtime:
     """An exported model loaded in its own runtime.
 
-    ``predict`` maps a float32 batch (N, H, W, 3) of raw 0-255 pixels to probabilities (N, K).
+    ``predict`` maps a float32 batch (N, H, W, C) of raw 0-255 pixels to probabilities (N, K).
     """
 
     predict: Callable[[np.ndarray], np.ndarray]
@@ -251,7 +255,8 @@ def _onnx(model, target: Path, image_size: tuple[int, int], opset: int, props: d
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     import tf2onnx
 
-    spec = tf.TensorSpec((None, *image_size, 3), tf.float32, name="image")
+    channels = int(model.input_shape[-1])  # 1 for a grayscale run
+    spec = tf.TensorSpec((None, *image_size, channels), tf.float32, name="image")
     forward = tf.function(lambda image: model(image, training=False))
     proto, _ = tf2onnx.convert.from_function(forward, input_signature=[spec], opset=opset)
     old = proto.graph.output[0].name
@@ -324,48 +329,80 @@ def measure_latency(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarr
     return statistics.median(times)
 
 
-def load_image_sample(
-    folder: str, count: int, size: tuple[int, int]
-) -> tuple[list[np.ndarray], list[str]]:
-    """Up to ``count`` readable images, spread evenly over ``folder`` (recursively)."""
-    from cnnhub.images import UnreadableImage, load_image
+def folder_inputs(run: Run, folder: str, count: int) -> list[np.ndarray]:
+    """Up to ``count`` readable images spread evenly over ``folder``, as the run's model input."""
+    from cnnhub.images import UnreadableImage
 
-    if not folder or not Path(folder).is_dir():
-        return [], []
-    images, paths = [], []
+    images = []
     for path in spread(walk_images(folder), count):
         try:
-            images.append(load_image(path, size=size, channels=3).astype(np.float32))
-            paths.append(path)
+            images.append(run.load_input(path))
         except UnreadableImage:
             continue
-    return images, paths
+    return images
 
 
-def verification_images(run: Run, folder: str | None) -> tuple[np.ndarray, str]:
-    """The images an export is checked on: validation images, or random ones with a note."""
-    folder = folder if folder is not None else str(run.config.get("DATA_DIR_VALID", ""))
-    images, _ = load_image_sample(folder, VERIFY_IMAGES, run.image_size)
-    if images:
-        return np.stack(images), f"{len(images)} validation image(s) from {folder}"
+def source_inputs(run: Run, source, count: int) -> np.ndarray:
+    """Up to ``count`` samples spread evenly over a DataSource, as ``evaluate`` feeds them."""
+    from cnnhub.data import evaluation_dataset, split_of_source
+
+    picked = source.subset(spread(np.arange(len(source)), count))
+    split, _ = split_of_source(picked, run.config.get("SCAN_CACHE", True), run.channels)
+    if not len(split):
+        return np.zeros((0, *run.image_size, run.channels), np.float32)
+    dataset = evaluation_dataset(split, run.config, run.num_classes)
+    return np.concatenate(list(dataset.as_numpy_iterator())).astype(np.float32)
+
+
+def random_images(run: Run, why: str) -> tuple[np.ndarray, str]:
+    """:data:`VERIFY_IMAGES` random images of the run's input shape, with a note saying why."""
     note(
-        f"no readable validation images in {folder!r}; checking the export on "
-        f"{VERIFY_IMAGES} random images instead (pass --valid DIR to use real ones)."
+        f"{why}; checking the export on {VERIFY_IMAGES} RANDOM images instead of validation "
+        "images (pass --valid DATA to check on real ones)."
     )
     rng = np.random.default_rng(0)
-    shape = (VERIFY_IMAGES, *run.image_size, 3)
-    return rng.integers(0, 256, shape).astype(np.float32), f"{VERIFY_IMAGES} random images"
+    shape = (VERIFY_IMAGES, *run.image_size, run.channels)
+    source = f"{VERIFY_IMAGES} random images (no validation data: {why})"
+    return rng.integers(0, 256, shape).astype(np.float32), source
+
+
+def verification_images(run: Run, valid: str | None) -> tuple[np.ndarray, str]:
+    """The images an export is checked on: the run's validation data, rebuilt as ``evaluate``
+    does (or ``valid``, any layout); random ones, with a note, when it cannot be read."""
+    from cnnhub.data import evaluation_source
+
+    try:
+        source = evaluation_source(run.config, run.path, run.class_names, valid)
+    except CnnhubError as exc:
+        if valid is not None:
+            raise
+        return random_images(run, f"the run's validation data cannot be read ({exc})")
+    images = source_inputs(run, source, VERIFY_IMAGES)
+    if not len(images):
+        return random_images(run, f"no readable validation image in {source.origin}")
+    return images, f"{len(images)} validation image(s) from {source.origin}"
 
 
 def calibration_images(run: Run, folder: str | None, count: int) -> list[np.ndarray]:
-    """The representative sample for int8 quantisation (training images)."""
-    folder = folder if folder is not None else str(run.config.get("DATA_DIR_TRAIN", ""))
-    images, _ = load_image_sample(folder, count, run.image_size)
+    """The representative sample for int8 quantisation: a folder of images, or else the run's
+    training data (DATA_DIR_TRAIN, any layout), as the run's model input."""
+    from cnnhub.data import DataOptions, read_source
+
+    if folder is not None:
+        images = folder_inputs(run, folder, count) if Path(folder).is_dir() else []
+    else:
+        folder = str(run.config.get("DATA_DIR_TRAIN", ""))
+        try:
+            source = read_source(folder, "train", DataOptions.from_config(run.config))
+            images = list(source_inputs(run, source, count))
+        except CnnhubError:
+            images = []
     if not images:
         raise CnnhubError(
             f"tflite-int8 needs training images to calibrate the quantisation, but "
-            f"{folder!r} (DATA_DIR_TRAIN of the run) holds no readable image. Pass a folder of "
-            f"representative images with --calibration DIR. Received: calibration={folder!r}"
+            f"{folder!r} (--calibration, else DATA_DIR_TRAIN of the run) holds no readable "
+            "image. Pass a folder of representative images with --calibration DIR. "
+            f"Received: calibration={folder!r}"
         )
     return images
 
@@ -422,14 +459,19 @@ def _versions(fmt: str) -> dict[str, str]:
     return versions
 
 
+def channel_names(run: Run) -> str:
+    """What the model's input channels hold: ``RGB``, or ``grayscale`` for a grayscale run."""
+    return "grayscale" if run.channels == 1 else "RGB"
+
+
 def _io_description(fmt: str, run: Run, runtime: Runtime) -> tuple[dict, dict]:
     height, width = run.image_size
     inputs = {
         "name": runtime.input_name,
-        "shape": [1 if fmt.startswith("tflite") else None, height, width, 3],
+        "shape": [1 if fmt.startswith("tflite") else None, height, width, run.channels],
         "dtype": "float32",
         "layout": "NHWC",
-        "channels": "RGB",
+        "channels": channel_names(run),
         "range": [0, 255],
         "preprocessing": "none (inside the model); resize to the shape first",
     }
@@ -473,7 +515,9 @@ def export_run(
     props = {
         "cnnhub_labels": json.dumps(run.class_names, ensure_ascii=False),
         "cnnhub_threshold": repr(float(threshold)),
-        "cnnhub_input": f"float32 NHWC RGB 0-255, {run.image_size[0]}x{run.image_size[1]}",
+        "cnnhub_input": (
+            f"float32 NHWC {channel_names(run)} 0-255, {run.image_size[0]}x{run.image_size[1]}"
+        ),
     }
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
@@ -605,7 +649,9 @@ def _run(argv: Sequence[str], prog: str) -> int:
         "--out", default=None, help="Export folder. [default: RUN/export/<format>/]"
     )
     parser.add_argument(
-        "--valid", default=None, help="Images for the check. [default: DATA_DIR_VALID of the run]"
+        "--valid",
+        default=None,
+        help="Data for the check, any layout. [default: the run's validation data]",
     )
     parser.add_argument(
         "--calibration",

@@ -11,9 +11,9 @@ error``. ``label`` is the top-1 class, or ``uncertain`` when the top-1 probabili
 threshold (default: the one in ``best_weights.json``, else 0.0). Folders are walked recursively
 (files with an image extension, hidden files and folders skipped); files named explicitly are
 always tried. A file that cannot be decoded gets a row with ``error`` filled in and empty
-prediction columns; the batch goes on. Images are decoded with
-:func:`cnnhub.images.load_image` (the same pixels as training's Pillow path), in a thread pool,
-and predicted in batches; a progress bar (stderr) appears above 300 images.
+prediction columns; the batch goes on. Images are turned into model input by the run
+(:meth:`cnnhub.run_loading.Run.load_input`: its size and channels, training's decoder), in a
+thread pool, and predicted in batches; a progress bar (stderr) appears above 300 images.
 
 Without ``--out`` a table is printed; with ``--out`` the CSV is written (formula-safe, see
 :mod:`cnnhub.evaluation.safe_csv`) and the table is printed only with ``--print``.
@@ -80,24 +80,24 @@ def collect_images(inputs: Sequence[str]) -> list[str]:
     return unique
 
 
-def _load(path: str, size: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
-    from cnnhub.images import UnreadableImage, load_image
+def _load(run: Run, path: str) -> tuple[np.ndarray | None, str | None]:
+    from cnnhub.images import UnreadableImage
 
     try:
-        return load_image(path, size=size, channels=3), None
+        return run.load_input(path), None
     except UnreadableImage as exc:
         return None, exc.reason
 
 
 def predict_paths(
     model,
+    run: Run,
     paths: Sequence[str],
-    image_size: tuple[int, int],
     batch_size: int = 32,
     progress: bool | None = None,
     workers: int | None = None,
 ) -> tuple[np.ndarray, list[str | None]]:
-    """Class probabilities for each file, decoded with ``load_image``, in batches.
+    """Class probabilities for each file, decoded with ``run.load_input``, in batches.
 
     Returns ``(proba, errors)``: ``proba`` is float32 ``(N, classes)`` with a row of NaN for
     each unreadable file, ``errors[i]`` the reason file ``i`` could not be read (else None).
@@ -120,7 +120,7 @@ def predict_paths(
 
         def submit(start: int):
             chunk = paths[start : start + batch_size]
-            return [pool.submit(_load, p, image_size) for p in chunk]
+            return [pool.submit(_load, run, p) for p in chunk]
 
         pending = submit(starts[0]) if starts else []
         for index, start in enumerate(starts):
@@ -250,7 +250,7 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
         note(f"--top_k {args.top_k} is more than the {run.num_classes} classes; showing all.")
     quiet_tensorflow()
     model = build_run_model(run, weights)
-    proba, errors = predict_paths(model, paths, run.image_size, args.batch_size)
+    proba, errors = predict_paths(model, run, paths, args.batch_size)
     frame = predictions_frame(paths, proba, errors, run.class_names, args.top_k, threshold)
     unreadable = sum(e is not None for e in errors)
     uncertain = int((frame["label"] == UNCERTAIN).sum())

@@ -315,6 +315,28 @@ class Run:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def channels(self) -> int:
+        """Channels of the model's input: 1 for a ``--color_mode grayscale`` run, else 3."""
+        from cnnhub.data import input_channels
+
+        return input_channels(self.config)
+
+    def load_input(self, path: str | os.PathLike) -> Any:
+        """An image file as this run's model input: float32 (height, width, channels), 0-255.
+
+        The one way every command turns a file into model input: the run's image size and
+        channels, decoded as training decoded it (:func:`cnnhub.data.decode_file`).
+
+        Raises:
+            UnreadableImage: the file cannot be decoded (``reason`` says why).
+        """
+        import numpy as np
+
+        from cnnhub.data import decode_file
+
+        return decode_file(path, self.image_size, self.channels).astype(np.float32)
+
     def epoch_weights(self) -> dict[int, Path]:
         return self.folder.epoch_weights()
 

@@ -243,27 +243,6 @@ def walk_images(folder: str | os.PathLike) -> list[str]:
     return walk(folder)
 
 
-def class_folder_images(
-    folder: str | os.PathLike, class_names: Sequence[str], role: str, flag: str
-) -> tuple[list[str], list[int]]:
-    """Paths and label indices of a class-folder tree whose classes must be the run's."""
-    from cnnhub.images import list_class_folder
-
-    if not str(folder) or not Path(folder).is_dir():
-        raise CnnhubError(
-            f"The {role} folder {str(folder)!r} (from {RUN_CONFIG}) is not there. Pass the "
-            f"folder with {flag} DIR. Received: {flag}={str(folder)!r}"
-        )
-    names, items = list_class_folder(folder)
-    if list(names) != list(class_names):
-        raise CnnhubError(
-            f"The {role} folder {folder} holds the classes {names}, but the run was trained on "
-            f"{list(class_names)}. Pass a folder with the run's classes with {flag} DIR. "
-            f"Received: {flag}={str(folder)!r}"
-        )
-    return [p for p, _ in items], [label for _, label in items]
-
-
 def spread(items: Sequence, count: int) -> list:
     """Up to ``count`` items picked evenly across ``items`` (so every class is represented)."""
     if len(items) <= count:

@@ -162,10 +162,11 @@ def test_epoch_and_file_weights_match_keras(run, reference, tmp_path, capsys):
 
 def test_predict_paths_batches_with_padding_and_progress(run, reference, capsys):
     from cnnhub.predict import predict_paths
+    from cnnhub.run_loading import open_run
 
     paths = list(reference)[:7]
     model = keras_model(run, best_weights_file(run))
-    proba, errors = predict_paths(model, paths, (32, 32), batch_size=3, progress=True)
+    proba, errors = predict_paths(model, open_run(run), paths, batch_size=3, progress=True)
     assert errors == [None] * 7
     np.testing.assert_allclose(proba, np.stack([reference[p] for p in paths]), atol=1e-5)
     assert "img" in capsys.readouterr().err  # the tqdm bar

@@ -239,17 +239,6 @@ class BatchedScorer:
         return self._head.predict(self._features, batch_size=256, verbose=0)
 
 
-def _check_classes(run: RunContents, found: list[str], data_dir: str) -> None:
-    if found != run.class_names:
-        only_data = sorted(set(found) - set(run.class_names))
-        only_run = sorted(set(run.class_names) - set(found))
-        raise CnnhubError(
-            f"The classes in {data_dir} differ from the run's: only in the data: "
-            f"{only_data or 'none'}; only in the run: {only_run or 'none'}. Pass a folder with "
-            f"the run's class sub-folders. Received: --data_dir {data_dir}"
-        )
-
-
 def evaluate_run(
     run_dir: str | Path,
     data_dir: str | None = None,
@@ -271,9 +260,14 @@ def evaluate_run(
     and returns its ``summary.json``. Everything (run folder, classes, every weights file) is
     checked before anything is written.
     """
-    from cnnhub.data import input_channels, make_dataset, run_validation_source, split_of_source
+    from cnnhub.data import (
+        check_same_classes,
+        evaluation_dataset,
+        evaluation_source,
+        input_channels,
+        split_of_source,
+    )
     from cnnhub.model_factory import build_model
-    from cnnhub.sources import load_source
     from cnnhub.weights import check_weights_file
 
     run = read_run(run_dir)
@@ -282,27 +276,16 @@ def evaluate_run(
     heldout = data_dir is not None or source is not None
     if heldout:
         chosen = _with_validation_choice(run, chosen)
-    elif source is None:  # validation: rebuilt by the data side when it is not a plain folder
-        source = run_validation_source(config, run.path, run.class_names)
     if source is None:
-        source = load_source(data_dir or config["DATA_DIR_VALID"])
+        source = evaluation_source(config, run.path, run.class_names, data_dir)
     _check_distinct_names(chosen)
     full = not heldout and is_full_evaluation(run, chosen, from_config=weights is None)
-    _check_classes(run, source.class_names, source.origin)
+    check_same_classes(source, run.class_names, f"--data_dir {source.origin}")
     model = build_model(config, len(run.class_names))
     for path in chosen:
         check_weights_file(model, run.folder.check_weights(path))
     split, skipped = split_of_source(source, config["SCAN_CACHE"], input_channels(config))
-    dataset = make_dataset(
-        split,
-        num_classes=len(run.class_names),
-        image_size=(config["IMG_HEIGHT"], config["IMG_WIDTH"]),
-        batch_size=config["BATCH_SIZE"],
-        training=False,
-        seed=config["SEED"],
-        cache=True,
-        with_labels=False,
-    )
+    dataset = evaluation_dataset(split, config, len(run.class_names))
     scorer = BatchedScorer(model, dataset, config["TRAINING_TYPE"] == "freeze_all")
 
     def score_into(folder: Path | None) -> pd.DataFrame:
@@ -422,8 +405,6 @@ def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any
 
         class_count = len(json.loads((run_dir / "index_class_mapping.json").read_text("utf-8")))
         model = build_model(dict(config, WEIGHTS="none"), class_count)
-    from cnnhub.weights import load_weights_checked
-
     load_weights_checked(model, logs / best["weights"])
     with atomic.atomic_path(run_dir / "best_model.keras") as tmp:
         model.save(tmp)

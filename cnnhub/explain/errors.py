@@ -5,14 +5,17 @@
     python -m cnnhub errors RUN [--weights best|last|<epoch>|<file>] [--count 16]
         [--valid DIR] [--out FILE.png] [--batch_size 32]
 
-Like fastai's "top losses", restricted to mistakes: every validation image (``DATA_DIR_VALID``
-of ``run_config.json``, or ``--valid``) is predicted with the chosen weights (default: the
-best epoch), batched; the wrongly classified ones are sorted by the confidence of the wrong
-class (highest first) and the first ``--count`` are drawn in a gallery with actual class,
-predicted class and confidence under each. Written to ``RUN/explain/errors_<weights stem>.png``
-(or ``--out``) plus a CSV of the same name listing every wrong image (``image_path, actual,
-predicted, confidence, loss``; formula-safe). Unreadable validation files are left out, with a
-note.
+Like fastai's "top losses", restricted to mistakes: every validation image is predicted with
+the chosen weights (default: the best epoch), batched; the wrongly classified ones are sorted by
+the confidence of the wrong class (highest first) and the first ``--count`` are drawn in a
+gallery (as the model sees them) with actual class, predicted class and confidence under each.
+Written to ``RUN/explain/errors_<weights stem>.png`` (or ``--out``) plus a CSV of the same name
+listing every wrong image (``image_path, actual, predicted, confidence, loss``; formula-safe).
+
+The validation data is rebuilt exactly as ``evaluate`` rebuilds it
+(:func:`cnnhub.data.evaluation_source`): the run's ``split.csv`` for ``--val_split`` runs,
+DATA_DIR_VALID in any layout (class folders, CSV, IDX, ...), the same DEV pick; ``--valid``
+names other data in any layout instead. Unreadable files are left out, with a note.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from cnnhub.run_loading import (
     OneLineParser,
     build_run_model,
     choose_weights,
-    class_folder_images,
     note,
     open_run,
     quiet_tensorflow,
@@ -75,10 +77,12 @@ def wrong_predictions(
     ).reset_index(drop=True)
 
 
-def plot_gallery(rows, image_size: tuple[int, int], title: str, path: Path) -> None:
-    """Save the gallery of ``rows`` (a frame from :func:`wrong_predictions`) to ``path``."""
+def plot_gallery(rows, images: np.ndarray, title: str, path: Path) -> None:
+    """Save the gallery of ``rows`` (a frame from :func:`wrong_predictions`) to ``path``.
+
+    ``images[i]`` is the model input of ``rows``' i-th image (0-255, one or three channels).
+    """
     from cnnhub import atomic
-    from cnnhub.images import UnreadableImage, load_image
 
     plt = pyplot()
     count = len(rows)
@@ -93,10 +97,11 @@ def plot_gallery(rows, image_size: tuple[int, int], title: str, path: Path) -> N
         ax = fig.add_axes(
             (left + 30 / width, top - 10 / height - image_height, 200 / width, image_height)
         )
-        try:
-            ax.imshow(load_image(record["image_path"], size=image_size, channels=3))
-        except UnreadableImage:
-            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
+        image = np.clip(images[n], 0, 255).astype(np.uint8)
+        if image.shape[-1] == 1:  # a grayscale run
+            ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(image)
         ax.set_axis_off()
         ax.set_title(plot_text(Path(record["image_path"]).name), fontsize=7, color="0.3")
         caption = (
@@ -131,7 +136,9 @@ def _run(argv: Sequence[str], prog: str) -> int:
     )
     parser.add_argument("--count", type=int, default=16, help="Images shown. [default: 16]")
     parser.add_argument(
-        "--valid", default=None, help="Validation folder. [default: DATA_DIR_VALID of the run]"
+        "--valid",
+        default=None,
+        help="Validation data, any layout. [default: the run's validation data, as evaluate]",
     )
     parser.add_argument(
         "--out",
@@ -150,18 +157,25 @@ def _run(argv: Sequence[str], prog: str) -> int:
             )
     run = open_run(args.run)
     weights = choose_weights(run, args.weights)
-    valid = args.valid if args.valid is not None else str(run.config.get("DATA_DIR_VALID", ""))
-    paths, labels = class_folder_images(valid, run.class_names, "validation", "--valid")
     quiet_tensorflow()
-    from cnnhub.predict import predict_paths
+    from cnnhub.data import (
+        check_same_classes,
+        evaluation_dataset,
+        evaluation_source,
+        split_of_source,
+    )
 
+    # The validation data exactly as `evaluate` scores it (any layout, VAL_SPLIT, DEV).
+    source = evaluation_source(run.config, run.path, run.class_names, args.valid)
+    check_same_classes(source, run.class_names, f"--valid {source.origin}")
+    split, skipped = split_of_source(source, run.config.get("SCAN_CACHE", True), run.channels)
+    if skipped:
+        note(f"{len(skipped)} unreadable validation file(s) left out.")
     model = build_run_model(run, weights)
-    proba, failures = predict_paths(model, paths, run.image_size, args.batch_size)
-    unreadable = sum(f is not None for f in failures)
-    if unreadable:
-        note(f"{unreadable} unreadable validation file(s) left out.")
-    wrong = wrong_predictions(paths, labels, proba, run.class_names)
-    scored = len(paths) - unreadable
+    dataset = evaluation_dataset(split, run.config, run.num_classes, args.batch_size)
+    proba = np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)
+    wrong = wrong_predictions(split.paths, split.labels, proba, run.class_names)
+    scored = len(split)
     if wrong.empty:
         print(f"No misclassified validation images: all {scored} are right with {weights.how}.")
         return 0
@@ -172,7 +186,12 @@ def _run(argv: Sequence[str], prog: str) -> int:
         f"Most confidently wrong: {len(shown)} of {len(wrong)} errors in {scored} validation "
         f"images\nrun {plot_text(run.name)}, weights {plot_text(weights.path.name)}"
     )
-    plot_gallery(shown, run.image_size, title, png)
+    position = {path: i for i, path in enumerate(split.paths)}
+    shown_split = split.subset([position[p] for p in shown["image_path"]])
+    images = np.concatenate(
+        list(evaluation_dataset(shown_split, run.config, run.num_classes).as_numpy_iterator())
+    )
+    plot_gallery(shown, images, title, png)
     from cnnhub.evaluation.safe_csv import write_csv_safe
 
     write_csv_safe(csv, wrong)

@@ -11,7 +11,7 @@ which may name any backbone layer with a 2-D feature map): a grid of the layer's
 the layer's), titled with the layer name and output shape. Files go to
 ``RUN/explain/featuremaps/<image stem>/NNN_<layer>.png`` (``NNN`` = the layer's position in the
 backbone, so files sort in network order), or ``--out DIR``; their paths are printed. The image
-is decoded with :func:`cnnhub.images.load_image` at the run's input size, as for prediction.
+becomes model input as for prediction (:meth:`cnnhub.run_loading.Run.load_input`).
 """
 
 from __future__ import annotations
@@ -175,9 +175,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
         )
     run = open_run(args.run)
     weights = choose_weights(run, args.weights)
-    from cnnhub.images import load_image
-
-    image = load_image(args.image, size=run.image_size, channels=3)
+    image = run.load_input(args.image)
     out_dir = (
         Path(args.out)
         if args.out

@@ -79,7 +79,7 @@ def default_layer(backbone):
 def grad_cam(
     model, image: np.ndarray, class_index: int | None = None, layer_name: str | None = None
 ) -> GradCam:
-    """Grad-CAM of ``model`` for one raw 0-255 ``image`` (H, W, 3).
+    """Grad-CAM of ``model`` for one model input ``image`` (raw 0-255, H, W, channels).
 
     ``class_index`` None uses the predicted class; ``layer_name`` None :func:`default_layer`.
     """
@@ -217,9 +217,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
     run = open_run(args.run)
     target = None if args.class_name is None else class_index_of(args.class_name, run.class_names)
     weights = choose_weights(run, args.weights)
-    from cnnhub.images import load_image
-
-    image = load_image(args.image, size=run.image_size, channels=3)
+    image = run.load_input(args.image)
     shown = display_image(args.image)
     quiet_tensorflow()
     model = build_run_model(run, weights)
