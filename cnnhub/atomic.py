@@ -39,6 +39,25 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         tmp_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def new_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Create the folder ``path`` (and missing parents) for the block's output; when the block
+    fails, remove the folders created here again, so a failed command leaves nothing behind."""
+    path = Path(path)
+    top = None
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            break
+        top = candidate
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if top is not None:
+            shutil.rmtree(top, ignore_errors=True)
+        raise
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Atomically write ``text`` (UTF-8) to ``path``.
 

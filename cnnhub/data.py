@@ -195,6 +195,19 @@ def read_source(path: str, role: str, options: DataOptions, reference=None):
     return _align_classes(reference, source, what, f"{flag} {path}")
 
 
+def check_class_names(source, received: str) -> None:
+    """Refuse a class named like predict's below-threshold label (``uncertain``, any case)."""
+    from cnnhub.run_loading import UNCERTAIN
+
+    clash = [name for name in source.class_names if name.strip().casefold() == UNCERTAIN]
+    if clash:
+        raise CnnhubError(
+            f"A class may not be named {clash[0]!r}: `{UNCERTAIN}` is the label predict gives "
+            "an image below the confidence threshold. Rename that class (folder or label). "
+            f"Received: {received}"
+        )
+
+
 def _align_classes(reference, source, what: str, received: str):
     """``source`` relabelled to ``reference``'s class order; different classes are an error."""
     from cnnhub.sources import DataSource
@@ -393,6 +406,7 @@ def load_splits(
     """
     options = options or DataOptions()
     train_src = read_source(train_dir, "train", options)
+    check_class_names(train_src, f"-dtrain {train_dir}")
     valid_src = None
     if not options.validation_from_train:
         if not valid_dir:

@@ -66,6 +66,7 @@ import numpy as np
 
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
+from cnnhub.run_folder import check_writable
 from cnnhub.run_loading import (
     UNCERTAIN,
     OneLineParser,
@@ -498,10 +499,28 @@ def export_run(
     """Export, verify and, when the check passes, keep the run's model (module docstring).
 
     Raises:
-        CnnhubError: bad input, or the exported model failed its check (nothing is kept).
+        CnnhubError: bad input, or the exported model failed its check (nothing is kept, not
+            even the ``out_dir`` this call created).
     """
     check_dependencies(fmt)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic.new_folder(out_dir):
+        return _export(
+            run, weights, fmt, out_dir, threshold, valid_dir, calibration_dir, calibration_count,
+            opset,
+        )  # fmt: skip
+
+
+def _export(
+    run: Run,
+    weights: WeightsChoice,
+    fmt: str,
+    out_dir: Path,
+    threshold: float,
+    valid_dir: str | None,
+    calibration_dir: str | None,
+    calibration_count: int,
+    opset: int,
+) -> ExportResult:
     _check_out_dir(out_dir, fmt)
     calibration = (
         calibration_images(run, calibration_dir, calibration_count)
@@ -681,6 +700,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
             f"`--out` is the export folder (the model goes inside as {FORMATS[fmt]}), but "
             f"{out_dir} is a file. Received: out={args.out}"
         )
+    check_writable(out_dir, "the export", "--out", f"out={args.out or out_dir}")
     quiet_tensorflow()
     result = export_run(
         run, weights, fmt, out_dir, threshold, args.valid, args.calibration,

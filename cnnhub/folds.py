@@ -33,6 +33,7 @@ from cnnhub.data import (
     DataOptions,
     Splits,
     _Clean,
+    check_class_names,
     check_classes_present,
     dev_subset,
     finish_splits,
@@ -116,6 +117,7 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
     k = options.folds
     train_dir = config["DATA_DIR_TRAIN"]
     listing = read_source(train_dir, "train", options)
+    check_class_names(listing, f"-dtrain {train_dir}")
     test = load_test(config["DATA_DIR_TEST"], listing, options)
     counts = listing.class_counts()
     too_few = [f"{listing.class_names[i]} ({counts[i]})" for i in np.flatnonzero(counts < k)]

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnhub.errors import CnnhubError
+from cnnhub.run_folder import check_writable
 from cnnhub.run_loading import (
     UNCERTAIN,
     OneLineParser,
@@ -242,6 +243,8 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
         raise CnnhubError(
             f"`--out` must be a CSV file path, not a folder. Received: out={args.out}"
         )
+    if args.out is not None:
+        check_writable(Path(args.out).parent, "the predictions", "--out", f"out={args.out}")
     run: Run = open_run(args.run)
     weights = choose_weights(run, args.weights)
     threshold = choose_threshold(run, args.threshold, weights)

@@ -369,17 +369,44 @@ def open_run(path: str | os.PathLike) -> Run:
 # ---------------------------------------------------------------------- creating a run folder
 
 
+def _not_writable(folder: Path, reason: str, what: str, flag: str, received: str) -> CnnhubError:
+    return CnnhubError(
+        f"Cannot write {what} under {folder}: {reason}. Pass a writable folder with {flag}. "
+        f"Received: {received}"
+    )
+
+
+def check_writable(folder: str | os.PathLike, what: str, flag: str, received: str) -> None:
+    """Fail with one line unless files can be created in ``folder``; creates nothing.
+
+    ``folder`` need not exist yet: then its nearest existing parent must be a writable folder.
+    Catches a path under a file, a read-only or unwritable folder, before anything is written.
+    The message names ``what`` is written there and the ``flag`` that chooses the folder.
+    """
+    path = Path(os.path.abspath(folder or "."))
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a folder"
+        raise _not_writable(path, reason, what, flag, received)
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise _not_writable(path, exc.strerror or str(exc), what, flag, received) from None
+
+
 def repository_root(save_location: str) -> Path:
     """``<save_location>/model_repository``, created and checked writable."""
     root = Path(save_location or ".") / REPOSITORY
+    received = f"save_location={save_location}"
+    check_writable(root, "run folders", "-sl/--save_loc", received)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
-            pass
     except OSError as exc:
-        raise CnnhubError(
-            f"Cannot write run folders under {root}: {exc.strerror or exc}. Pass a writable "
-            f"folder with -sl/--save_loc. Received: save_location={save_location}"
+        raise _not_writable(
+            root, exc.strerror or str(exc), "run folders", "-sl/--save_loc", received
         ) from None
     return root
 

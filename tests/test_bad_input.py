@@ -57,6 +57,20 @@ def test_single_class(tmp_path, capsys):
     check_rejected(capsys, data_args(train, valid), "at least two classes", tmp_path)
 
 
+@pytest.mark.parametrize("name", ["uncertain", "Uncertain "])
+@pytest.mark.parametrize("split", [["--val_split", "0.25"], ["--folds", "2"], None])
+def test_class_named_like_the_abstain_label_is_refused(name, split, tmp_path, capsys):
+    # predict labels an image below the threshold `uncertain`: no class may be called that
+    classes = ("cat", name)
+    train = make_image_folder(tmp_path / "t", 2, classes=classes)
+    args = ["-dtrain", str(train)]
+    if split is None:
+        args += ["-dvalid", str(make_image_folder(tmp_path / "v", 1, classes=classes))]
+    else:
+        args += split
+    check_rejected(capsys, args, f"A class may not be named {name!r}", tmp_path)
+
+
 def test_image_size_below_the_minimum(tiny_data, tmp_path, capsys):
     args = data_args(tiny_data["train"], tiny_data["valid"]) + ["-m", "xception", "-w", "none"]
     check_rejected(capsys, args, "minimum input size of `xception`, 71x71", tmp_path)

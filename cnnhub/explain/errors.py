@@ -28,6 +28,7 @@ import numpy as np
 
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, plot_text, pyplot
+from cnnhub.run_folder import check_writable
 from cnnhub.run_loading import (
     OneLineParser,
     build_run_model,
@@ -157,6 +158,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
             )
     run = open_run(args.run)
     weights = choose_weights(run, args.weights)
+    png_folder = Path(args.out).parent if args.out else run.path / "explain"
+    check_writable(png_folder, "the errors gallery", "--out", f"out={args.out or png_folder}")
     quiet_tensorflow()
     from cnnhub.data import (
         check_same_classes,

@@ -22,8 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnhub import atomic
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, conv_layers, plot_text, pyplot, shape_text, split_model
+from cnnhub.run_folder import check_writable
 from cnnhub.run_loading import (
     OneLineParser,
     build_run_model,
@@ -181,10 +183,12 @@ def _run(argv: Sequence[str], prog: str) -> int:
         if args.out
         else run.path / "explain" / "featuremaps" / safe_file_name(Path(args.image).stem)
     )
+    check_writable(out_dir, "feature maps", "--out", f"out={args.out or out_dir}")
     quiet_tensorflow()
     model = build_run_model(run, weights)
     caption = f"image {Path(args.image).name} | run {run.name} | weights {weights.path.name}"
-    paths = write_feature_maps(model, image, out_dir, args.layer, args.max_channels, caption)
+    with atomic.new_folder(out_dir):
+        paths = write_feature_maps(model, image, out_dir, args.layer, args.max_channels, caption)
     for path in paths:
         print(path)
     print(f"{len(paths)} feature-map PNG(s) in {out_dir}")

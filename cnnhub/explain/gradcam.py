@@ -29,6 +29,7 @@ import numpy as np
 
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, plot_text, pyplot, shape_text, spatial_layers, split_model
+from cnnhub.run_folder import check_writable
 from cnnhub.run_loading import (
     OneLineParser,
     build_run_model,
@@ -217,6 +218,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
     run = open_run(args.run)
     target = None if args.class_name is None else class_index_of(args.class_name, run.class_names)
     weights = choose_weights(run, args.weights)
+    folder = Path(args.out).parent if args.out else run.path / "explain" / "gradcam"
+    check_writable(folder, "the Grad-CAM figure", "--out", f"out={args.out or folder}")
     image = run.load_input(args.image)
     shown = display_image(args.image)
     quiet_tensorflow()
@@ -227,7 +230,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
         path = Path(args.out)
     else:
         stem = safe_file_name(Path(args.image).stem)
-        path = run.path / "explain" / "gradcam" / f"{stem}_{safe_file_name(class_name)}.png"
+        path = folder / f"{stem}_{safe_file_name(class_name)}.png"
     caption = (
         f"image {Path(args.image).name} | run {run.name} | weights {weights.path.name} "
         f"| layer {result.layer}"
