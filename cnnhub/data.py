@@ -528,18 +528,30 @@ def run_validation_source(config: dict[str, Any], run_dir: str | Path, class_nam
 
 
 def evaluation_source(
-    config: dict[str, Any], run_dir: str | Path, class_names: list[str], data_dir: str | None = None
+    config: dict[str, Any],
+    run_dir: str | Path,
+    class_names: list[str],
+    data_dir: str | None = None,
+    flag: str = "--data_dir",
 ):
     """The data a run is scored on, as a DataSource: ``data_dir`` (any layout) when given, else
     the run's validation data as training had it (:func:`run_validation_source`, or the
-    DATA_DIR_VALID folder). The one way ``evaluate``, ``errors`` and ``export`` find it."""
+    DATA_DIR_VALID folder). The one way ``evaluate``, ``errors`` and ``export`` find it;
+    ``flag`` is the option that passes ``data_dir``, named when the data is not there."""
     from cnnhub.sources import load_source
 
     if data_dir is None:
         source = run_validation_source(config, run_dir, class_names)
         if source is not None:
             return source
-    return load_source(data_dir or config["DATA_DIR_VALID"])
+    path = data_dir or config["DATA_DIR_VALID"]
+    if not path or not os.path.exists(path):
+        where = "given" if data_dir else "of the run (DATA_DIR_VALID of run_config.json)"
+        raise CnnhubError(
+            f"The validation data {where} is not there: {path!r}. Pass the data to score on "
+            f"with {flag} PATH. Received: {flag}={path!r}"
+        )
+    return load_source(path)
 
 
 def check_same_classes(source, class_names: list[str], received: str) -> None:

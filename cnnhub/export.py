@@ -373,7 +373,7 @@ def verification_images(run: Run, valid: str | None) -> tuple[np.ndarray, str]:
     from cnnhub.data import evaluation_source
 
     try:
-        source = evaluation_source(run.config, run.path, run.class_names, valid)
+        source = evaluation_source(run.config, run.path, run.class_names, valid, "--valid")
     except CnnhubError as exc:
         if valid is not None:
             raise

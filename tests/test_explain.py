@@ -240,7 +240,7 @@ def test_errors_needs_the_validation_folder(custom_run, tmp_path, capsys):
     code, _, stderr = run_main(capsys, "errors", str(custom_run), "--valid", str(tmp_path / "no"))
     assert code == 2
     (line,) = error_lines(stderr)
-    assert "validation folder" in line and "--valid" in line
+    assert "validation data given is not there" in line and "--valid" in line
 
 
 def test_explain_missing_run(tmp_path, capsys):

@@ -169,7 +169,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
     )
 
     # The validation data exactly as `evaluate` scores it (any layout, VAL_SPLIT, DEV).
-    source = evaluation_source(run.config, run.path, run.class_names, args.valid)
+    source = evaluation_source(run.config, run.path, run.class_names, args.valid, "--valid")
     check_same_classes(source, run.class_names, f"--valid {source.origin}")
     split, skipped = split_of_source(source, run.config.get("SCAN_CACHE", True), run.channels)
     if skipped:
