@@ -1,6 +1,7 @@
 """Train image classifiers: `python run_training.py -m resnet50 -dtrain DIR -dvalid DIR`.
 
-Defaults come from config.py; run `python run_training.py --help` for every flag.
+Defaults come from cnnhub/defaults.py and this checkout's config.py; run
+`python run_training.py --help` for every flag.
 """
 
 import sys

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnnhub import runner  # noqa: E402  (sets the start-up clock, as run_training.py does)
+from cnnhub.quiet import quiet_tensorflow  # noqa: E402
 
 TIMES: dict = {
     "epoch_seconds": [],
@@ -64,7 +65,7 @@ def _wrap_function(module, name: str, key: str) -> None:
 
 
 def install() -> None:
-    runner.configure_tensorflow(verbose=False)
+    quiet_tensorflow()
     from cnnhub import callbacks, feature_cache
     from cnnhub.evaluation import run_evaluation
 

@@ -126,9 +126,9 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     import logging
 
-    from cnnhub.runner import configure_tensorflow
+    from cnnhub.quiet import quiet_tensorflow as quiet_startup
 
-    configure_tensorflow(verbose=False)
+    quiet_startup()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing warnings
 
 

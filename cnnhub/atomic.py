@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +28,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix is None:
         suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temporary(path.parent, f".{path.stem}.", f".tmp{suffix}")
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -56,6 +53,23 @@ def new_folder(path: str | os.PathLike) -> Iterator[Path]:
         if top is not None:
             shutil.rmtree(top, ignore_errors=True)
         raise
+
+
+def _create_temporary(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create a new empty file with a random name in ``folder``, permissions 0666 less the umask.
+
+    Not ``tempfile.mkstemp``: it creates files with mode 0600 whatever the umask, and the file
+    is renamed into place, so every result would be readable by its owner only.
+    """
+    for _ in range(100):
+        candidate = folder / f"{prefix}{uuid.uuid4().hex[:8]}{suffix}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"No free temporary file name in {folder}")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

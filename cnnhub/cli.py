@@ -3,14 +3,22 @@
 Each command lives in the module named in ``COMMANDS`` as a ``command(argv) -> int``
 function, imported only when it runs, so ``--help`` never loads TensorFlow. A ``CnnhubError``
 from any command becomes one line on stderr and exit status 2.
+
+This module also holds what every command line shares (and imports nothing heavy, so
+``cnnhub.settings`` and the commands can use it): :class:`OneLineParser`, whose bad-flag
+errors are such a ``CnnhubError``, and :func:`report_error` / :func:`run_command`, which print
+one.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 from cnnhub.errors import CnnhubError
+from cnnhub.quiet import quiet_tensorflow
 
 # name: (module with a `command(argv) -> int` function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +34,31 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "errors": ("cnnhub.explain.errors", "Gallery of the most confidently wrong validation images."),
     "export": ("cnnhub.export", "Export a run: keras, savedmodel, tflite, tflite-int8, onnx."),
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors raise :class:`CnnhubError`: one stderr line, exit 2, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CnnhubError(f"{message} (see --help)")
+
+
+def report_error(prog: str, error: CnnhubError) -> int:
+    """Print ``<prog>: error: <message>`` on one stderr line; return exit status 2."""
+    message = " ".join(str(error).split())
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    sys.stderr.flush()
+    return 2
+
+
+def run_command(prog: str, body: Callable[[], int]) -> int:
+    """Run a command's body; a CnnhubError becomes one stderr line and exit status 2."""
+    try:
+        return body()
+    except CnnhubError as exc:
+        return report_error(prog, exc)
+    except SystemExit as exc:  # argparse --help
+        return exc.code if isinstance(exc.code, int) else 0
 
 
 def _usage() -> str:
@@ -51,9 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Received: {name}\n"
         )
         return 2
+    # Before any command module loads: whatever imports TensorFlow first, its start-up log
+    # stays hidden (a command with a verbose setting may turn it back on once parsed).
+    quiet_tensorflow()
     module = importlib.import_module(COMMANDS[name][0])
-    try:
-        return module.command(rest)
-    except CnnhubError as exc:
-        sys.stderr.write(f"cnnhub {name}: error: {exc}\n")
-        return 2
+    return run_command(f"cnnhub {name}", lambda: module.command(rest))

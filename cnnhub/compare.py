@@ -121,9 +121,9 @@ def _plot(board: pd.DataFrame, path: Path) -> None:
 
 def command(argv: list[str]) -> int:
     """``cnnhub compare [REPOSITORY]``."""
-    import argparse
+    from cnnhub.cli import OneLineParser
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnhub compare",
         description="Write leaderboard.csv and leaderboard.png: one row per evaluated run, with "
         "its validation figures at threshold 0 (@0) and at its deploy threshold (@deploy).",

@@ -18,7 +18,6 @@ cannot be written only costs a rescan.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import hashlib
 import json
@@ -370,9 +369,10 @@ def inspect_sources(
 
 def command(argv: list[str]) -> int:
     """``cnnhub inspect DATA [--valid DATA] [--test DATA]``."""
+    from cnnhub.cli import OneLineParser
     from cnnhub.sources import DATA_FORMATS
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnhub inspect",
         description="Report a dataset before training: images per class and split, imbalance, "
         "image sizes and modes, files that cannot be decoded (with the reason), exact duplicates "

@@ -17,21 +17,10 @@ from keras import layers
 from cnnhub.errors import CnnhubError
 from cnnhub.layers import preprocessing_layer
 from cnnhub.model_defaults import weights_kind
-from cnnhub.registry import RESCALE, BackboneSpec, get_backbone
+from cnnhub.registry import RESCALE, BackboneSpec, check_input_size, get_backbone
 from cnnhub.settings import AUTO
 
 BACKBONE_LAYER = "backbone"
-
-
-def check_input_size(spec: BackboneSpec, height: int | str, width: int | str) -> None:
-    """Fail with the model's minimum when the image size is too small for it (``auto`` passes)."""
-    sides = [side for side in (height, width) if side != AUTO]
-    if sides and min(sides) < spec.min_size:
-        raise CnnhubError(
-            f"Image size {height}x{width} is below the minimum input size of `{spec.name}`, "
-            f"{spec.min_size}x{spec.min_size}; set IMG_HEIGHT/IMG_WIDTH (-height/-width) to at "
-            f"least {spec.min_size}, or auto. Received: height={height}, width={width}"
-        )
 
 
 def check_weights_setting(spec: BackboneSpec, weights: str) -> None:

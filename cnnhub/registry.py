@@ -183,12 +183,21 @@ def format_table() -> str:
     return "\n".join(lines)
 
 
+def check_input_size(spec: BackboneSpec, height: int | str, width: int | str) -> None:
+    """Fail with the model's minimum when the image size is too small for it (``auto`` passes)."""
+    sides = [side for side in (height, width) if isinstance(side, int)]
+    if sides and min(sides) < spec.min_size:
+        raise CnnhubError(
+            f"Image size {height}x{width} is below the minimum input size of `{spec.name}`, "
+            f"{spec.min_size}x{spec.min_size}; set IMG_HEIGHT/IMG_WIDTH (-height/-width) to at "
+            f"least {spec.min_size}, or auto. Received: height={height}, width={width}"
+        )
+
+
 def command(argv: list[str]) -> int:
     """``cnnhub models``: print the registry table."""
-    import argparse
+    from cnnhub.cli import OneLineParser
 
-    argparse.ArgumentParser(
-        prog="cnnhub models", description="Print the model registry."
-    ).parse_args(argv)
+    OneLineParser(prog="cnnhub models", description="Print the model registry.").parse_args(argv)
     print(format_table())
     return 0

@@ -19,14 +19,13 @@ config), ``index_class_mapping.json`` (``{"0": "class_a", ...}``), per-epoch wei
 it, with a printed note) or a number in [0, 1]. A top-1 probability below the threshold means
 "uncertain" (the comparison is ``confidence >= threshold``, as in the evaluation reports).
 
-This module also holds the small command-line helpers every one of these commands uses: a
-one-line argparse error, notes on stderr, and the wrapper that turns a
-:class:`~cnnhub.errors.CnnhubError` into one stderr line and exit status 2.
+This module also hands these commands the shared command-line helpers (the one-line argparse
+parser and error wrapper of :mod:`cnnhub.cli`, :func:`cnnhub.quiet.quiet_tensorflow`) and
+prints notes on stderr.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import math
 import os
@@ -36,8 +35,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# The command-line helpers every command that opens a run shares, imported from here by them.
+from cnnhub.cli import OneLineParser, run_command  # noqa: F401
 from cnnhub.display import printable
 from cnnhub.errors import CnnhubError
+from cnnhub.quiet import quiet_tensorflow  # noqa: F401
 from cnnhub.run_folder import (  # noqa: F401  (Run, open_run: this module's public API)
     BEST_WEIGHTS,
     FINAL_MODEL,
@@ -54,36 +56,12 @@ UNCERTAIN = "uncertain"
 # --------------------------------------------------------------------------- command line
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors raise :class:`CnnhubError`: one stderr line, exit 2, no usage."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise CnnhubError(f"{message} (see --help)")
-
-
 def note(message: str) -> None:
     """Print an informational note on stderr (stdout stays clean for tables)."""
     sys.stderr.write(f"note: {printable(message)}\n")
     sys.stderr.flush()
 
 
-def run_command(prog: str, body: Callable[[], int]) -> int:
-    """Run a command's body; a CnnhubError becomes ``<prog>: error: <message>`` and exit 2."""
-    try:
-        return body()
-    except CnnhubError as exc:
-        message = " ".join(str(exc).split())  # always one line
-        sys.stderr.write(f"{prog}: error: {message}\n")
-        return 2
-    except SystemExit as exc:  # argparse --help
-        return exc.code if isinstance(exc.code, int) else 0
-
-
-def quiet_tensorflow() -> None:
-    """Hide TensorFlow's start-up logging (call before TensorFlow is imported)."""
-    from cnnhub.runner import configure_tensorflow
-
-    configure_tensorflow(verbose=False)
 
 
 # --------------------------------------------------------------------------- the run folder

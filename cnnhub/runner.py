@@ -15,30 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cnnhub import atomic, settings
+from cnnhub.cli import report_error
 from cnnhub.errors import CnnhubError
+from cnnhub.quiet import quiet_tensorflow
 from cnnhub.registry import format_table, parse_model_names
 
 STARTED = time.perf_counter()  # module import ~ process start: for the start-up time line
-
-
-def configure_tensorflow(verbose: bool) -> None:
-    """Hide TensorFlow's start-up log noise unless ``verbose``; call before importing it."""
-    if verbose:
-        return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", module=r"(keras|tensorflow|absl)")
-    try:
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
-    except ImportError:
-        pass
 
 
 def environment() -> dict[str, Any]:
@@ -79,12 +66,11 @@ def train_models(
 
     Returns the run folders created, in order.
     """
-    specs = parse_model_names(config["MODEL_NAME"])
-    from cnnhub.model_factory import check_input_size, check_weights_setting
+    specs = parse_model_names(config["MODEL_NAME"])  # names and sizes: settings.validate
+    from cnnhub.model_factory import check_weights_setting
     from cnnhub.run_folder import check_run_name, repository_root
 
     for spec in specs:
-        check_input_size(spec, config["IMG_HEIGHT"], config["IMG_WIDTH"])
         check_weights_setting(spec, config["WEIGHTS"])
     if len(specs) > 1 and config["ITERATION_NAME"]:
         raise CnnhubError(
@@ -116,9 +102,13 @@ def train_models(
     model_configs = resolve_models(config, specs, inspection)
     if summary_only:
         from cnnhub.model_factory import build_model
+        from cnnhub.training import freeze_for_epoch, trainable_summary
 
         for spec, model_config in zip(specs, model_configs):
-            build_model(model_config, num_classes, spec).summary(expand_nested=True)
+            model = build_model(model_config, num_classes, spec)
+            freeze_for_epoch(model, model_config)  # the summary shows what will train first
+            model.summary(expand_nested=True, show_trainable=True)
+            print(trainable_summary(model))
         return []
     from cnnhub.devices import is_chief
 
@@ -269,7 +259,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     from cnnhub.reproducibility import EpochRandomness, enable_determinism
     from cnnhub.resume import DiskSpaceCheck, final_weights, prepare_resume
     from cnnhub.run_folder import check_free_space, create_run_folder
-    from cnnhub.training import fit, trainable_summary
+    from cnnhub.training import fit, freeze_for_epoch, trainable_summary
     from cnnhub.weights import load_weights_checked
 
     started = time.perf_counter()
@@ -314,6 +304,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         from cnnhub.sources import write_split_file  # written first: a resume needs it
 
         write_split_file(run.split_csv, splits.split_frame)
+    freeze_for_epoch(model, config, state.epoch if state else 0)
     print(trainable_summary(model))
     if splits.skipped:
         from cnnhub.images import write_skipped
@@ -484,7 +475,7 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
         if actions["list_models"]:
             print(format_table())
             return 0
-        configure_tensorflow(config["VERBOSE"])
+        quiet_tensorflow(config["VERBOSE"])
         print("Configuration:\n" + settings.format_config(config), flush=True)
         if actions["resume"]:
             runs = [resume_run(actions["resume"], config, actions["given"])]
@@ -504,8 +495,7 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
                 "-post true --run_dir DIR to evaluate an existing run."
             )
     except CnnhubError as exc:
-        sys.stderr.write(f"{prog}: error: {exc}\n")
-        return 2
+        return report_error(prog, exc)
     finally:
         from cnnhub import run_lock
 

@@ -1,7 +1,9 @@
-"""Resolve a run's configuration: config.py defaults < config file < command-line flags.
+"""Resolve a run's configuration: defaults < config.py < config file < command-line flags.
 
-The defaults and their help texts live only in the top-level ``config.py``; this module reads
-that file, derives every flag from it (typed by the default's type), merges the three layers,
+Every key, its default, valid range and help text live only in ``cnnhub/defaults.py`` (shipped
+with the package). A source checkout's top-level ``config.py`` sets the user's own defaults on
+top; its relative paths are relative to its folder. This module reads both files (parsed, not
+executed), derives every flag from the defaults (typed by the default's type), merges the layers
 and validates the result. It never imports TensorFlow, so ``--help`` stays instant.
 """
 
@@ -11,14 +13,38 @@ import argparse
 import ast
 import difflib
 import json
+import math
 import re
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cnnhub.cli import OneLineParser
 from cnnhub.errors import CnnhubError
 
-CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.py"
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULTS_PATH = PACKAGE_DIR / "defaults.py"
+
+# Keys holding a file or folder: relative values in config.py are relative to its folder.
+PATH_KEYS = frozenset(
+    {
+        "DATA_DIR_TRAIN",
+        "DATA_DIR_VALID",
+        "DATA_DIR_TEST",
+        "SAVE_LOCATION",
+        "RUN_DIR",
+        "SPLIT_FILE",
+        "CLASS_NAMES_FILE",
+        "CACHE_DIR",
+    }
+)
+# WEIGHTS is a path only when it names a Keras file (otherwise a word such as imagenet).
+WEIGHTS_FILE_SUFFIXES = (".h5", ".keras")
+
+# A config file or YAML flag larger than this is refused unread; a parsed one may hold at most
+# MAX_CONFIG_NODES values, counting each use of a YAML alias (anchors can nest exponentially).
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_NODES = 100_000
 
 # Allowed values of the enumerated keys.
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -59,13 +85,13 @@ FLAG_ALIASES: dict[str, tuple[str, ...]] = {
 
 DENSE_ACTIVATIONS = ("relu", "gelu", "swish", "elu", "tanh", "sigmoid", "leaky_relu")
 
+# Keys whose value is structured (YAML on the command line) rather than a plain scalar or list.
+STRUCTURED_KEYS = frozenset({"CUSTOM_CONV_BLOCKS"})
+
 # Keys that take a whole number or `auto` (resolved per model when a run starts, see
 # cnnhub.model_defaults).
 AUTO_INT_KEYS = frozenset({"IMG_HEIGHT", "IMG_WIDTH"})
 AUTO = "auto"
-
-# Keys whose value is structured (YAML on the command line) rather than a plain scalar or list.
-STRUCTURED_KEYS = frozenset({"CUSTOM_CONV_BLOCKS"})
 
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
@@ -85,32 +111,166 @@ def parse_bool(text: str | bool | int) -> bool:
     raise ValueError(f"expected true/false, 1/0, yes/no or on/off. Received: {text!r}")
 
 
-def load_defaults(path: Path = CONFIG_PATH) -> tuple[dict[str, Any], dict[str, str]]:
-    """Read ``config.py``: its UPPER_CASE assignments and the comment lines above each one.
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric key: an interval, plus words it also accepts (``auto``)."""
 
-    The file is parsed, not executed, so the defaults are plain literals and the comments
-    become the flags' help texts.
-    """
-    if not path.is_file():
-        raise CnnhubError(f"Cannot find the defaults file {path}; run cnnhub from its checkout.")
-    source = path.read_text(encoding="utf-8")
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    words: tuple[str, ...] = ()
+
+    def __contains__(self, value: Any) -> bool:
+        if isinstance(value, str):
+            return value in self.words
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if not math.isfinite(value):  # nan fails every comparison; inf is never a setting
+            return False
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def __str__(self) -> str:
+        def bound(x: float) -> str:
+            return "inf" if math.isinf(x) else f"{x:g}" if x != int(x) else str(int(x))
+
+        text = (
+            f"{'(' if self.low_open else '['}{bound(self.low)}, "
+            f"{bound(self.high)}{')' if self.high_open else ']'}"
+        )
+        return " or ".join([text, *self.words])
+
+
+_RANGE = re.compile(
+    r"#\s*range:\s*([\[(])\s*([-+\w.]+)\s*,\s*([-+\w.]+)\s*([\])])((?:\s+or\s+\w+)*)\s*$"
+)
+
+
+def _parse_range(comment: str, where: str) -> Range | None:
+    if "range:" not in comment:
+        return None
+    match = _RANGE.search(comment)
+    if not match:
+        raise CnnhubError(
+            f"{where}: a range must read `# range: [low, high]` (`(`/`)` for open ends, inf "
+            f"allowed, then optionally `or <word>`). Received: {comment.strip()}"
+        )
+    opening, low, high, closing, words = match.groups()
+    return Range(
+        float(low), float(high), opening == "(", closing == ")", tuple(words.split()[1::2])
+    )
+
+
+@dataclass(frozen=True)
+class ConfigSource:
+    """What a config.py-style file says: values, the comment above each key, ranges."""
+
+    values: dict[str, Any]
+    helps: dict[str, str]
+    ranges: dict[str, Range]
+
+
+def read_config_source(path: Path) -> ConfigSource:
+    """Parse a config.py-style file: its UPPER_CASE assignments of literals, the comment lines
+    above each one (its help text) and a trailing ``# range: [low, high]`` comment."""
+    try:
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError) as exc:
+        raise CnnhubError(
+            f"Cannot read {path}: {' '.join(str(exc).split())}. Fix or restore the file. "
+            f"Received: {path}"
+        ) from None
     lines = source.splitlines()
-    defaults: dict[str, Any] = {}
+    values: dict[str, Any] = {}
     helps: dict[str, str] = {}
-    for node in ast.parse(source).body:
+    ranges: dict[str, Range] = {}
+    for node in tree.body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
             continue
         target = node.targets[0]
         if not (isinstance(target, ast.Name) and target.id.isupper()):
             continue
-        defaults[target.id] = ast.literal_eval(node.value)
+        key = target.id
+        try:
+            values[key] = ast.literal_eval(node.value)
+        except ValueError:
+            raise CnnhubError(
+                f"{path}, line {node.lineno}: `{key}` must be a plain value (a number, string, "
+                f"true/false or a list of them). Received: {ast.get_source_segment(source, node)}"
+            ) from None
         comment: list[str] = []
         row = node.lineno - 2
         while row >= 0 and lines[row].lstrip().startswith("#") and "---" not in lines[row]:
             comment.insert(0, lines[row].lstrip("# ").rstrip())
             row -= 1
-        helps[target.id] = " ".join(comment)
-    return defaults, helps
+        helps[key] = " ".join(comment)
+        trailing = lines[node.end_lineno - 1][node.end_col_offset :]
+        found = _parse_range(trailing, f"{path}, line {node.end_lineno}")
+        if found is not None:
+            ranges[key] = found
+    return ConfigSource(values, helps, ranges)
+
+
+def checkout_config() -> Path | None:
+    """The top-level ``config.py`` of the source checkout cnnhub runs from, if any.
+
+    That is the folder holding the ``cnnhub`` package when it also holds ``run_training.py``:
+    a clone, or an editable install of one. An installed package has no such file.
+    """
+    root = PACKAGE_DIR.parent
+    if (root / "run_training.py").is_file() and (root / "config.py").is_file():
+        return root / "config.py"
+    return None
+
+
+def _relative_to(folder: Path, key: str, value: Any) -> Any:
+    """``value`` of a path key, resolved against ``folder`` when it is a relative path."""
+    if not isinstance(value, str) or not value:
+        return value
+    if key == "WEIGHTS" and not value.lower().endswith(WEIGHTS_FILE_SUFFIXES):
+        return value
+    if key != "WEIGHTS" and key not in PATH_KEYS:
+        return value
+    path = Path(value).expanduser()
+    return value if path.is_absolute() else str(folder / path)
+
+
+def load_defaults(user_config: Path | None | bool = True) -> tuple[dict[str, Any], dict[str, str]]:
+    """The defaults of every key and their help texts.
+
+    The packaged ``cnnhub/defaults.py`` with the checkout's ``config.py`` on top (see
+    :func:`checkout_config`; pass ``user_config=False`` for the packaged defaults alone, or a
+    path for another file of the same form). Relative paths in that file become paths under its
+    folder, so a run does not depend on the current folder.
+    """
+    packaged = read_config_source(DEFAULTS_PATH)
+    defaults = dict(packaged.values)
+    path = checkout_config() if user_config is True else user_config or None
+    if path is not None:
+        folder = Path(path).resolve().parent
+        for name, value in read_config_source(Path(path)).values.items():
+            key = _match_key(name, defaults, str(path))
+            defaults[key] = _relative_to(folder, key, value)
+    return defaults, packaged.helps
+
+
+def value_ranges() -> dict[str, Range]:
+    """Every numeric key's valid range, from the ``# range:`` comments of the defaults file."""
+    return read_config_source(DEFAULTS_PATH).ranges
+
+
+def is_numeric_key(key: str, default: Any) -> bool:
+    """Whether ``key`` holds a number or a list of numbers (and so needs a range)."""
+    if key in AUTO_INT_KEYS:
+        return True
+    if key in STRUCTURED_KEYS or isinstance(default, (bool, str)):
+        return False
+    if isinstance(default, list):
+        return _element_type(key, default) in (int, float)
+    return isinstance(default, (int, float))
 
 
 def _element_type(key: str, default: list) -> type:
@@ -128,13 +288,11 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
             return auto_or_int(value)
         if isinstance(default, bool):
             return parse_bool(value)
+        if isinstance(default, (int, float)) and isinstance(value, bool):
+            raise ValueError("true/false is not a number")
         if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError("not a whole number")
-            return int(value)
+            return _whole_number(value)
         if isinstance(default, float):
-            if isinstance(value, bool):
-                raise ValueError("not a number")
             return float(value)
         if isinstance(default, str):
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
@@ -145,8 +303,10 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
                 value = [v for v in value.replace(",", " ").split() if v]
             if not isinstance(value, (list, tuple)):
                 raise ValueError("not a list")
+            if any(isinstance(v, bool) for v in value):
+                raise ValueError("true/false is not a number")
             element = _element_type(key, default)
-            return [element(v) for v in value]
+            return [_whole_number(v) if element is int else element(v) for v in value]
     except (TypeError, ValueError) as exc:
         raise CnnhubError(
             f"`{key.lower()}` must be of type {_type_name(key, default)} ({exc}). "
@@ -167,6 +327,14 @@ def auto_or_int(value: Any) -> int | str:
         raise ValueError("not a whole number or auto") from None
 
 
+def _whole_number(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("not a whole number")
+    if isinstance(value, str):
+        value = value.strip()
+    return int(value)
+
+
 def _type_name(key: str, default: Any) -> str:
     if key in AUTO_INT_KEYS:
         return "int or auto"
@@ -185,11 +353,27 @@ def _match_key(name: str, defaults: dict[str, Any], source: str) -> str:
 
 
 def read_config_file(path: str | Path, defaults: dict[str, Any]) -> dict[str, Any]:
-    """Read a YAML or JSON config file; keys match config.py's case-insensitively."""
+    """Read a YAML or JSON config file; keys match the defaults' case-insensitively.
+
+    Refused with a CnnhubError: a missing, oversized or non-UTF-8 file, a parse error, content
+    that is not a mapping or expands past :data:`MAX_CONFIG_NODES` values (YAML aliases), an
+    unknown key, and two keys that differ only in case.
+    """
     path = Path(path)
     if not path.is_file():
         raise CnnhubError(f"Config file not found: {path}. Pass an existing YAML or JSON file.")
-    text = path.read_text(encoding="utf-8")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise CnnhubError(
+            f"Config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes; a configuration is a "
+            f"few kilobytes, so pass the right file. Received: {path.stat().st_size:,} bytes"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise CnnhubError(
+            f"Config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"position {exc.start}); save it as UTF-8. Received: {path}"
+        ) from None
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
@@ -207,24 +391,57 @@ def read_config_file(path: str | Path, defaults: dict[str, Any]) -> dict[str, An
             f"Config file {path} must hold a mapping of keys to values. "
             f"Received: {type(data).__name__}"
         )
-    return {_match_key(str(k), defaults, str(path)): v for k, v in data.items()}
+    check_size(data, f"config file {path}")
+    found: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for name, value in data.items():
+        key = _match_key(str(name), defaults, str(path))
+        if key in found:
+            raise CnnhubError(
+                f"Config file {path} sets `{key.lower()}` twice (keys are case-insensitive); "
+                f"keep one. Received: {spelled[key]}, {name}"
+            )
+        found[key], spelled[key] = value, str(name)
+    return found
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag on one stderr line (no usage dump) and exits 2."""
+def check_size(data: Any, source: str, limit: int = MAX_CONFIG_NODES) -> None:
+    """Refuse ``data`` (parsed YAML/JSON) that holds more than ``limit`` values.
 
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        sys.exit(2)
+    YAML aliases share one object, so a few hundred bytes of nested anchors describe billions of
+    values that only printing or copying would expand: count every use, iteratively (aliases
+    can also make cycles), and stop at the limit.
+    """
+    stack, count = [data], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            raise CnnhubError(
+                f"The {source} expands to more than {limit:,} values (nested YAML anchors or "
+                f"aliases?); a configuration holds a few hundred. Received: more than {limit:,}"
+            )
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
 
 
-def build_parser(prog: str = "run_training.py") -> argparse.ArgumentParser:
-    """The training command line: one typed flag per config key plus the action flags."""
-    defaults, helps = load_defaults()
-    parser = _OneLineParser(
+def build_parser(
+    prog: str = "run_training.py", defaults: dict[str, Any] | None = None
+) -> argparse.ArgumentParser:
+    """The training command line: one typed flag per config key plus the action flags.
+
+    ``defaults`` are the values shown in the help (default: :func:`load_defaults`).
+    """
+    loaded, helps = load_defaults(user_config=defaults is None)
+    defaults = loaded if defaults is None else defaults
+    ranges = value_ranges()
+    parser = OneLineParser(
         prog=prog,
-        description="Train an image classifier on folder-per-class images. "
-        "Defaults come from config.py; every flag overrides one config key.",
+        description="Train an image classifier on folder-per-class images. Defaults come from "
+        "cnnhub/defaults.py and the checkout's config.py; every flag overrides one config key.",
         argument_default=argparse.SUPPRESS,
     )
     actions = parser.add_argument_group("actions")
@@ -255,10 +472,12 @@ def build_parser(prog: str = "run_training.py") -> argparse.ArgumentParser:
         action="store_true",
         help="Build the model, print its summary (layers, output shapes, params) and exit.",
     )
-    keys = parser.add_argument_group("config keys (defaults shown are config.py's)")
+    keys = parser.add_argument_group("config keys (with their valid range and default)")
     for key, default in defaults.items():
         names = [*FLAG_ALIASES.get(key, ()), f"--{key.lower()}"]
         help_text = helps.get(key, "")
+        if key in ranges:
+            help_text += f" Valid range: {ranges[key]}."
         shown = json.dumps(default) if not isinstance(default, str) else repr(default)
         kwargs: dict[str, Any] = {"dest": key, "help": f"{help_text} [default: {shown}]"}
         if key in CHOICES:
@@ -270,8 +489,8 @@ def build_parser(prog: str = "run_training.py") -> argparse.ArgumentParser:
             kwargs["type"] = _auto_int_flag
             kwargs["metavar"] = "INT|auto"
         elif isinstance(default, bool):
-            kwargs["type"] = _bool_flag
-            kwargs["metavar"] = "BOOL"
+            # A bare switch (--deterministic) means true; --flag false / -start False also work.
+            kwargs.update(type=_bool_flag, metavar="BOOL", nargs="?", const=True)
         elif isinstance(default, list):
             kwargs["nargs"] = "*"
             kwargs["type"] = _element_type(key, default)
@@ -298,10 +517,17 @@ def _auto_int_flag(text: str) -> int | str:
 def _yaml_value(text: str) -> Any:
     import yaml
 
+    if len(text) > MAX_CONFIG_BYTES:
+        raise argparse.ArgumentTypeError(f"longer than {MAX_CONFIG_BYTES:,} characters")
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    try:
+        check_size(value, "YAML value")
+    except CnnhubError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tuple[dict, dict]:
@@ -349,26 +575,16 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
                 f"`{key.lower()}` must be one of {', '.join(allowed)}. "
                 f"Received: {key.lower()}={config[key]!r}"
             )
-    positive = ("EPOCHS", "BATCH_SIZE", "IMG_HEIGHT", "IMG_WIDTH", "LEARNING_RATE")
-    for key in positive:
-        if config[key] != AUTO and config[key] <= 0:
-            raise CnnhubError(
-                f"`{key.lower()}` must be greater than 0. Received: {key.lower()}={config[key]}"
-            )
+    check_ranges(config)
+    from cnnhub.registry import check_input_size, parse_model_names
+
+    for spec in parse_model_names(config["MODEL_NAME"]):
+        check_input_size(spec, config["IMG_HEIGHT"], config["IMG_WIDTH"])
     if len(config["NUM_NODES"]) != len(config["NUM_DROPOUTS"]):
         raise CnnhubError(
             "`num_nodes` and `num_dropouts` must have the same length (one dropout rate per "
             f"dense layer). Received: num_nodes={config['NUM_NODES']}, "
             f"num_dropouts={config['NUM_DROPOUTS']}"
-        )
-    if any(n <= 0 for n in config["NUM_NODES"]):
-        raise CnnhubError(
-            f"`num_nodes` must be positive unit counts. Received: num_nodes={config['NUM_NODES']}"
-        )
-    if any(not 0 <= d < 1 for d in config["NUM_DROPOUTS"]):
-        raise CnnhubError(
-            "`num_dropouts` must be rates in [0, 1). "
-            f"Received: num_dropouts={config['NUM_DROPOUTS']}"
         )
     if (
         config["TRAINING_TYPE"] == "fine_tune"
@@ -378,15 +594,24 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
             "`fine_tune_after` must be between 1 and epochs - 1 so both fine_tune phases run. "
             f"Received: fine_tune_after={config['FINE_TUNE_AFTER']}, epochs={config['EPOCHS']}"
         )
-    if config["NUMBER_OF_LAYERS_TO_FREEZE"] < 0 or config["FINE_TUNE_LAYERS"] < 0:
-        raise CnnhubError(
-            "`number_of_layers_to_freeze` and `fine_tune_layers` must be >= 0. Received: "
-            f"number_of_layers_to_freeze={config['NUMBER_OF_LAYERS_TO_FREEZE']}, "
-            f"fine_tune_layers={config['FINE_TUNE_LAYERS']}"
-        )
     _check_head_and_colour(config)
     _check_evaluation(config)
     check_data_keys(config)
+
+
+def check_ranges(config: dict[str, Any], ranges: dict[str, Range] | None = None) -> None:
+    """Every numeric key (and each element of a numeric list) inside its range from the
+    defaults file's ``# range:`` comments; NaN and infinities are never in range."""
+    ranges = value_ranges() if ranges is None else ranges
+    for key, allowed in ranges.items():
+        value = config[key]
+        if all(v in allowed for v in (value if isinstance(value, list) else [value])):
+            continue
+        what = "numbers (each)" if isinstance(value, list) else "a number"
+        raise CnnhubError(
+            f"`{key.lower()}` must be {what} in {allowed} (see --help). "
+            f"Received: {key.lower()}={value!r}"
+        )
 
 
 def dense_activations(config: dict[str, Any]) -> list[str]:
@@ -419,16 +644,6 @@ def _check_evaluation(config: dict[str, Any]) -> None:
             "`eval_weights` must be `all` or `top:N` with N >= 1. "
             f"Received: eval_weights={config['EVAL_WEIGHTS']!r}"
         )
-    if any(not 0 <= t <= 1 for t in config["EVAL_THRESHOLDS"]):
-        raise CnnhubError(
-            "`eval_thresholds` must be numbers between 0 and 1. "
-            f"Received: eval_thresholds={config['EVAL_THRESHOLDS']}"
-        )
-    if not 0 <= config["BEST_MIN_PRECISION"] <= 1:
-        raise CnnhubError(
-            "`best_min_precision` must be between 0 and 1. "
-            f"Received: best_min_precision={config['BEST_MIN_PRECISION']}"
-        )
 
 
 def check_image_shape(shape: list[int]) -> None:
@@ -446,12 +661,7 @@ def check_data_keys(config: dict[str, Any]) -> None:
     """The data-source, split and imbalance keys (DATA_FORMAT ... SCAN_CACHE)."""
     from cnnhub.class_weights import parse_class_weight
 
-    if not 0 <= config["VAL_SPLIT"] < 1:
-        raise CnnhubError(
-            "`val_split` must be a fraction in [0, 1), e.g. 0.2 (0 = use data_dir_valid). "
-            f"Received: val_split={config['VAL_SPLIT']}"
-        )
-    if config["FOLDS"] < 0 or config["FOLDS"] == 1:
+    if config["FOLDS"] == 1:
         raise CnnhubError(
             f"`folds` must be 0 (off) or at least 2. Received: folds={config['FOLDS']}"
         )
@@ -460,10 +670,6 @@ def check_data_keys(config: dict[str, Any]) -> None:
             "`folds` makes its own validation sets; leave `val_split` and `split_file` unset. "
             f"Received: folds={config['FOLDS']}, val_split={config['VAL_SPLIT']}, "
             f"split_file={config['SPLIT_FILE']!r}"
-        )
-    if config["DEV"] < 0:
-        raise CnnhubError(
-            f"`dev` must be 0 (off) or a number of images per class. Received: dev={config['DEV']}"
         )
     check_image_shape(config["IMAGE_SHAPE"])
     weighting = parse_class_weight(config["CLASS_WEIGHT"])
@@ -486,8 +692,11 @@ def format_config(config: dict[str, Any]) -> str:
 
 
 def flags_markdown() -> str:
-    """Every flag of the training command as a Markdown table (the README embeds this)."""
-    parser = build_parser()
+    """Every flag of the training command as a Markdown table (the README embeds this).
+
+    Defaults shown are the packaged ones (a checkout's config.py would make it machine-specific).
+    """
+    parser = build_parser(defaults=load_defaults(user_config=False)[0])
     rows = ["| flag | config key | help |", "| --- | --- | --- |"]
     for group in parser._action_groups[2:]:
         for action in group._group_actions:

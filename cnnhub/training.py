@@ -81,6 +81,14 @@ def apply_freezing(model, phase: Phase, training_type: str) -> None:
             layer.trainable = False
 
 
+def freeze_for_epoch(model, config: dict[str, Any], epoch: int = 0) -> None:
+    """Freeze ``model`` as the training type has it at 0-based ``epoch``, so that a summary or
+    parameter count printed before training shows what will actually train."""
+    phases = plan_phases(config, len(model.get_layer(BACKBONE_LAYER).layers))
+    phase = next((p for p in phases if p.first_epoch <= epoch < p.end_epoch), phases[-1])
+    apply_freezing(model, phase, config["TRAINING_TYPE"])
+
+
 def make_optimizer(config: dict[str, Any], learning_rate: float):
     name = config["OPTIMIZER"]
     decay = config["WEIGHT_DECAY"] or None

@@ -1,26 +1,67 @@
-"""Configuration: config.py < config file < flags, typed flags, strict keys, instant --help."""
+"""Configuration: defaults.py < config.py < config file < flags, typed flags, strict keys,
+instant --help."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from cnnhub import settings
 from cnnhub.errors import CnnhubError
+from cnnhub.runner import train_main
 from conftest import ROOT, cli_env
 
 
-def test_defaults_come_from_config_py():
+def test_defaults_come_from_the_packaged_file_and_config_py():
     defaults, helps = settings.load_defaults()
     config, _ = settings.resolve([])
     assert config == defaults
     assert config["MODEL_NAME"] == "custom"
     assert "Backbone name" in helps["MODEL_NAME"]
-    # Every key is documented by the comment above it in config.py.
+    # Every key is documented by the comment above it in cnnhub/defaults.py.
     assert all(helps[key] for key in defaults)
+    # The checkout's config.py points at the shipped sample, relative to its own folder.
+    packaged, _ = settings.load_defaults(user_config=False)
+    assert packaged["DATA_DIR_TRAIN"] == "" and packaged["DATA_DIR_VALID"] == ""
+    assert config["DATA_DIR_TRAIN"] == str(ROOT / "data" / "fashion_mnist_sample" / "train")
+    assert Path(config["DATA_DIR_VALID"]).is_dir()
+
+
+def test_config_py_paths_are_relative_to_its_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "config.py").write_text(
+        'DATA_DIR_TRAIN = "data/train"\nSAVE_LOCATION = "."\nCACHE_DIR = "/abs/cache"\n'
+        'WEIGHTS = "w/model.weights.h5"\nEPOCHS = 3\n'
+    )
+    monkeypatch.chdir(tmp_path)  # not the folder of config.py
+    defaults, _ = settings.load_defaults(folder / "config.py")
+    assert defaults["DATA_DIR_TRAIN"] == str(folder / "data" / "train")
+    assert defaults["SAVE_LOCATION"] == str(folder)
+    assert defaults["CACHE_DIR"] == "/abs/cache"
+    assert defaults["WEIGHTS"] == str(folder / "w" / "model.weights.h5")
+    assert defaults["EPOCHS"] == 3
+    # Flags stay relative to the current folder.
+    config, _ = settings.resolve(["-dtrain", "here/train"])
+    assert config["DATA_DIR_TRAIN"] == "here/train"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("EPOCS = 3\n", r"Unknown config key `EPOCS`.*Did you mean epochs"),
+        ("EPOCHS = 3 +\n", r"Cannot read .*config.py"),
+        ("EPOCHS = int('3')\n", r"`EPOCHS` must be a plain value"),
+    ],
+)
+def test_broken_config_py_is_one_error(tmp_path, content, message):
+    (tmp_path / "config.py").write_text(content)
+    with pytest.raises(CnnhubError, match=message):
+        settings.load_defaults(tmp_path / "config.py")
 
 
 def test_precedence_config_file_then_flags(tmp_path):
@@ -87,7 +128,7 @@ def test_unknown_config_key_suggests_the_closest(tmp_path):
         ("epochs: many\n", r"`epochs` must be of type int.*Received: epochs='many'"),
         ("training_type: freeze\n", r"`training_type` must be one of auto, train_all, .*freeze"),
         ("num_nodes: [8, 4]\nnum_dropouts: [0.1]\n", r"same length.*\[8, 4\].*\[0.1\]"),
-        ("batch_size: 0\n", r"`batch_size` must be greater than 0"),
+        ("batch_size: 0\n", r"`batch_size` must be a number in \[1, 65536\]"),
         ("- a\n- b\n", r"must hold a mapping"),
     ],
 )
@@ -99,11 +140,13 @@ def test_bad_config_values_are_named(tmp_path, content, message):
 
 
 def test_bad_flag_is_one_line_exit_2(capsys):
-    with pytest.raises(SystemExit) as exc:
+    with pytest.raises(CnnhubError, match="-e/--epochs: invalid int value: 'ten'"):
         settings.resolve(["-e", "ten"])
-    assert exc.value.code == 2
+    assert train_main(["-e", "ten"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "-e/--epochs: invalid int value: 'ten'" in err
+    assert err == (
+        "run_training.py: error: argument -e/--epochs: invalid int value: 'ten' (see --help)\n"
+    )
 
 
 def test_help_is_fast_and_does_not_import_tensorflow():
@@ -143,7 +186,8 @@ def test_list_models_prints_the_registry():
 
 
 def test_readme_lists_every_flag():
-    """The README's flag table is generated from config.py; regenerate it when a key changes:
+    """The README's flag table is generated from cnnhub/defaults.py; regenerate it when a key
+    changes:
     python -c "from cnnhub.settings import flags_markdown; print(flags_markdown())"."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- flags:start -->\n", 1)[1].split("\n<!-- flags:end -->", 1)[0]

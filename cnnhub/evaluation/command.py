@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
+from cnnhub.cli import OneLineParser
+from cnnhub.quiet import quiet_tensorflow
 
 
 def command(argv: list[str]) -> int:
     """Parse and check the arguments (before TensorFlow is imported), then evaluate."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnhub evaluate",
         description="Score a run's saved weights with threshold precision/recall. Scoring all "
         "the run's weights on its validation data rewrites its reports and re-chooses the best "
@@ -31,9 +32,7 @@ def command(argv: list[str]) -> int:
     from cnnhub.evaluation.targets import parse_weights_option
 
     weights = parse_weights_option(args.weights)
-    from cnnhub.runner import configure_tensorflow
-
-    configure_tensorflow(verbose=False)
+    quiet_tensorflow()
     from cnnhub import run_lock
     from cnnhub.evaluation.run_evaluation import evaluate_run
 
