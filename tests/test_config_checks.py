@@ -36,11 +36,12 @@ def outside(allowed: settings.Range) -> float:
     return allowed.low - 1
 
 
+def is_integer_key(key: str) -> bool:
+    return "int" in settings._type_name(key, PACKAGED[key])
+
+
 def as_text(key: str, value: float) -> str:
-    integer = isinstance(PACKAGED[key], int) or (
-        isinstance(PACKAGED[key], list) and settings._element_type(key, PACKAGED[key]) is int
-    )
-    return str(int(value)) if integer else repr(float(value))
+    return str(int(value)) if is_integer_key(key) else repr(float(value))
 
 
 @pytest.mark.parametrize("key", NUMERIC_KEYS)
@@ -58,7 +59,7 @@ def test_out_of_range_flag_is_refused(key):
 @pytest.mark.parametrize("key", NUMERIC_KEYS)
 def test_out_of_range_config_file_value_is_refused(key, tmp_path):
     value = outside(RANGES[key])
-    value = int(value) if "int" in settings._type_name(key, PACKAGED[key]) else value
+    value = int(value) if is_integer_key(key) else value
     path = tmp_path / "run.json"
     path.write_text(
         json.dumps({key.lower(): [value] if isinstance(PACKAGED[key], list) else value})

@@ -21,7 +21,7 @@ def head_params(model) -> int:
 
 def config_for(tiny_data, training_type: str) -> dict:
     argv = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
-    argv += ["-m", "custom", "-height", "32", "-width", "32", "-tt", training_type]
+    argv += ["-m", "custom", "-w", "none", "-height", "32", "-width", "32", "-tt", training_type]
     argv += ["--num_nodes", "8", "--num_dropouts", "0.1", "--fine_tune_after", "1", "-e", "2"]
     return settings.resolve(argv)[0]
 
