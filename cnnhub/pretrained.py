@@ -222,8 +222,8 @@ def format_cache_table() -> str:
 
 def command(argv: list[str]) -> int:
     """``cnnhub weights [--download NAMES]``: list or fill Keras's ImageNet weights cache."""
+    from cnnhub.cli import OneLineParser
     from cnnhub.registry import parse_model_names
-    from cnnhub.run_loading import OneLineParser
 
     parser = OneLineParser(
         prog="cnnhub weights",
@@ -247,9 +247,9 @@ def command(argv: list[str]) -> int:
                 f"There are no ImageNet weights for {', '.join(lacking)} (they train from random "
                 f"weights). Received: --download {args.download}"
             )
-        from cnnhub.runner import configure_tensorflow
+        from cnnhub.quiet import quiet_tensorflow
 
-        configure_tensorflow(verbose=False)
+        quiet_tensorflow()
         for spec in specs:
             shape = (spec.default_size, spec.default_size, 3)
             print(f"{spec.name}: {fetch_imagenet(spec, shape)}", flush=True)
