@@ -9,6 +9,7 @@ of Keras's own validation pass plus a second prediction pass.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,58 @@ class TrainingLog(keras.callbacks.Callback):
         atomic.write_csv(self.path, frame)
         if self.on_update is not None:
             self.on_update(frame)
+
+
+# The rule of ChanceLevelWarning (see ``stuck_at_chance``).
+CHANCE_FIRST_EPOCH = 2
+CHANCE_MARGIN = 0.02
+CHANCE_LEARNED_FRACTION = 0.25
+
+
+def chance_accuracy(labels: np.ndarray) -> float:
+    """Accuracy of always predicting the most frequent class of ``labels`` (1/K if balanced)."""
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return float(counts.max() / counts.sum()) if counts.sum() else 1.0
+
+
+def stuck_at_chance(epoch: int, accuracy: float, val_accuracy: float, chance: float) -> bool:
+    """True when, at 1-based ``epoch`` >= 2, validation accuracy is within 0.02 of ``chance``
+    (or below it) while training accuracy has closed at least a quarter of the gap from chance
+    to 1: ``accuracy >= chance + 0.25 * (1 - chance)`` (0.325 for 10 balanced classes)."""
+    return (
+        epoch >= CHANCE_FIRST_EPOCH
+        and val_accuracy <= chance + CHANCE_MARGIN
+        and accuracy >= chance + CHANCE_LEARNED_FRACTION * (1 - chance)
+    )
+
+
+class ChanceLevelWarning(keras.callbacks.Callback):
+    """Warn (once per run, on stdout) when validation accuracy stays at chance while training
+    accuracy climbs (``stuck_at_chance``): such a run's validation figures are no result.
+
+    Reads ``accuracy`` and ``val_accuracy`` from the epoch's logs, so it runs after
+    ``ValidationScorer``. ``message`` holds the warning once given.
+    """
+
+    def __init__(self, valid_labels: np.ndarray):
+        super().__init__()
+        self.chance = chance_accuracy(valid_labels)
+        self.message: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.message is not None or "accuracy" not in logs or "val_accuracy" not in logs:
+            return
+        accuracy, val_accuracy = float(logs["accuracy"]), float(logs["val_accuracy"])
+        if stuck_at_chance(epoch + 1, accuracy, val_accuracy, self.chance):
+            self.message = (
+                f"epoch {epoch + 1}: validation accuracy {val_accuracy:.3f} is at chance "
+                f"({self.chance:.3f}, always the most frequent class) while training accuracy is "
+                f"{accuracy:.3f}: what the model learned does not reach validation (from scratch, "
+                "BatchNormalization statistics that lag behind do this), so its validation "
+                "figures are no result."
+            )
+            print(f"\nWARNING: {self.message}", file=sys.stdout, flush=True)
 
 
 class FirstBatchTimer(keras.callbacks.Callback):

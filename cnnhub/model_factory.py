@@ -14,6 +14,7 @@ from typing import Any
 import keras
 from keras import layers
 
+from cnnhub.custom.build import BN_MOMENTUM
 from cnnhub.errors import CnnhubError
 from cnnhub.layers import preprocessing_layer
 from cnnhub.model_defaults import weights_kind
@@ -21,6 +22,14 @@ from cnnhub.registry import RESCALE, BackboneSpec, check_input_size, get_backbon
 from cnnhub.settings import AUTO
 
 BACKBONE_LAYER = "backbone"
+
+# BatchNormalization momentum of a backbone trained from random init: the custom net's, 0.9
+# (PyTorch's default), so the moving statistics average the last ~10 batches. keras.applications
+# use 0.99 or 0.999, tuned for ImageNet's hundreds of thousands of steps: after a few hundred
+# steps their moving statistics still mostly hold the initial (0, 1), and validation, which uses
+# them, stays at chance while training accuracy climbs. Pretrained BatchNormalization keeps its
+# momentum: its statistics are already right.
+SCRATCH_BN_MOMENTUM = BN_MOMENTUM
 
 
 def check_weights_setting(spec: BackboneSpec, weights: str) -> None:
@@ -79,6 +88,17 @@ def build_backbone(
     return backbone
 
 
+def prepare_for_scratch_training(backbone) -> int:
+    """Give every BatchNormalization layer of a random-init ``backbone`` (nested models
+    included) the momentum ``SCRATCH_BN_MOMENTUM``; returns how many layers it changed."""
+    changed = 0
+    for layer in backbone._flatten_layers(include_self=False):
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = SCRATCH_BN_MOMENTUM
+            changed += 1
+    return changed
+
+
 def build_head(x, num_classes: int, config: dict[str, Any]):
     """Pooling, then the dense layers of NUM_NODES/NUM_DROPOUTS, then a float32 softmax."""
     pooling = config["POOLING"]
@@ -103,11 +123,18 @@ def build_head(x, num_classes: int, config: dict[str, Any]):
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
 
 
-def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | None = None):
+def build_model(
+    config: dict[str, Any],
+    num_classes: int,
+    spec: BackboneSpec | None = None,
+    from_scratch: bool | None = None,
+):
     """Build the full classifier for ``config`` (MODEL_NAME unless ``spec`` is given).
 
     Returns an uncompiled ``keras.Model`` taking raw 0-255 images of shape
-    (IMG_HEIGHT, IMG_WIDTH, channels) and returning class probabilities.
+    (IMG_HEIGHT, IMG_WIDTH, channels) and returning class probabilities. ``from_scratch``
+    (default: WEIGHTS is none) prepares the backbone for random-init training
+    (``prepare_for_scratch_training``); a resumed run passes its original answer.
     """
     spec = spec or get_backbone(config["MODEL_NAME"])
     unresolved = [k for k in ("WEIGHTS", "IMG_HEIGHT", "IMG_WIDTH") if config[k] == AUTO]
@@ -127,7 +154,12 @@ def build_model(config: dict[str, Any], num_classes: int, spec: BackboneSpec | N
         x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     else:
         x = preprocessing_layer(spec.preprocessing)(inputs)
-    x = build_backbone(spec, input_shape, config, num_classes)(x)
+    backbone = build_backbone(spec, input_shape, config, num_classes)
+    if from_scratch is None:
+        from_scratch = weights_kind(config["WEIGHTS"]) == "none"
+    if from_scratch:
+        prepare_for_scratch_training(backbone)
+    x = backbone(x)
     outputs = build_head(x, num_classes, config)
     model = keras.Model(inputs, outputs, name=spec.name)
     if weights_kind(config["WEIGHTS"]) == "file":

@@ -255,6 +255,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         setup_devices,
     )
     from cnnhub.feature_cache import cached_feature_datasets, use_feature_cache
+    from cnnhub.model_defaults import weights_kind
     from cnnhub.model_factory import build_model
     from cnnhub.reproducibility import EpochRandomness, enable_determinism
     from cnnhub.resume import DiskSpaceCheck, final_weights, prepare_resume
@@ -275,8 +276,11 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     if resume is not None:
         run, state = resume.run, resume.state
         # Built without downloading: the saved epoch's weights replace the initial ones.
+        random_init = weights_kind(config["WEIGHTS"]) == "none"
         with strategy.scope():
-            model = build_model(dict(config, WEIGHTS="none"), splits.num_classes)
+            model = build_model(
+                dict(config, WEIGHTS="none"), splits.num_classes, None, random_init
+            )
         if state is not None:
             load_weights_checked(model, run.model_logs / state.weights)
         # Everything is checked: from here on the run folder changes.
@@ -368,11 +372,12 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     timer = FirstBatchTimer(STARTED)
     space = DiskSpaceCheck(run, config["EPOCHS"])
     try:
+        run_warnings: list[str] = []
         if resume is not None and resume.trained:
             load_weights_checked(model, final_weights(run, state, config))
         else:
             with strategy.scope(), _write_errors(run):
-                fit(
+                run_warnings = fit(
                     fit_config,
                     trained,
                     train_ds,
@@ -397,6 +402,8 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     with _write_errors(run):
         with atomic.atomic_path(run.final_model) as tmp:
             model.save(tmp)
+        if run_warnings:
+            info["warnings"] = run_warnings
         info["train_seconds"] = round(time.perf_counter() - started, 1)
         info["startup_seconds"] = timer.seconds
         atomic.write_json(run.run_info, info)

@@ -21,7 +21,13 @@ from typing import Any
 
 import keras
 
-from cnnhub.callbacks import EpochCheckpoint, TrainingLog, ValidationScorer, plot_training_stats
+from cnnhub.callbacks import (
+    ChanceLevelWarning,
+    EpochCheckpoint,
+    TrainingLog,
+    ValidationScorer,
+    plot_training_stats,
+)
 from cnnhub.model_factory import BACKBONE_LAYER
 from cnnhub.resume import (
     ResumableEarlyStopping,
@@ -160,8 +166,9 @@ def fit(
     class_weight: dict[int, float] | None = None,
     save_model=None,
     after_commit: list | None = None,
-) -> None:
-    """Train ``model`` through every phase of its training type.
+) -> list[str]:
+    """Train ``model`` through every phase of its training type; return the run's warnings
+    (``ChanceLevelWarning``).
 
     Per-epoch weights, ``training.log``, TensorBoard logs, the stats PNG and the resume state
     are written as each epoch ends. Callback order matters: validation scores first, then the
@@ -191,7 +198,9 @@ def fit(
         log.load_existing()
         for name, callback in stateful.items():
             callback.carry = resume_from.callbacks.get(name)
-    per_epoch = [checkpoint, log, *(epoch_reporters(scorer, checkpoint) if epoch_reporters else [])]
+    chance = ChanceLevelWarning(valid_labels)
+    reports = epoch_reporters(scorer, checkpoint) if epoch_reporters else []
+    per_epoch = [chance, checkpoint, log, *reports]
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False)
     backbone_layers = len(full.get_layer(BACKBONE_LAYER).layers)
     verbose = 1 if sys.stdout.isatty() else 2
@@ -230,6 +239,7 @@ def fit(
         )
         if model.stop_training:
             break
+    return [chance.message] if chance.message else []
 
 
 def trainable_summary(model) -> str:
