@@ -24,6 +24,18 @@ import no_network  # noqa: E402,F401  (installs the network guard in this proces
 CLASSES = ("circle", "square", "stripes")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """``-n 2`` alone means xdist's ``--dist load``, which spreads one module's tests over the
+    workers, so every worker runs that module's fixtures (trained runs) again. Make it
+    ``loadscope`` (one module, one worker) unless ``--dist`` was given. Here and not in
+    pyproject's addopts: there ``--dist`` would break ``-p no:xdist`` and runs without xdist."""
+    given = any(arg.startswith(("--dist", "-d")) for arg in config.invocation_params.args)
+    is_worker = hasattr(config, "workerinput")
+    if getattr(config.option, "dist", "no") == "load" and not given and not is_worker:
+        config.option.dist = "loadscope"
+
+
 def _draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """A noisy image whose class is visible: a disc, a filled square, or horizontal stripes."""
     y, x = np.mgrid[:size, :size]
