@@ -60,7 +60,7 @@ DENSE_ACTIVATION = "relu"
 DENSE_BATCH_NORM = False
 # Conv blocks of the `custom` model: a preset name (auto, lenet, vgg_small, fashion,
 # alexnet_small), a one-line spec like "c32k3-bn-mp2,c64k3-bn-mp2", or a list of block mappings
-# (see README, "Custom CNNs"). auto derives the blocks from the image size and class count.
+# (see docs/custom-cnns.md). auto derives the blocks from the image size and class count.
 CUSTOM_CONV_BLOCKS = "auto"
 
 # ---------------------------------------------------------------- training
@@ -119,7 +119,7 @@ EARLY_STOPPING_RESTORE_BEST = True
 # Random seed for weights, shuffling and augmentation.
 SEED = 42  # range: [0, 4294967295]
 # Bit-for-bit repeatable training on the same machine (TensorFlow op determinism, single-
-# threaded augmentation); slower, see README "Reproducible runs".
+# threaded augmentation); slower, see docs/reproducibility.md.
 DETERMINISTIC = False
 
 # ---------------------------------------------------------------- post-evaluation

@@ -26,7 +26,7 @@ def is_chief() -> bool:
         kind, index = task.get("type", "worker"), int(task.get("index", 0))
     except (ValueError, TypeError, AttributeError):
         raise CnnhubError(
-            "TF_CONFIG is not valid JSON with a task type and index; see README 'Scaling out'. "
+            "TF_CONFIG is not valid JSON with a task type and index; see docs/scaling.md. "
             f"Received: TF_CONFIG={raw!r}"
         ) from None
     if kind == "chief":
@@ -47,7 +47,7 @@ def setup_devices(config: dict[str, Any]):
         if "TF_CONFIG" not in os.environ:
             raise CnnhubError(
                 "--strategy multi_worker needs TF_CONFIG describing the cluster and this "
-                "worker's task (see README 'Scaling out'). Received: TF_CONFIG unset"
+                "worker's task (see docs/scaling.md). Received: TF_CONFIG unset"
             )
         # Created before anything else touches the TensorFlow runtime, as it must be.
         _MULTI_WORKER = _MULTI_WORKER or tf.distribute.MultiWorkerMirroredStrategy()

@@ -692,7 +692,7 @@ def format_config(config: dict[str, Any]) -> str:
 
 
 def flags_markdown() -> str:
-    """Every flag of the training command as a Markdown table (the README embeds this).
+    """Every flag of the training command as a Markdown table (docs/configuration.md embeds this).
 
     Defaults shown are the packaged ones (a checkout's config.py would make it machine-specific).
     """

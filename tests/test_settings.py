@@ -185,10 +185,10 @@ def test_list_models_prints_the_registry():
     assert same.stdout == result.stdout
 
 
-def test_readme_lists_every_flag():
-    """The README's flag table is generated from cnnhub/defaults.py; regenerate it when a key
-    changes:
+def test_docs_list_every_flag():
+    """docs/configuration.md's flag table is generated from cnnhub/defaults.py; regenerate it
+    when a key changes:
     python -c "from cnnhub.settings import flags_markdown; print(flags_markdown())"."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("<!-- flags:start -->\n", 1)[1].split("\n<!-- flags:end -->", 1)[0]
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    block = page.split("<!-- flags:start -->\n", 1)[1].split("\n<!-- flags:end -->", 1)[0]
     assert block == settings.flags_markdown()
