@@ -6,8 +6,8 @@
 
 Each benchmark runs as its own process (its output is streamed) and writes its JSON into a
 temporary folder; the summary lists each headline figure against its target. ``--json OUT``
-writes all results together. (bench_memory.py and bench_scan.py, which need the shared
-Fashion-MNIST files or take no --quick, are not part of this run.)
+writes all results together. (bench_memory.py, bench_scan.py and bench_transfer.py, which
+need the shared Fashion-MNIST files or take no --quick, are not part of this run.)
 """
 
 from __future__ import annotations
