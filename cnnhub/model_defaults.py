@@ -74,7 +74,8 @@ def resolve_model_config(
         if weights_kind(resolved["WEIGHTS"]) == "file":
             from cnnhub.weights import weights_source
 
-            source_config = weights_source(resolved["WEIGHTS"])[1]
+            run = weights_source(resolved["WEIGHTS"])[1]
+            source_config = run.config if run is not None else None
         size, why = _auto_size(spec, source_config, typical_size(inspection))
         keys = [k for k in ("IMG_HEIGHT", "IMG_WIDTH") if config[k] == AUTO]
         for key, value in zip(("IMG_HEIGHT", "IMG_WIDTH"), size):

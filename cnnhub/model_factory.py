@@ -128,6 +128,7 @@ def build_model(
     num_classes: int,
     spec: BackboneSpec | None = None,
     from_scratch: bool | None = None,
+    class_names: list[str] | None = None,
 ):
     """Build the full classifier for ``config`` (MODEL_NAME unless ``spec`` is given).
 
@@ -135,6 +136,8 @@ def build_model(
     (IMG_HEIGHT, IMG_WIDTH, channels) and returning class probabilities. ``from_scratch``
     (default: WEIGHTS is none) prepares the backbone for random-init training
     (``prepare_for_scratch_training``); a resumed run passes its original answer.
+    ``class_names`` (this run's) tell weights from an earlier run (WEIGHTS a run or file)
+    whether its head fits: with other classes only its backbone is loaded.
     """
     spec = spec or get_backbone(config["MODEL_NAME"])
     unresolved = [k for k in ("WEIGHTS", "IMG_HEIGHT", "IMG_WIDTH") if config[k] == AUTO]
@@ -165,7 +168,7 @@ def build_model(
     if weights_kind(config["WEIGHTS"]) == "file":
         from cnnhub.weights import load_pretrained
 
-        print(load_pretrained(model, config["WEIGHTS"]))
+        print(load_pretrained(model, config["WEIGHTS"], class_names))
     return model
 
 

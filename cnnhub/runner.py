@@ -294,7 +294,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
             print(f"\n== {config['MODEL_NAME']}: resuming {run.path} after epoch {done}")
     else:
         with strategy.scope():  # building may still reject the input: before mkdir
-            model = build_model(config, splits.num_classes)
+            model = build_model(config, splits.num_classes, class_names=splits.class_names)
         check_free_space(
             config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"], config["OPTIMIZER"]
         )

@@ -195,8 +195,9 @@ def load_weights_checked(model, path: str | Path, check: bool = True) -> None:
 # ---------------------------------------------------------------- pretrained starts (-w <run>)
 
 
-def weights_source(weights: str | Path, announce: bool = False) -> tuple[Path, dict | None]:
-    """The weights file that ``-w`` names, and the config of the run it comes from (if known).
+def weights_source(weights: str | Path, announce: bool = False):
+    """The weights file that ``-w`` names, and the run it comes from (a ``run_loading.Run``,
+    None when the file is not inside a run folder).
 
     ``weights`` is a run folder (its best weights, chosen on validation, else its last epoch's,
     with a printed note when ``announce``), a ``.weights.h5`` file (in a run's ``model_logs``,
@@ -208,11 +209,11 @@ def weights_source(weights: str | Path, announce: bool = False) -> tuple[Path, d
     if path.is_dir():
         run = open_run(path)
         show = (lambda text: print(f"note: {text}")) if announce else (lambda text: None)
-        return choose_weights(run, "best", show=show).path, run.config
+        return choose_weights(run, "best", show=show).path, run
     for folder in (path.parent, path.parent.parent):
         if (folder / RUN_CONFIG).is_file():
             try:
-                return path, open_run(folder).config
+                return path, open_run(folder)
             except CnnhubError:
                 break
     return path, None
@@ -262,13 +263,14 @@ def _check_backbone(model, actual: dict[str, tuple], shown: str, source: str) ->
         )
 
 
-def load_pretrained(model, weights: str | Path) -> str:
+def load_pretrained(model, weights: str | Path, class_names: list[str] | None = None) -> str:
     """Start ``model`` from an earlier run's weights (``-w`` a run folder or weights file).
 
     Same architecture and classes: every weight loads (:func:`load_weights_checked`). Otherwise
     (other classes, another head) only the backbone's weights load and the head keeps its fresh
-    initial values. Returns the report printed at the start of the run (what was loaded and
-    what was not).
+    initial values. The classes are compared by name when both ``class_names`` (this run's) and
+    the source run's are known, else a head that fits is taken for the same classes. Returns
+    the report printed at the start of the run (what was loaded and what was not).
 
     Raises:
         CnnhubError: the file is unreadable, or its backbone does not fit ``model`` (the message
@@ -276,13 +278,17 @@ def load_pretrained(model, weights: str | Path) -> str:
     """
     import numpy as np
 
-    path, source_config = weights_source(weights, announce=True)
-    source = (source_config or {}).get("MODEL_NAME", "")
-    try:
-        load_weights_checked(model, path)
-        return f"Weights from {path}: all layers loaded (same architecture and classes)."
-    except CnnhubError:
-        pass  # another head, other classes, or another backbone: checked below
+    path, run = weights_source(weights, announce=True)
+    source = str(run.config.get("MODEL_NAME", "")) if run is not None else ""
+    other_classes = run is not None and class_names is not None and run.class_names != list(
+        class_names
+    )
+    if not other_classes:
+        try:
+            load_weights_checked(model, path)
+            return f"Weights from {path}: all layers loaded (same architecture and classes)."
+        except CnnhubError:
+            pass  # another head, other classes, or another backbone: checked below
     backbone = _backbone_paths(model)
     try:
         with _weights_table(path) as h5_path:

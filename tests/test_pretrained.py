@@ -273,6 +273,24 @@ def test_transfer_from_a_run_with_other_classes_and_head(tiny_run, capsys):
     assert best_weights_file(tiny_run) in report  # a run folder means its best weights
 
 
+def test_other_classes_of_the_same_count_get_a_fresh_head(tiny_run, capsys):
+    """A head that fits in shape is still not loaded for other classes (the run's names)."""
+    config = json.loads((tiny_run / "run_config.json").read_text(encoding="utf-8"))
+    config["WEIGHTS"] = str(tiny_run)
+    keras.utils.set_random_seed(5)
+    model = build_model(config, num_classes=3, class_names=["0", "1", "2"])
+    assert "loaded the backbone" in capsys.readouterr().out
+    keras.utils.set_random_seed(5)
+    fresh = build_model(dict(config, WEIGHTS="none"), num_classes=3)
+    for a, b in zip(model.get_layer("predictions").weights, fresh.get_layer("predictions").weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    same = build_model(config, num_classes=3, class_names=["circle", "square", "stripes"])
+    assert "all layers loaded" in capsys.readouterr().out
+    source = keras_model(tiny_run, best_weights_file(tiny_run))
+    for a, b in zip(same.weights, source.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_same_architecture_and_classes_load_everything(tiny_run, capsys):
     final = tiny_run / "final_model.keras"
     config = json.loads((tiny_run / "run_config.json").read_text(encoding="utf-8"))
