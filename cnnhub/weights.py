@@ -229,16 +229,39 @@ def _backbone_paths(model) -> dict[str, tuple[str, object]]:
     }
 
 
-def _check_backbone(model, actual: dict[str, tuple], shown: str, source: str) -> None:
+def _has_imagenet(model_name: str) -> bool:
+    from cnnhub.registry import get_backbone
+
+    try:
+        return get_backbone(model_name).imagenet
+    except CnnhubError:
+        return False
+
+
+def _color_hint(model, source_config: dict | None) -> str:
+    """A hint when the source run's images had another number of channels than this model's."""
+    mode = (source_config or {}).get("COLOR_MODE")
+    if mode and (mode == "grayscale") != (model.input_shape[-1] == 1):
+        return f" The file's run was trained with --color_mode {mode}: pass the same here."
+    return ""
+
+
+def _check_backbone(
+    model, actual: dict[str, tuple], shown: str, source_config: dict | None
+) -> None:
     """Raise CnnhubError on the first backbone weight of ``model`` the file lacks or shapes
     differently (and on backbone weights of the file the model lacks)."""
     backbone = _backbone_paths(model)
+    source = str((source_config or {}).get("MODEL_NAME", ""))
     hint = (
         f" The file comes from a `{source}` run, this run builds `{model.name}`."
         if source and source != model.name
         else ""
     )
-    advice = f"{hint} Pass weights of the same backbone, or -w imagenet / -w none."
+    # -w imagenet is only advice for a model that has ImageNet weights (custom has none)
+    other = "-w imagenet / -w none" if _has_imagenet(model.name) else "-w none"
+    hint += _color_hint(model, source_config)
+    advice = f"{hint} Pass weights of the same backbone, or {other}."
     for path, (name, variable) in backbone.items():
         shape = tuple(variable.shape)
         if path not in actual:
@@ -279,7 +302,6 @@ def load_pretrained(model, weights: str | Path, class_names: list[str] | None = 
     import numpy as np
 
     path, run = weights_source(weights, announce=True)
-    source = str(run.config.get("MODEL_NAME", "")) if run is not None else ""
     other_classes = run is not None and class_names is not None and run.class_names != list(
         class_names
     )
@@ -292,7 +314,9 @@ def load_pretrained(model, weights: str | Path, class_names: list[str] | None = 
     backbone = _backbone_paths(model)
     try:
         with _weights_table(path) as h5_path:
-            _check_backbone(model, file_variables(h5_path), str(path), source)
+            _check_backbone(
+                model, file_variables(h5_path), str(path), run.config if run else None
+            )
             with h5py.File(h5_path, "r") as handle:
                 for entry, (_, variable) in backbone.items():
                     variable.assign(np.asarray(handle[entry]))

@@ -301,6 +301,18 @@ def test_same_architecture_and_classes_load_everything(tiny_run, capsys):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_channel_mismatch_names_the_source_color_mode(tiny_run):
+    config = settings.resolve(["-w", str(tiny_run), "--color_mode", "grayscale",
+                               "-height", "32", "-width", "32", "-tt", "train_all"])[0]  # fmt: skip
+    source = json.loads((tiny_run / "run_config.json").read_text(encoding="utf-8"))
+    config = dict(config, CUSTOM_CONV_BLOCKS=source["CUSTOM_CONV_BLOCKS"])
+    with pytest.raises(CnnhubError) as error:
+        build_model(config, num_classes=5)
+    message = str(error.value)
+    assert "trained with --color_mode rgb: pass the same here" in message
+    assert "-w imagenet" not in message  # custom has no ImageNet weights to suggest
+
+
 def test_incompatible_backbone_names_the_layer_and_both_shapes(tiny_run, tiny_data, tmp_path):
     weights = tiny_run / "model_logs" / best_weights_file(tiny_run)
     config = settings.resolve(["-w", str(weights), "--custom_conv_blocks", "c8-bn-mp2,c32-bn-mp2",
