@@ -277,7 +277,7 @@ def write_image_folder(
 
 def list_folder(root: Path) -> tuple[list[str], list[str], list[int]]:
     """(class names, file paths, labels) of a class-folder tree, sorted (cnnhub's order)."""
-    from cnnhub.images import list_class_folder
+    from cnnhub.data.images import list_class_folder
 
     names, items = list_class_folder(root)
     return names, [p for p, _ in items], [label for _, label in items]

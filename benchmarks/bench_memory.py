@@ -47,7 +47,7 @@ import json, os, resource, sys, time
 sys.path.insert(0, {root!r})
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 from cnnhub.data import Split, make_dataset
-from cnnhub.sources import read_idx
+from cnnhub.data.sources import read_idx
 source = read_idx({data!r})
 n = {n}
 split = Split(labels=source.labels[:n], paths=list(source.keys[:n]), images=source.images[:n],
@@ -69,7 +69,7 @@ def subset_npz(n: int, folder: Path) -> Path:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from cnnhub.sources import read_idx
+    from cnnhub.data.sources import read_idx
 
     source = read_idx(FASHION)
     path = folder / f"fashion-{n}.npz"

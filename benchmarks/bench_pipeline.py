@@ -93,7 +93,9 @@ def measure_model(name: str, model_name: str, size: int, n: int, args, folder: P
     import numpy as np
     import tensorflow as tf
 
-    from cnnhub.data import Split, build_augmenter, make_dataset
+    from cnnhub.data.augment import build_augmenter
+    from cnnhub.data.pipeline import make_dataset
+    from cnnhub.data.sets import Split
     from cnnhub.model_factory import build_model
     from cnnhub.training import make_loss, make_optimizer
 

@@ -87,7 +87,9 @@ def measure(model_name: str, size: int, folder: Path, args, configs) -> dict:
     import keras
     import numpy as np
 
-    from cnnhub.data import Split, build_augmenter, make_dataset
+    from cnnhub.data.augment import build_augmenter
+    from cnnhub.data.pipeline import make_dataset
+    from cnnhub.data.sets import Split
     from cnnhub.devices import _set_precision
     from cnnhub.model_factory import build_model
     from cnnhub.reproducibility import enable_determinism

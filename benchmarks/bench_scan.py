@@ -36,7 +36,7 @@ def write_jpegs(folder: Path, n: int) -> None:
     from PIL import Image
 
     if FASHION.is_file():
-        from cnnhub.sources import read_idx
+        from cnnhub.data.sources import read_idx
 
         source = read_idx(FASHION)
         images, labels = source.images[:n, :, :, 0], source.labels[:n]
@@ -72,9 +72,9 @@ def main() -> int:
     # training has paid it already while `cnnhub inspect` pays it on a first (uncached) scan.
     import_seconds, _ = timed(lambda: __import__("tensorflow"))
 
-    from cnnhub.data import DataOptions, load_splits
-    from cnnhub.images import list_class_folder, scan_images
-    from cnnhub.inspect_data import cache_file, file_hashes
+    from cnnhub.data.images import list_class_folder
+    from cnnhub.data.scan import cache_file, file_hashes, scan_images
+    from cnnhub.data.sets import DataOptions, load_splits
 
     _, items = list_class_folder(data)
     paths = [p for p, _ in items]

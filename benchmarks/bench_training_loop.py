@@ -64,7 +64,9 @@ def measure(folder: Path, args) -> dict:
     import numpy as np
 
     from cnnhub import settings
-    from cnnhub.data import Split, build_augmenter, make_dataset
+    from cnnhub.data.augment import build_augmenter
+    from cnnhub.data.pipeline import make_dataset
+    from cnnhub.data.sets import Split
     from cnnhub.model_factory import build_model
     from cnnhub.training import make_loss, make_optimizer
 

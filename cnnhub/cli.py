@@ -27,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "weights": ("cnnhub.pretrained", "List or download the ImageNet weights in Keras's cache."),
     "evaluate": ("cnnhub.evaluation.command", "Score saved weights on validation or other data."),
     "compare": ("cnnhub.compare", "Write a leaderboard of the runs in a model repository."),
-    "inspect": ("cnnhub.inspect_data", "Check a dataset: counts, sizes, broken files, duplicates."),
+    "inspect": (
+        "cnnhub.commands.inspect",
+        "Check a dataset: counts, sizes, broken files, duplicates.",
+    ),
     "predict": ("cnnhub.predict", "Classify images with a trained run (top-k, threshold, CSV)."),
     "featuremaps": ("cnnhub.explain.featuremaps", "Plot a run's conv feature maps for an image."),
     "gradcam": ("cnnhub.explain.gradcam", "Grad-CAM heatmap of a run's model over an image."),

@@ -332,7 +332,7 @@ def measure_latency(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarr
 
 def folder_inputs(run: Run, folder: str, count: int) -> list[np.ndarray]:
     """Up to ``count`` readable images spread evenly over ``folder``, as the run's model input."""
-    from cnnhub.images import UnreadableImage
+    from cnnhub.data.images import UnreadableImage
 
     images = []
     for path in spread(walk_images(folder), count):
@@ -345,7 +345,8 @@ def folder_inputs(run: Run, folder: str, count: int) -> list[np.ndarray]:
 
 def source_inputs(run: Run, source, count: int) -> np.ndarray:
     """Up to ``count`` samples spread evenly over a DataSource, as ``evaluate`` feeds them."""
-    from cnnhub.data import evaluation_dataset, split_of_source
+    from cnnhub.data.pipeline import evaluation_dataset
+    from cnnhub.data.sets import split_of_source
 
     picked = source.subset(spread(np.arange(len(source)), count))
     split, _ = split_of_source(picked, run.config.get("SCAN_CACHE", True), run.channels)
@@ -370,7 +371,7 @@ def random_images(run: Run, why: str) -> tuple[np.ndarray, str]:
 def verification_images(run: Run, valid: str | None) -> tuple[np.ndarray, str]:
     """The images an export is checked on: the run's validation data, rebuilt as ``evaluate``
     does (or ``valid``, any layout); random ones, with a note, when it cannot be read."""
-    from cnnhub.data import evaluation_source
+    from cnnhub.data.sets import evaluation_source
 
     try:
         source = evaluation_source(run.config, run.path, run.class_names, valid, "--valid")
@@ -387,7 +388,7 @@ def verification_images(run: Run, valid: str | None) -> tuple[np.ndarray, str]:
 def calibration_images(run: Run, folder: str | None, count: int) -> list[np.ndarray]:
     """The representative sample for int8 quantisation: a folder of images, or else the run's
     training data (DATA_DIR_TRAIN, any layout), as the run's model input."""
-    from cnnhub.data import DataOptions, read_source
+    from cnnhub.data.sets import DataOptions, read_source
 
     if folder is not None:
         images = folder_inputs(run, folder, count) if Path(folder).is_dir() else []

@@ -29,7 +29,7 @@ def cached_feature_datasets(model, splits, config: dict[str, Any], augmenter, ra
     """
     import tensorflow as tf
 
-    from cnnhub.data import make_dataset, prefetched, shuffle_by_epoch
+    from cnnhub.data.pipeline import make_dataset, prefetched, shuffle_by_epoch
     from cnnhub.model_factory import split_at_backbone
 
     extractor, head = split_at_backbone(model)

@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from cnnhub import atomic
-from cnnhub.data import (
+from cnnhub.data.sets import (
     DataOptions,
     Splits,
     _Clean,
@@ -41,29 +40,14 @@ from cnnhub.data import (
     load_test,
     read_source,
     scan_split,
-    split_frame,
 )
+from cnnhub.data.splits import assign_folds, split_frame
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.headline import HEADLINE_COLUMNS, HEADLINE_FIGURES, headline_figures
 
 SUMMARY_COLUMNS = ["fold", "run", "best_weights", "best_epoch", *HEADLINE_COLUMNS, "val_loss"]
 """Then, per held-out set ``<name>`` a fold was scored on, ``test_<figure>[<name>]`` for each
 of :data:`~cnnhub.evaluation.headline.HEADLINE_FIGURES`."""
-
-
-def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """The 0-based fold of each sample: stratified, seeded, fold sizes within one of each other.
-
-    scikit-learn's ``StratifiedKFold(shuffle=True)``: it deals the label-sorted samples to the
-    folds round-robin (so each class is spread evenly and fold sizes differ by at most one), in
-    a random order within each class drawn from ``seed``.
-    """
-    labels = np.asarray(labels)
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    fold = np.zeros(len(labels), dtype=np.int64)
-    for index, (_, held_out) in enumerate(folds.split(np.zeros((len(labels), 1)), labels)):
-        fold[held_out] = index
-    return fold
 
 
 @dataclass
@@ -146,7 +130,7 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
                 f"{role} part of fold {fold + 1} of `{train_dir}`",
                 f"folds={k}",
             )
-    from cnnhub.class_weights import resolve_class_weight
+    from cnnhub.data.class_weights import resolve_class_weight
 
     resolve_class_weight(options.class_weight, plan.class_names, clean.source.class_counts())
     if inspect:

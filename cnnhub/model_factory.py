@@ -149,7 +149,7 @@ def build_model(
     height, width = config["IMG_HEIGHT"], config["IMG_WIDTH"]
     check_input_size(spec, height, width)
     check_weights_setting(spec, config["WEIGHTS"])
-    from cnnhub.data import input_channels
+    from cnnhub.data.sets import input_channels
 
     input_shape = (height, width, input_channels(config))
     inputs = keras.Input(shape=input_shape, name="image")

@@ -56,7 +56,7 @@ def collect_images(inputs: Sequence[str]) -> list[str]:
     Raises:
         CnnhubError: a path does not exist, or no image file is found at all.
     """
-    from cnnhub.images import IMAGE_EXTENSIONS
+    from cnnhub.data.images import IMAGE_EXTENSIONS
 
     paths: list[str] = []
     for item in inputs:
@@ -82,7 +82,7 @@ def collect_images(inputs: Sequence[str]) -> list[str]:
 
 
 def _load(run: Run, path: str) -> tuple[np.ndarray | None, str | None]:
-    from cnnhub.images import UnreadableImage
+    from cnnhub.data.images import UnreadableImage
 
     try:
         return run.load_input(path), None

@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnhub import run_lock
+import numpy as np
+
+from cnnhub import run_lock, settings
+from cnnhub.data.images import within
+from cnnhub.data.pipeline import decode_file
+from cnnhub.data.sets import input_channels
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.safe_csv import read_csv_safe
+from cnnhub.weights import file_variables
 
 REPOSITORY = "model_repository"
 RUN_CONFIG = "run_config.json"
@@ -153,7 +160,6 @@ class RunFolder:
 
     def read_config(self) -> dict[str, Any]:
         """``run_config.json``, checked as a configuration (missing keys get today's defaults)."""
-        from cnnhub import settings
 
         config = self._json(self.run_config)
         try:
@@ -196,7 +202,6 @@ class RunFolder:
 
     def read_csv(self, file: Path, columns: list[str]):
         """A CSV file of the run with at least ``columns``."""
-        from cnnhub.evaluation.safe_csv import read_csv_safe
 
         try:
             frame = read_csv_safe(file)
@@ -231,7 +236,6 @@ class RunFolder:
 
     def check_weights(self, file: Path) -> Path:
         """``file`` if it is a readable Keras weights file (.weights.h5 or .keras)."""
-        from cnnhub.weights import file_variables
 
         try:
             if file.suffix == ".keras":
@@ -318,7 +322,6 @@ class Run:
     @property
     def channels(self) -> int:
         """Channels of the model's input: 1 for a ``--color_mode grayscale`` run, else 3."""
-        from cnnhub.data import input_channels
 
         return input_channels(self.config)
 
@@ -331,9 +334,6 @@ class Run:
         Raises:
             UnreadableImage: the file cannot be decoded (``reason`` says why).
         """
-        import numpy as np
-
-        from cnnhub.data import decode_file
 
         return decode_file(path, self.image_size, self.channels).astype(np.float32)
 
@@ -533,3 +533,22 @@ def create_run_folder(
     run.model_logs.mkdir()
     run.tensor_logs.mkdir()
     return run
+
+
+def check_save_location(save_location: str, data_dirs: dict[str, str]) -> None:
+    """Refuse run folders inside a class-folder dataset, before anything is written.
+
+    The run's plots are PNG files: under ``-dtrain`` the next run would list
+    ``model_repository`` as a class and train on them. ``data_dirs`` maps each data flag
+    (``-dtrain``) to its path; paths that are not folders (CSV, IDX, .npz) are not walked.
+    """
+
+    repository = os.path.realpath(os.path.join(save_location or ".", REPOSITORY))
+    for flag, path in data_dirs.items():
+        if path and os.path.isdir(path) and within(repository, os.path.realpath(path)):
+            raise CnnhubError(
+                f"The run folders would be written inside the data folder `{path}` ({flag}), "
+                f"where their plots would be read as images of a class next time. Pass a save "
+                f"location outside the data with -sl/--save_loc. "
+                f"Received: save_location={save_location!r}, {flag} {path}"
+            )

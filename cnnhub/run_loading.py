@@ -37,6 +37,7 @@ from pathlib import Path
 
 # The command-line helpers every command that opens a run shares, imported from here by them.
 from cnnhub.cli import OneLineParser, run_command  # noqa: F401
+from cnnhub.data.sets import UNCERTAIN  # noqa: F401  (predict's and export's label)
 from cnnhub.display import printable
 from cnnhub.errors import CnnhubError
 from cnnhub.quiet import quiet_tensorflow  # noqa: F401
@@ -49,10 +50,6 @@ from cnnhub.run_folder import (  # noqa: F401  (Run, open_run: this module's pub
     open_run,
 )
 
-UNCERTAIN = "uncertain"
-"""The label given to an image whose top-1 probability is below the threshold."""
-
-
 # --------------------------------------------------------------------------- command line
 
 
@@ -60,8 +57,6 @@ def note(message: str) -> None:
     """Print an informational note on stderr (stdout stays clean for tables)."""
     sys.stderr.write(f"note: {printable(message)}\n")
     sys.stderr.flush()
-
-
 
 
 # --------------------------------------------------------------------------- the run folder
@@ -216,7 +211,7 @@ def build_run_model(run: Run, weights: WeightsChoice):
 def walk_images(folder: str | os.PathLike) -> list[str]:
     """The image files under ``folder``: :func:`cnnhub.images.walk_images`, the walk that
     training and ``inspect`` use too (regular files only, links followed once)."""
-    from cnnhub.images import walk_images as walk
+    from cnnhub.data.images import walk_images as walk
 
     return walk(folder)
 

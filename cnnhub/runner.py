@@ -79,7 +79,8 @@ def train_models(
             f"model_name={config['MODEL_NAME']}"
         )
     # ---- data side (sources, splits, folds, checks; see cnnhub.data / cnnhub.folds)
-    from cnnhub.data import check_save_location, splits_from_config
+    from cnnhub.data.sets import splits_from_config
+    from cnnhub.run_folder import check_save_location
 
     check_save_location(
         config["SAVE_LOCATION"],
@@ -133,7 +134,7 @@ def train_models(
 def resolve_models(config: dict[str, Any], specs: list, inspection) -> list[dict[str, Any]]:
     """Each model's config with its ``auto`` settings resolved (printed), sizes checked, and its
     ImageNet weights in Keras's cache (downloaded now, so that no model fails mid-way)."""
-    from cnnhub.data import input_channels
+    from cnnhub.data.sets import input_channels
     from cnnhub.model_defaults import format_notes, resolve_model_config
     from cnnhub.model_factory import check_input_size
 
@@ -157,7 +158,7 @@ def _data_config(config: dict[str, Any]) -> dict[str, Any]:
     """When validation is cut from the training data (VAL_SPLIT, SPLIT_FILE, FOLDS), the run's
     config says so: DATA_DIR_VALID becomes empty. config.py's default for it is overridden
     silently; any other value is an error (two validation sets asked for)."""
-    from cnnhub.data import DataOptions
+    from cnnhub.data.sets import DataOptions
 
     if not DataOptions.from_config(config).validation_from_train or not config["DATA_DIR_VALID"]:
         return config
@@ -247,7 +248,8 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     import keras
 
     from cnnhub.callbacks import FirstBatchTimer
-    from cnnhub.data import build_augmenter, make_dataset
+    from cnnhub.data.augment import build_augmenter
+    from cnnhub.data.pipeline import make_dataset
     from cnnhub.devices import (
         adapt_model_to_strategy,
         is_chief,
@@ -305,13 +307,13 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         atomic.write_json(run.run_config, config)
         atomic.write_json(run.class_mapping, {str(i): c for i, c in enumerate(splits.class_names)})
     if splits.split_frame is not None and not run.split_csv.exists():
-        from cnnhub.sources import write_split_file  # written first: a resume needs it
+        from cnnhub.data.splits import write_split_file  # written first: a resume needs it
 
         write_split_file(run.split_csv, splits.split_frame)
     freeze_for_epoch(model, config, state.epoch if state else 0)
     print(trainable_summary(model))
     if splits.skipped:
-        from cnnhub.images import write_skipped
+        from cnnhub.data.scan import write_skipped
 
         write_skipped(run.path, splits.skipped)
     augmenter = build_augmenter(config, config["SEED"])
@@ -422,7 +424,7 @@ def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | 
     """Continue a run folder with its saved configuration (only EPOCHS may be raised); a run
     whose epochs are all done but whose finishing steps were cut short is finished."""
     from cnnhub import run_lock
-    from cnnhub.data import run_splits
+    from cnnhub.data.sets import run_splits
     from cnnhub.resume import plan_resume
 
     changed = sorted(set(given) - {"EPOCHS", "VERBOSE"})

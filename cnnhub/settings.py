@@ -659,7 +659,7 @@ def check_image_shape(shape: list[int]) -> None:
 
 def check_data_keys(config: dict[str, Any]) -> None:
     """The data-source, split and imbalance keys (DATA_FORMAT ... SCAN_CACHE)."""
-    from cnnhub.class_weights import parse_class_weight
+    from cnnhub.data.class_weights import parse_class_weight
 
     if config["FOLDS"] == 1:
         raise CnnhubError(

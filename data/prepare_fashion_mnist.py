@@ -22,7 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cnnhub.sources import load_source  # noqa: E402
+from cnnhub.data.sources import load_source  # noqa: E402
 
 CLASS_NAMES = [
     "tshirt_top",

@@ -16,12 +16,14 @@ from PIL import Image
 
 from cnnhub import settings
 from cnnhub.cli import main as cnnhub_main
-from cnnhub.data import DataOptions, Split, load_splits, make_dataset, splits_from_config
+from cnnhub.data.images import load_image
+from cnnhub.data.pipeline import make_dataset
+from cnnhub.data.scan import scan_images
+from cnnhub.data.sets import DataOptions, Split, load_splits, splits_from_config
+from cnnhub.data.sources import DATA_FORMATS, read_class_folder
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
-from cnnhub.images import load_image, scan_images
 from cnnhub.runner import train_main
-from cnnhub.sources import DATA_FORMATS, read_class_folder
 from conftest import CLASSES, make_image_folder
 
 FAST = ["-e", "1", "-b", "8", "-height", "32", "-width", "32", "--custom_conv_blocks", "c8k3-mp2"]
@@ -430,12 +432,12 @@ def test_data_format_choices_match_the_readers():
 
 
 def test_scan_results_are_cached_between_runs(tiny_data, monkeypatch, tmp_path):
-    import cnnhub.images as images
+    import cnnhub.data.scan as scan
 
     monkeypatch.setenv("CNNHUB_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
-    real = images._inspect_file
-    monkeypatch.setattr(images, "_inspect_file", lambda p: calls.append(p) or real(p))
+    real = scan._inspect_file
+    monkeypatch.setattr(scan, "_inspect_file", lambda p: calls.append(p) or real(p))
     load_splits(str(tiny_data["train"]), str(tiny_data["valid"]))
     assert len(calls) == 66
     calls.clear()

@@ -27,25 +27,19 @@ from PIL import Image
 
 from cnnhub.atomic import write_csv, write_json
 from cnnhub.cli import main as cnnhub_main
-from cnnhub.errors import CnnhubError
-from cnnhub.evaluation.safe_csv import read_csv_safe
-from cnnhub.images import (
+from cnnhub.data.images import (
     UnreadableImage,
     list_class_folder,
     load_image,
     needs_pil,
-    scan_images,
     walk_images,
 )
-from cnnhub.inspect_data import file_hashes
+from cnnhub.data.scan import file_hashes, scan_images
+from cnnhub.data.sources import read_class_folder, read_csv_paths
+from cnnhub.data.splits import apply_split_file, stratified_split, write_split_file
+from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.safe_csv import read_csv_safe
 from cnnhub.runner import train_main
-from cnnhub.sources import (
-    apply_split_file,
-    read_class_folder,
-    read_csv_paths,
-    stratified_split,
-    write_split_file,
-)
 from conftest import ROOT, cli_env, make_image_folder
 
 ESC_CLASS = "evil\x1b]0;pwned\x07"  # retitles a terminal when printed raw

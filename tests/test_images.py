@@ -12,19 +12,17 @@ import pytest
 import tensorflow as tf
 from PIL import Image, JpegImagePlugin
 
-from cnnhub import images
-from cnnhub.errors import CnnhubError
-from cnnhub.images import (
+from cnnhub.data import scan, tf_images
+from cnnhub.data.images import (
     IMAGE_EXTENSIONS,
-    ScanResult,
     UnreadableImage,
     is_image_file,
     list_class_folder,
     load_image,
     needs_pil,
-    scan_images,
-    write_skipped,
 )
+from cnnhub.data.scan import ScanResult, scan_images, write_skipped
+from cnnhub.errors import CnnhubError
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -371,29 +369,27 @@ def test_scan_png_truncation_detected(tmp_path):
 def test_scan_cache_skips_unchanged_files(tmp_path, monkeypatch):
     good, bad = _scan_fixture(tmp_path)
     calls = []
-    original = images._inspect_file
+    original = scan._inspect_file
 
     def counting(path):
         calls.append(path)
         return original(path)
 
-    from cnnhub import tf_images
-
     decoded = []  # files fully decoded by the pipeline's decoder (TF or Pillow)
-    real_rejected, real_pillow = tf_images.rejected, images._pillow_reason
-    monkeypatch.setattr(images, "_inspect_file", counting)
+    real_rejected, real_pillow = tf_images.rejected, scan._pillow_reason
+    monkeypatch.setattr(scan, "_inspect_file", counting)
     monkeypatch.setattr(
         tf_images, "rejected", lambda paths, ch: decoded.extend(paths) or real_rejected(paths, ch)
     )
     monkeypatch.setattr(
-        images, "_pillow_reason", lambda p, ch, **kw: decoded.append(p) or real_pillow(p, ch, **kw)
+        scan, "_pillow_reason", lambda p, ch, **kw: decoded.append(p) or real_pillow(p, ch, **kw)
     )
     cache = tmp_path / "cache" / "scan.json"
     first = scan_images(good + bad, cache_file=cache)
     assert len(calls) == len(good) + len(bad) - 1  # the missing file is never opened
     assert sorted(good) == sorted(p for p in decoded if p in good)  # each good file decoded
     stamp = json.loads(cache.read_text())
-    assert stamp["version"] == images._CACHE_VERSION
+    assert stamp["version"] == scan._CACHE_VERSION
     assert stamp["pillow"] == PIL.__version__ and stamp["tensorflow"] == tf.__version__
 
     calls.clear()

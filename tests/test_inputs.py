@@ -17,7 +17,8 @@ import pytest
 from trained_runs import TINY_FLAGS, error_lines, keras_model, shared_tiny_run, valid_paths
 
 from cnnhub.cli import main
-from cnnhub.data import Split, make_dataset
+from cnnhub.data.pipeline import make_dataset
+from cnnhub.data.sets import Split
 from cnnhub.evaluation.safe_csv import read_csv_safe
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-import cnnhub.inspect_data as inspect_data
+import cnnhub.data.scan as scan
 from cnnhub.cli import main as cnnhub_main
 from conftest import make_image_folder
 
@@ -75,13 +75,11 @@ def test_in_memory_duplicates_and_test_split(tmp_path, capsys):
 
 
 def test_second_inspection_uses_the_caches(dataset, tmp_path, monkeypatch, capsys):
-    import cnnhub.images as images
-
     train, valid = dataset
     decoded, hashed = [], []
-    real_inspect, real_hash = images._inspect_file, inspect_data._sha1_file
-    monkeypatch.setattr(images, "_inspect_file", lambda p: decoded.append(p) or real_inspect(p))
-    monkeypatch.setattr(inspect_data, "_sha1_file", lambda p: hashed.append(p) or real_hash(p))
+    real_inspect, real_hash = scan._inspect_file, scan._sha1_file
+    monkeypatch.setattr(scan, "_inspect_file", lambda p: decoded.append(p) or real_inspect(p))
+    monkeypatch.setattr(scan, "_sha1_file", lambda p: hashed.append(p) or real_hash(p))
     assert cnnhub_main(["inspect", str(train), "--valid", str(valid)]) == 0
     first = capsys.readouterr().out
     assert len(decoded) == 14 and len(hashed) == 13  # the unreadable file is not hashed

@@ -12,13 +12,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cnnhub.errors import CnnhubError
-from cnnhub.folds import assign_folds
-from cnnhub.images import load_image
-from cnnhub.sources import (
+from cnnhub.data.images import load_image
+from cnnhub.data.sources import (
     DATA_FORMATS,
     DataSource,
-    apply_split_file,
     detect_format,
     idx_labels_candidates,
     load_source,
@@ -27,9 +24,9 @@ from cnnhub.sources import (
     read_idx,
     read_names_file,
     read_npz,
-    stratified_split,
-    write_split_file,
 )
+from cnnhub.data.splits import apply_split_file, assign_folds, stratified_split, write_split_file
+from cnnhub.errors import CnnhubError
 
 N_CLASSES, PER_CLASS = 3, 4
 
@@ -281,8 +278,12 @@ def test_cifar10_file_and_folder(tmp_path, colour):
     from_folder = load_source(batches)
     assert from_folder.class_names[:3] == ["airplane", "automobile", "bird"]
     assert len(from_folder.class_names) == 10
-    renamed = Counter({(str(["airplane", "automobile", "bird"].index(k[0])), *k[1:]): v
-                       for k, v in contents(from_folder).items()})
+    renamed = Counter(
+        {
+            (str(["airplane", "automobile", "bird"].index(k[0])), *k[1:]): v
+            for k, v in contents(from_folder).items()
+        }
+    )
     assert renamed == expected
     assert from_folder.keys[:2] == ["data_batch_1.bin#0", "data_batch_1.bin#1"]
     assert from_folder.keys[6] == "data_batch_2.bin#0"

@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from cnnhub import settings
 from cnnhub.callbacks import LOG_COLUMNS
-from cnnhub.images import load_image
+from cnnhub.data.images import load_image
 from cnnhub.model_factory import build_model
 from cnnhub.runner import train_main
 

@@ -111,7 +111,7 @@ def best_weights_file(run: Path) -> str:
 
 def pixels(paths, size=(32, 32)) -> np.ndarray:
     """Raw float32 0-255 pixels of image files, decoded as cnnhub decodes them."""
-    from cnnhub.images import load_image
+    from cnnhub.data.images import load_image
 
     return np.stack([load_image(p, size=size) for p in paths]).astype(np.float32)
 

@@ -260,9 +260,9 @@ def evaluate_run(
     and returns its ``summary.json``. Everything (run folder, classes, every weights file) is
     checked before anything is written.
     """
-    from cnnhub.data import (
+    from cnnhub.data.pipeline import evaluation_dataset
+    from cnnhub.data.sets import (
         check_same_classes,
-        evaluation_dataset,
         evaluation_source,
         input_channels,
         split_of_source,
@@ -308,7 +308,7 @@ def evaluate_run(
         report = analysis_report(rows)
         write_csv_safe((folder or run.path) / "analysis_report.csv", report)
         if skipped:
-            from cnnhub.images import write_skipped
+            from cnnhub.data.scan import write_skipped
 
             write_skipped(folder or run.path, skipped)
         return report

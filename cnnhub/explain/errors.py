@@ -161,9 +161,9 @@ def _run(argv: Sequence[str], prog: str) -> int:
     png_folder = Path(args.out).parent if args.out else run.path / "explain"
     check_writable(png_folder, "the errors gallery", "--out", f"out={args.out or png_folder}")
     quiet_tensorflow()
-    from cnnhub.data import (
+    from cnnhub.data.pipeline import evaluation_dataset
+    from cnnhub.data.sets import (
         check_same_classes,
-        evaluation_dataset,
         evaluation_source,
         split_of_source,
     )

@@ -131,7 +131,7 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA
 
 def display_image(path: str | Path) -> np.ndarray:
     """The image as a person sees it (EXIF-rotated), longest side at most :data:`DISPLAY_MAX`."""
-    from cnnhub.images import load_image
+    from cnnhub.data.images import load_image
 
     full = load_image(path, channels=3)
     height, width = full.shape[:2]

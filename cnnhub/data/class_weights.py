@@ -14,6 +14,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 from cnnhub.errors import CnnhubError
 
 
@@ -49,7 +51,6 @@ def parse_class_weight(text: str) -> str | dict[str, float]:
 
 def balanced_weights(counts: Any):
     """``n / (classes * n_class)`` per class (0 for a class with no samples)."""
-    import numpy as np
 
     counts = np.asarray(counts, dtype=np.float64)
     total, classes = counts.sum(), len(counts)
@@ -85,7 +86,6 @@ def oversample_indices(labels: Any, seed: int):
     of itself plus a seeded random remainder (without repeats), appended after. Empty classes
     stay empty.
     """
-    import numpy as np
 
     labels = np.asarray(labels)
     rng = np.random.default_rng([seed, 7])

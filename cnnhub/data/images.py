@@ -37,20 +37,16 @@ its original bytes (:mod:`cnnhub.atomic`) and to the terminal escaped
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import os
 import stat
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import PIL
 from PIL import Image, ImageOps
 
-from cnnhub.atomic import write_csv, write_json
+from cnnhub.display import warn
 from cnnhub.errors import CnnhubError
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
@@ -82,7 +78,6 @@ _TF_MODES = {
     "BMP": {"RGB"},
     "WEBP": {"RGB"},
 }
-_CACHE_VERSION = 2
 
 
 class UnreadableImage(CnnhubError):
@@ -129,7 +124,6 @@ def walk_images(folder: str | os.PathLike, others: Sequence[str | os.PathLike] =
     Raises:
         CnnhubError: a folder cannot be listed.
     """
-    from cnnhub.display import warn
 
     folder = os.fspath(folder)
     top = os.path.realpath(folder)
@@ -501,219 +495,3 @@ def not_regular_reason(path: str | os.PathLike) -> str | None:
         return None
     kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
     return f"not a regular file ({kind})"
-
-
-def _inspect_file(path: str) -> dict[str, Any]:
-    """The header of ``path`` as Pillow reads it (no pixels decoded), with ``ok``/``reason``."""
-    try:
-        if os.path.getsize(path) == 0:
-            return {"ok": False, "reason": "empty file (0 bytes)"}
-        with Image.open(path) as img:
-            info = _header_info(img)
-    except Exception as exc:  # noqa: BLE001 - every opener failure becomes a skip reason
-        return {"ok": False, "reason": _reason_from_exception(path, exc)}
-    info.update(ok=True, reason=None)
-    return info
-
-
-def _pillow_reason(path: str, channels: int, strict: bool = False) -> str | None:
-    """Why :func:`load_image` fails on ``path`` (the pipeline's Pillow path), or None.
-
-    ``strict`` also checks a PNG's chunk CRCs and end marker, which decoding ignores: it names
-    the damage in a file TensorFlow rejected.
-    """
-    try:
-        if strict:
-            with Image.open(path) as img:
-                if img.format == "PNG":
-                    img.verify()
-        load_image(path, channels=channels)
-    except UnreadableImage as exc:
-        return exc.reason
-    except Exception as exc:  # noqa: BLE001 - every decoder failure becomes a skip reason
-        return _reason_from_exception(path, exc)
-    return None
-
-
-def _decoder(info: dict[str, Any], channels: int) -> str:
-    """The decoder the pipeline uses for a file with this header, and the cache key of its
-    verdict: ``pillow-3``, ``tensorflow-1``, ..."""
-    return f"{'pillow' if _info_needs_pil(info, channels) else 'tensorflow'}-{channels}"
-
-
-@dataclass
-class ScanResult:
-    """Outcome of :func:`scan_images`.
-
-    ``ok`` keeps the input order; ``skipped`` holds ``(path, reason)``; ``needs_pil`` the good
-    files TF would decode wrongly; ``sizes`` maps each good path to ``(height, width)`` as
-    stored (before EXIF rotation), ``modes`` to Pillow's mode and ``formats`` to its format.
-    """
-
-    ok: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    needs_pil: set[str] = field(default_factory=set)
-    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
-    modes: dict[str, str] = field(default_factory=dict)
-    formats: dict[str, str] = field(default_factory=dict)
-
-
-def _stat_key(path: str) -> tuple[int, int] | None:
-    try:
-        stat_result = os.stat(path)
-    except OSError:
-        return None
-    return stat_result.st_size, stat_result.st_mtime_ns
-
-
-def _tensorflow_version() -> str:
-    """TensorFlow's version without importing it (its decoder's verdicts are cached)."""
-    import sys
-    from importlib import metadata
-
-    if "tensorflow" in sys.modules:
-        return str(getattr(sys.modules["tensorflow"], "__version__", "unknown"))
-    for name in ("tensorflow", "tensorflow-cpu"):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    names = metadata.packages_distributions().get("tensorflow") or []
-    return metadata.version(names[0]) if names else "unknown"
-
-
-def _cache_stamp() -> dict[str, Any]:
-    return {
-        "version": _CACHE_VERSION,
-        "pillow": PIL.__version__,
-        "tensorflow": _tensorflow_version(),
-    }
-
-
-def _read_cache(cache_file: str | os.PathLike | None) -> dict[str, dict[str, Any]]:
-    if cache_file is None or not os.path.isfile(cache_file):
-        return {}
-    try:
-        with open(cache_file, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}  # a damaged cache only costs a rescan
-    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
-        return {}
-    if any(data.get(key) != value for key, value in _cache_stamp().items()):
-        return {}  # another cnnhub, Pillow or TensorFlow may judge files differently
-    return data["entries"]
-
-
-def _map(function, items: list, workers: int) -> list:
-    if workers == 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(function, items))
-
-
-def _tensorflow_reasons(paths: list[str], channels: int, workers: int) -> dict[str, str]:
-    """The files TensorFlow's decoder rejects, each with the most useful reason."""
-    from cnnhub.tf_images import rejected
-
-    found = rejected(paths, channels)
-    pillow = _map(lambda p: _pillow_reason(p, channels, strict=True), list(found), workers)
-    return {
-        path: own
-        or f"TensorFlow's decoder rejects it ({message}) although Pillow reads it; "
-        "re-saving the image usually repairs it"
-        for (path, message), own in zip(found.items(), pillow)
-    }
-
-
-def scan_images(
-    paths: Iterable[str | os.PathLike],
-    workers: int | None = None,
-    cache_file: str | os.PathLike | None = None,
-    channels: int = 3,
-) -> ScanResult:
-    """Check every file once with the decoder the pipeline will use, and sort it into ok /
-    skipped / needs-Pillow.
-
-    Each file's header is read with Pillow (which decides the decoder, see
-    :func:`needs_pil`); then the whole file is decoded by that decoder, as training will:
-    :func:`cnnhub.tf_images.decode_bytes` for most files (in parallel through ``tf.data``,
-    so TensorFlow is imported when there is something to check), :func:`load_image` for the
-    rest (in a thread pool of ``workers``, default ``min(8, cpu count)``). Missing, empty,
-    text, truncated or otherwise undecodable files, and anything that is not a regular file
-    (FIFO, socket, device), land in ``skipped`` with a reason, so a run never meets them.
-
-    With ``cache_file`` (JSON), headers and verdicts are stored per absolute path with the
-    file's size and mtime, and a later scan decodes only files that are new or changed (or
-    now need another decoder: ``channels``, what the pipeline asks for, changes the routing).
-    """
-    _check_channels(channels)
-    paths = [os.fspath(p) for p in paths]
-    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    if n_workers < 1:
-        raise CnnhubError(f"`workers` must be a positive integer. Received: workers={workers!r}")
-    entries = _read_cache(cache_file)
-    changed = False
-    verdicts: dict[int, dict[str, Any]] = {}
-    todo: list[tuple[int, str, tuple[int, int]]] = []
-    for i, path in enumerate(paths):
-        why = not_regular_reason(path)
-        stat_key = _stat_key(path) if why is None else None
-        if stat_key is None:
-            verdicts[i] = {"ok": False, "reason": why or "file not found"}
-            continue
-        cached = entries.get(os.path.abspath(path))
-        if cached is not None and [cached.get("bytes"), cached.get("mtime_ns")] == list(stat_key):
-            verdicts[i] = cached
-        else:
-            todo.append((i, path, stat_key))
-    for (i, path, stat_key), header in zip(
-        todo, _map(_inspect_file, [path for _, path, _ in todo], n_workers)
-    ):
-        verdicts[i] = entries[os.path.abspath(path)] = dict(
-            header, bytes=stat_key[0], mtime_ns=stat_key[1], decodes={}
-        )
-        changed = True
-    # Decode what has no verdict yet for the decoder the pipeline will use.
-    unchecked: dict[str, list[int]] = {"pillow": [], "tensorflow": []}
-    for i, verdict in verdicts.items():
-        if verdict["ok"] and _decoder(verdict, channels) not in verdict.setdefault("decodes", {}):
-            unchecked[_decoder(verdict, channels).split("-")[0]].append(i)
-    pillow = _map(lambda i: _pillow_reason(paths[i], channels), unchecked["pillow"], n_workers)
-    tensorflow = _tensorflow_reasons(
-        [paths[i] for i in unchecked["tensorflow"]], channels, n_workers
-    )
-    for i, reason in zip(unchecked["pillow"], pillow):
-        verdicts[i]["decodes"][_decoder(verdicts[i], channels)] = reason
-    for i in unchecked["tensorflow"]:
-        verdicts[i]["decodes"][_decoder(verdicts[i], channels)] = tensorflow.get(paths[i])
-    changed = changed or any(unchecked.values())
-    if cache_file is not None and changed:
-        write_json(cache_file, {**_cache_stamp(), "entries": entries})
-    result = ScanResult()
-    for i, path in enumerate(paths):
-        verdict = verdicts[i]
-        if verdict["ok"]:
-            reason = verdict["decodes"].get(_decoder(verdict, channels))
-        else:
-            reason = verdict["reason"]
-        if reason is not None:
-            result.skipped.append((path, reason))
-            continue
-        result.ok.append(path)
-        result.sizes[path] = (verdict["height"], verdict["width"])
-        result.modes[path] = verdict["mode"]
-        result.formats[path] = verdict["format"]
-        if _info_needs_pil(verdict, channels):
-            result.needs_pil.add(path)
-    return result
-
-
-def write_skipped(run_dir: str | os.PathLike, skipped: Sequence[tuple[str, str]]) -> Path:
-    """Write ``<run_dir>/skipped_files.csv`` (columns ``path,reason``; header only when none)."""
-    import pandas as pd
-
-    frame = pd.DataFrame([(str(p), str(r)) for p, r in skipped], columns=["path", "reason"])
-    target = Path(run_dir) / "skipped_files.csv"
-    write_csv(target, frame)
-    return target

@@ -18,12 +18,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from cnnhub.data.class_weights import oversample_indices, resolve_class_weight
+from cnnhub.data.inspect import Inspection, split_report
+from cnnhub.data.scan import scan_source_files
+from cnnhub.data.sources import DataSource, detect_format, load_source
+from cnnhub.data.splits import apply_split_file, split_frame, stratified_split
 from cnnhub.errors import CnnhubError
-from cnnhub.images import load_image
 
 
 @dataclass
@@ -134,26 +139,8 @@ def input_channels(config: dict[str, Any]) -> int:
     return 1 if config["COLOR_MODE"] == "grayscale" else 3
 
 
-def check_save_location(save_location: str, data_dirs: dict[str, str]) -> None:
-    """Refuse run folders inside a class-folder dataset, before anything is written.
-
-    The run's plots are PNG files: under ``-dtrain`` the next run would list
-    ``model_repository`` as a class and train on them. ``data_dirs`` maps each data flag
-    (``-dtrain``) to its path; paths that are not folders (CSV, IDX, .npz) are not walked.
-    """
-    from cnnhub.images import within
-    from cnnhub.run_folder import REPOSITORY
-
-    repository = os.path.realpath(os.path.join(save_location or ".", REPOSITORY))
-    for flag, path in data_dirs.items():
-        if path and os.path.isdir(path) and within(repository, os.path.realpath(path)):
-            raise CnnhubError(
-                f"The run folders would be written inside the data folder `{path}` ({flag}), "
-                f"where their plots would be read as images of a class next time. Pass a save "
-                f"location outside the data with -sl/--save_loc. "
-                f"Received: save_location={save_location!r}, {flag} {path}"
-            )
-
+UNCERTAIN = "uncertain"
+"""The label predict gives an image below the confidence threshold: no class may be named so."""
 
 # role: (what, flag)
 _ROLES = {
@@ -170,7 +157,6 @@ def read_source(path: str, role: str, options: DataOptions, reference=None):
     ``reference`` (the training source) makes this one use the same classes in the same order;
     different classes are an error naming them.
     """
-    from cnnhub.sources import detect_format, load_source
 
     what, flag = _ROLES[role]
     path = os.fspath(path)
@@ -197,7 +183,6 @@ def read_source(path: str, role: str, options: DataOptions, reference=None):
 
 def check_class_names(source, received: str) -> None:
     """Refuse a class named like predict's below-threshold label (``uncertain``, any case)."""
-    from cnnhub.run_loading import UNCERTAIN
 
     clash = [name for name in source.class_names if name.strip().casefold() == UNCERTAIN]
     if clash:
@@ -210,7 +195,6 @@ def check_class_names(source, received: str) -> None:
 
 def _align_classes(reference, source, what: str, received: str):
     """``source`` relabelled to ``reference``'s class order; different classes are an error."""
-    from cnnhub.sources import DataSource
 
     if source.class_names == reference.class_names:
         return source
@@ -246,24 +230,8 @@ def dev_subset(source, per_class: int, seed: int, role: str = "train"):
     return source.subset(np.sort(np.asarray(keep, dtype=np.int64)))
 
 
-def split_frame(source, valid_keys) -> Any:
-    """``split.csv`` rows (``path,label,split``) of ``source``: valid for ``valid_keys``."""
-    import pandas as pd
-
-    valid_keys = set(valid_keys)
-    return pd.DataFrame(
-        {
-            "path": source.keys,
-            "label": [source.class_names[i] for i in source.labels],
-            "split": ["valid" if k in valid_keys else "train" for k in source.keys],
-        },
-        columns=["path", "label", "split"],
-    )
-
-
 def _partition(train_src, valid_src, options: DataOptions):
     """(train, valid, split frame or None) by SPLIT_FILE, VAL_SPLIT or the given valid data."""
-    from cnnhub.sources import apply_split_file, stratified_split
 
     if options.split_file:
         if not os.path.isfile(options.split_file):
@@ -292,7 +260,6 @@ def scan_split(source, options: DataOptions) -> _Clean:
     """Decode-check a source's files (cached) and drop the unreadable ones."""
     if source.in_memory:
         return _Clean(source, frozenset(), [], None)
-    from cnnhub.inspect_data import scan_source_files
 
     scan = scan_source_files(source.paths, source.origin, options.scan_cache, options.channels)
     kept = source.drop_paths([p for p, _ in scan.skipped])
@@ -359,7 +326,6 @@ def finish_splits(
     inspection=None,
 ) -> Splits:
     """Class weights and oversampling on checked, cleaned splits -> :class:`Splits`."""
-    from cnnhub.class_weights import oversample_indices, resolve_class_weight
 
     class_weight = resolve_class_weight(
         options.class_weight, class_names, train.source.class_counts()
@@ -456,7 +422,6 @@ def _split_received(options: DataOptions) -> str:
 
 def inspect_clean(cleaned: dict[str, _Clean | None], options: DataOptions):
     """The training-start inspection of cleaned splits (None entries are left out)."""
-    from cnnhub.inspect_data import Inspection, split_report
 
     reports = [
         split_report(name, c.source, c.scan, c.skipped, options.scan_cache)
@@ -498,9 +463,6 @@ def run_validation_source(config: dict[str, Any], run_dir: str | Path, class_nam
     reads that folder itself. Otherwise the run's ``split.csv`` is applied to DATA_DIR_TRAIN
     again, or DATA_DIR_VALID is read in its layout; then the same DEV pick as in training.
     """
-    from types import SimpleNamespace
-
-    from cnnhub.sources import apply_split_file, detect_format
 
     options = DataOptions.from_config(config)
     split_csv = Path(run_dir) / "split.csv"
@@ -538,7 +500,6 @@ def evaluation_source(
     the run's validation data as training had it (:func:`run_validation_source`, or the
     DATA_DIR_VALID folder). The one way ``evaluate``, ``errors`` and ``export`` find it;
     ``flag`` is the option that passes ``data_dir``, named when the data is not there."""
-    from cnnhub.sources import load_source
 
     if data_dir is None:
         source = run_validation_source(config, run_dir, class_names)
@@ -566,247 +527,8 @@ def check_same_classes(source, class_names: list[str], received: str) -> None:
         )
 
 
-def evaluation_dataset(
-    split: Split, config: dict[str, Any], num_classes: int, batch_size: int | None = None
-):
-    """Batches of model input (no labels, the split's order) to score a run's weights on."""
-    return make_dataset(
-        split,
-        num_classes=num_classes,
-        image_size=(config["IMG_HEIGHT"], config["IMG_WIDTH"]),
-        batch_size=batch_size or config["BATCH_SIZE"],
-        training=False,
-        seed=config["SEED"],
-        cache=True,
-        with_labels=False,
-    )
-
-
 def split_of_source(source, scan_cache: bool = True, channels: int = 3):
     """``(Split, skipped files)`` of a DataSource: its files decode-checked, the bad ones out."""
     options = DataOptions(scan_cache=scan_cache, channels=channels)
     clean = scan_split(source, options)
     return to_split(clean, channels), clean.skipped
-
-
-def build_augmenter(config: dict[str, Any], seed: int):
-    """The training augmentation as a Sequential of Keras preprocessing layers, or None."""
-    import keras
-    from keras import layers
-
-    steps = []
-    # Each layer gets its own seed; with one shared seed their random draws would be correlated.
-    seeds = iter(range(seed, seed + 16))
-    flip = {
-        (True, True): "horizontal_and_vertical",
-        (True, False): "horizontal",
-        (False, True): "vertical",
-    }.get((config["AUG_HORIZONTAL_FLIP"], config["AUG_VERTICAL_FLIP"]))
-    if flip:
-        steps.append(layers.RandomFlip(flip, seed=next(seeds)))
-    if config["AUG_ROTATION"]:
-        steps.append(
-            layers.RandomRotation(config["AUG_ROTATION"], fill_mode="nearest", seed=next(seeds))
-        )
-    if config["AUG_ZOOM"]:
-        steps.append(layers.RandomZoom(config["AUG_ZOOM"], fill_mode="nearest", seed=next(seeds)))
-    if config["AUG_TRANSLATION"]:
-        t = config["AUG_TRANSLATION"]
-        steps.append(layers.RandomTranslation(t, t, fill_mode="nearest", seed=next(seeds)))
-    if config["AUG_CONTRAST"]:
-        steps.append(
-            layers.RandomContrast(config["AUG_CONTRAST"], value_range=(0, 255), seed=next(seeds))
-        )
-    if config["AUG_BRIGHTNESS"]:
-        steps.append(
-            layers.RandomBrightness(
-                config["AUG_BRIGHTNESS"], value_range=(0, 255), seed=next(seeds)
-            )
-        )
-    return keras.Sequential(steps, name="augmentation") if steps else None
-
-
-def _decode_tf(path, image_size, channels: int = 3):
-    import tensorflow as tf
-
-    from cnnhub.tf_images import decode_bytes
-
-    # The same op the scan checked the file with (cnnhub.images.scan_images).
-    image = decode_bytes(tf.io.read_file(path), channels)
-    image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-
-def _decode_pil(path, image_size, channels: int = 3):
-    import tensorflow as tf
-
-    def load(p):
-        return load_image(os.fsdecode(p), tuple(image_size), channels=channels)
-
-    image = tf.numpy_function(load, [path], tf.uint8, stateful=False)
-    return tf.ensure_shape(image, (*image_size, channels))
-
-
-def decode_file(
-    path: str | os.PathLike, image_size: tuple[int, int], channels: int = 3
-) -> np.ndarray:
-    """One image file decoded as :func:`make_dataset` decodes it: uint8 (height, width, channels).
-
-    The pipeline's own route, file by file: Pillow (``load_image``) for the files ``needs_pil``
-    picks, TensorFlow's decoder and resize otherwise. For files met outside a dataset
-    (``predict``, the explain commands, ``export``).
-
-    Raises:
-        UnreadableImage: the file cannot be decoded.
-    """
-    import tensorflow as tf
-
-    from cnnhub.images import UnreadableImage, needs_pil
-
-    size = (int(image_size[0]), int(image_size[1]))
-    if needs_pil(path, channels):
-        return load_image(path, size, channels=channels)
-    try:
-        image = _decode_tf(tf.constant(os.fsencode(path)), size, channels)
-    except (tf.errors.OpError, ValueError) as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        reason = (message.strip().splitlines() or ["cannot decode"])[0]
-        raise UnreadableImage(reason[:200], path) from None
-    return image.numpy()
-
-
-def _decoder(split: Split, image_size: tuple[int, int]):
-    """The elements of ``split`` before decoding, and the function that decodes one."""
-    import tensorflow as tf
-
-    channels = split.channels
-    if split.images is not None:
-        have = split.images.shape[-1]
-
-        def convert(x):
-            if split.images.shape[1:3] != tuple(image_size):
-                x = tf.image.resize(x, image_size, antialias=True)
-                x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
-            if have == 1 and channels == 3:
-                x = tf.image.grayscale_to_rgb(x)
-            elif have == 3 and channels == 1:  # luma, as Pillow's convert("L")
-                x = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(x, tf.float32))), tf.uint8)
-            return x
-
-        return split.images, convert
-    from cnnhub.tf_images import path_tensor_values
-
-    flags = [p in split.needs_pil for p in split.paths]
-
-    def decode(item):
-        path, use_pil = item
-        return tf.cond(
-            use_pil,
-            lambda: _decode_pil(path, image_size, channels),
-            lambda: _decode_tf(path, image_size, channels),
-        )
-
-    return (path_tensor_values(split.paths), flags), decode
-
-
-def shuffle_by_epoch(dataset, buffer: int, seed: int, epoch=None):
-    """Shuffle ``dataset`` in an order keyed to (seed, epoch).
-
-    ``epoch`` is a ``tf.Variable`` set at each epoch's start (see
-    ``cnnhub.reproducibility.EpochRandomness``): epoch k gets the same order whether the run went
-    straight through or was resumed. Without it, the order changes every iteration (seeded).
-    """
-    import tensorflow as tf
-
-    if epoch is None:
-        return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    # flat_map reads the variable when each epoch's iterator starts, not at definition.
-    return tf.data.Dataset.from_tensors(0).flat_map(
-        lambda _: dataset.shuffle(
-            buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
-        )
-    )
-
-
-def make_dataset(
-    split: Split,
-    num_classes: int,
-    image_size: tuple[int, int],
-    batch_size: int,
-    training: bool,
-    seed: int,
-    cache: bool = True,
-    augmenter=None,
-    with_labels: bool = True,
-    epoch=None,
-    deterministic: bool = False,
-    cache_file: str | None = None,
-):
-    """Batches of (float32 0-255 images, one-hot labels) for ``split``.
-
-    Training data is shuffled every epoch and augmented; validation data keeps the split's
-    order so predictions line up with ``split.labels``. Without ``cache`` the file list is
-    shuffled before decoding, so memory does not grow with the dataset.
-
-    ``epoch`` (a ``tf.Variable`` that ``cnnhub.reproducibility.EpochRandomness`` sets at each
-    epoch's start) keys the shuffle order to (seed, epoch): epoch k sees the same order whether
-    the run went straight through or was resumed. ``deterministic`` runs augmentation in one
-    thread, so random draws happen in the same order every run.
-
-    ``cache_file`` (default ``split.cache_file``; ``CACHE_DIR``) caches decoded images in that
-    file instead of memory, for data larger than RAM. A file cache replays the order of its
-    first pass, so training data is shuffled once (seeded) before it and then, each epoch,
-    through a bounded buffer of min(n, 10,000) images instead of a full-size one.
-    """
-    import tensorflow as tf
-
-    items, decode = _decoder(split, image_size)
-    ds = tf.data.Dataset.from_tensor_slices((items, split.labels))
-    shuffle = training and with_labels
-
-    cache_file = cache_file if cache_file is not None else split.cache_file
-    file_cache = bool(cache and cache_file)  # CACHE_DIR (data loading side)
-    buffer = min(len(split), 10_000) if file_cache else len(split)
-
-    def shuffled(dataset):
-        return shuffle_by_epoch(dataset, buffer, seed, epoch)
-
-    if shuffle and not cache:
-        ds = shuffled(ds)
-    if shuffle and file_cache:  # one seeded global order, replayed by the file cache
-        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=False)
-    ds = ds.map(
-        lambda item, y: (decode(item), y), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    if cache:
-        ds = ds.cache(cache_file if file_cache else "")
-        if shuffle:
-            ds = shuffled(ds)
-    ds = ds.batch(batch_size)
-
-    def to_model_input(x, y):
-        x = tf.cast(x, tf.float32)
-        if augmenter is not None and training:
-            x = augmenter(x, training=True)
-        if not with_labels:
-            return x
-        return x, tf.one_hot(y, num_classes)
-
-    parallel = None if deterministic and augmenter is not None else tf.data.AUTOTUNE
-    return prefetched(ds.map(to_model_input, num_parallel_calls=parallel))
-
-
-def prefetched(dataset):
-    """``dataset`` with prefetching, and without tf.data's autotuning model thread.
-
-    Keras makes a new iterator every epoch and destroying the old one joins its autotuning
-    thread, which (TensorFlow 2.21) first sleeps out its optimisation period: up to 50 s of
-    idle machine at every epoch start of the Fashion-MNIST recipe (benchmarks/README.md,
-    "Epoch stalls"). Without the model thread an ``AUTOTUNE`` map runs one call per core (at
-    most 16) and prefetch buffers still grow when the consumer waits.
-    """
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

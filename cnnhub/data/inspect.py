@@ -2,156 +2,22 @@
 
 ``python -m cnnhub inspect DATA [--valid DATA] [--test DATA]`` prints the full report; training
 runs the same checks on the splits it is about to use and prints the short form (leakage between
-splits is a warning there, never an error).
-
-Duplicates are exact: the SHA-1 of a file's bytes, or of the pixel array (with its shape) for
-in-memory sources (CSV pixels, IDX, CIFAR, .npz). Two files with the same pixels but different
-encodings are not found.
-
-Caches: the decode check (:func:`cnnhub.images.scan_images`) and the file hashes are remembered
-per dataset in ``$CNNHUB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/cnnhub``, i.e.
-``~/.cache/cnnhub``), under ``scans/`` and ``hashes/``, one JSON file per dataset path named by
-the SHA-1 of its absolute path. Entries are keyed by absolute file path, size and mtime, so a
-changed file is checked again. Delete the folder to forget everything; a cache folder that
-cannot be written only costs a rescan.
+splits is a warning there, never an error). The decode check and the hashes it uses, and
+their caches, are :mod:`cnnhub.data.scan`'s.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import hashlib
 import json
-import os
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from stat import S_ISREG
 from typing import Any
 
 import numpy as np
 
-from cnnhub.atomic import write_json
+from cnnhub.data.class_weights import balanced_weights
+from cnnhub.data.scan import content_hashes, scan_source_files
 from cnnhub.display import printable
-
-CACHE_ENV = "CNNHUB_CACHE_DIR"
-_HASH_CACHE_VERSION = 1
-
-
-# ---------------------------------------------------------------- caches
-
-
-def cache_root() -> Path:
-    """``$CNNHUB_CACHE_DIR``, else ``$XDG_CACHE_HOME/cnnhub``, else ``~/.cache/cnnhub``."""
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "cnnhub"
-
-
-def cache_file(kind: str, origin: str | os.PathLike) -> Path | None:
-    """The cache file of ``kind`` (``scans`` or ``hashes``) for the dataset at ``origin``.
-
-    None when the cache folder cannot be created or written (caching is then skipped).
-    """
-    key = hashlib.sha1(os.fsencode(os.path.abspath(os.fspath(origin)))).hexdigest()[:20]
-    folder = cache_root() / kind
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    if not os.access(folder, os.W_OK):
-        return None
-    return folder / f"{key}.json"
-
-
-def scan_source_files(paths: Sequence[str], origin: str, use_cache: bool, channels: int = 3):
-    """:func:`cnnhub.images.scan_images` with the per-dataset cache (see the module docstring)."""
-    from cnnhub.images import scan_images
-
-    target = cache_file("scans", origin) if use_cache else None
-    try:
-        return scan_images(paths, cache_file=target, channels=channels)
-    except OSError:  # the cache could not be written after all: scan without it
-        return scan_images(paths, channels=channels)
-
-
-def _sha1_file(path: str) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _read_hash_cache(path: Path | None) -> dict[str, list]:
-    if path is None or not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != _HASH_CACHE_VERSION:
-        return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
-
-
-def file_hashes(
-    paths: Sequence[str], cache: Path | None = None, workers: int | None = None
-) -> list[str | None]:
-    """SHA-1 of each file's bytes (None for a file that cannot be read or is not a regular
-    file), cached by size+mtime."""
-    entries = _read_hash_cache(cache)
-    out: list[str | None] = [None] * len(paths)
-    todo: list[tuple[int, str, list[int]]] = []
-    for i, path in enumerate(paths):
-        try:
-            stat = os.stat(path)
-        except OSError:
-            continue
-        if not S_ISREG(stat.st_mode):
-            continue  # a FIFO would block the read (scans skip these files anyway)
-        key = [stat.st_size, stat.st_mtime_ns]
-        cached = entries.get(os.path.abspath(path))
-        if isinstance(cached, list) and len(cached) == 3 and cached[:2] == key:
-            out[i] = cached[2]
-        else:
-            todo.append((i, path, key))
-    if not todo:
-        return out
-
-    def one(path: str) -> str | None:
-        try:
-            return _sha1_file(path)
-        except OSError:
-            return None
-
-    n_workers = workers or min(8, os.cpu_count() or 1)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=n_workers) as pool:
-        digests = list(pool.map(one, [p for _, p, _ in todo]))
-    for (i, path, key), digest in zip(todo, digests):
-        out[i] = digest
-        if digest is not None:
-            entries[os.path.abspath(path)] = [*key, digest]
-    if cache is not None:
-        try:
-            write_json(cache, {"version": _HASH_CACHE_VERSION, "entries": entries})
-        except OSError:
-            pass  # an unwritable cache only costs hashing again next time
-    return out
-
-
-def content_hashes(source, use_cache: bool = True) -> list[str | None]:
-    """One content hash per sample of a :class:`cnnhub.sources.DataSource`."""
-    if source.in_memory:
-        shape = ",".join(map(str, source.images.shape[1:])).encode()
-        return [hashlib.sha1(shape + image.tobytes()).hexdigest() for image in source.images]
-    cache = cache_file("hashes", source.origin) if use_cache else None
-    return file_hashes(source.paths, cache)
-
 
 # ---------------------------------------------------------------- the report
 
@@ -213,7 +79,6 @@ class Inspection:
 
     def suggested_weights(self) -> dict[str, float]:
         """Balanced class weights of the first (training) split: n / (classes x n_class)."""
-        from cnnhub.class_weights import balanced_weights
 
         weights = balanced_weights(self.splits[0].counts)
         return {name: round(float(w), 4) for name, w in zip(self.class_names, weights)}
@@ -362,96 +227,6 @@ def inspect_sources(
             source = source.drop_paths([p for p, _ in skipped])
         reports.append(split_report(name, source, scan, skipped, use_cache))
     return Inspection(list(class_names or []), reports)
-
-
-# ---------------------------------------------------------------- command
-
-
-def command(argv: list[str]) -> int:
-    """``cnnhub inspect DATA [--valid DATA] [--test DATA]``."""
-    from cnnhub.cli import OneLineParser
-    from cnnhub.sources import DATA_FORMATS
-
-    parser = OneLineParser(
-        prog="cnnhub inspect",
-        description="Report a dataset before training: images per class and split, imbalance, "
-        "image sizes and modes, files that cannot be decoded (with the reason), exact duplicates "
-        "within a split and across splits (leakage), and balanced class weights. DATA is a "
-        "folder with one sub-folder per class, or a CSV (pixels or path,label), IDX, CIFAR "
-        ".bin or .npz file.",
-    )
-    parser.add_argument(
-        "data",
-        help="training data (or the only dataset to inspect), or a folder whose subfolders are "
-        "the splits (train, valid or validation, test): all of them are inspected",
-    )
-    parser.add_argument("--valid", default="", help="validation data (any format)")
-    parser.add_argument("--test", default="", help="test data (any format)")
-    parser.add_argument(
-        "--data_format",
-        default="auto",
-        choices=("auto", *DATA_FORMATS),
-        help="layout of every dataset given (default: detected per path)",
-    )
-    parser.add_argument(
-        "--class_names_file", default="", help="class names, one per line (line v = label v)"
-    )
-    parser.add_argument(
-        "--image_shape",
-        type=int,
-        nargs="*",
-        default=[],
-        help="height width [channels] of csv_pixels rows / flat npz arrays",
-    )
-    parser.add_argument(
-        "--show", type=int, default=20, help="list at most this many items per finding"
-    )
-    parser.add_argument(
-        "--no_cache", action="store_true", help="ignore and do not write the scan/hash cache"
-    )
-    args = parser.parse_args(argv)
-    from cnnhub.data import DataOptions, read_source
-
-    options = DataOptions(
-        data_format=args.data_format,
-        class_names_file=args.class_names_file,
-        image_shape=tuple(args.image_shape),
-    )
-    from cnnhub.settings import check_image_shape
-
-    check_image_shape(list(args.image_shape))
-    sources = {}
-    for name, (role, path) in _datasets(args.data, args.valid, args.test).items():
-        reference = sources_first(sources) if sources else None
-        sources[name] = read_source(path, role, options, reference=reference)
-    report = inspect_sources(sources, use_cache=not args.no_cache)
-    print(report.format(detail=True, show=max(args.show, 1)))
-    return 0
-
-
-def _datasets(data: str, valid: str, test: str) -> dict[str, tuple[str, str]]:
-    """``{report name: (role, path)}`` of what to inspect, training data first.
-
-    DATA may be a folder of splits (``train/``, ``valid/`` or ``validation/``, ``test/``...):
-    then every split found is inspected, named by its folder, with the leakage check across
-    them.
-    """
-    from cnnhub.errors import CnnhubError
-    from cnnhub.images import SPLIT_ROLES, split_folders
-
-    splits = split_folders(data) if os.path.isdir(data) else {}
-    if splits and (valid or test):
-        raise CnnhubError(
-            f"`{data}` holds the splits {', '.join(splits)} itself; pass either it alone or "
-            f"one split with --valid/--test. Received: data={data!r}, "
-            f"valid={valid!r}, test={test!r}"
-        )
-    if splits:
-        return {name: (SPLIT_ROLES[name.lower()], path) for name, path in splits.items()}
-    several = bool(valid or test)
-    found = {"train" if several else "data": ("train", data)}
-    found.update({name: (name, path) for name, path in (("valid", valid), ("test", test)) if path})
-    return found
 
 
 def sources_first(sources: dict[str, Any]):

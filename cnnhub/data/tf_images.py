@@ -25,7 +25,7 @@ def decode_bytes(raw, channels: int):
     (:func:`cnnhub.images.load_image`) exactly, so training, prediction and export all see the
     same pixels; PNG, GIF, BMP and WEBP through ``decode_image`` (first frame of an animation).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: keeps --help free of TensorFlow
 
     return tf.cond(
         tf.io.is_jpeg(raw),
@@ -75,9 +75,7 @@ def rejected(paths: Sequence[str], channels: int) -> dict[str, str]:
     """
     if not paths:
         return {}  # without importing TensorFlow (a fully cached scan needs none)
-    import tensorflow as tf
-
-    from cnnhub.data import prefetched
+    import tensorflow as tf  # lazy: keeps --help free of TensorFlow
 
     encoded = path_tensor_values(paths)
 
@@ -103,3 +101,19 @@ def rejected(paths: Sequence[str], channels: int) -> dict[str, str]:
             except (tf.errors.OpError, ValueError) as exc:
                 out[paths[i]] = _message(exc)
     return out
+
+
+def prefetched(dataset):
+    """``dataset`` with prefetching, and without tf.data's autotuning model thread.
+
+    Keras makes a new iterator every epoch and destroying the old one joins its autotuning
+    thread, which (TensorFlow 2.21) first sleeps out its optimisation period: up to 50 s of
+    idle machine at every epoch start of the Fashion-MNIST recipe (benchmarks/README.md,
+    "Epoch stalls"). Without the model thread an ``AUTOTUNE`` map runs one call per core (at
+    most 16) and prefetch buffers still grow when the consumer waits.
+    """
+    import tensorflow as tf  # lazy: keeps --help free of TensorFlow
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
