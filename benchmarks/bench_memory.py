@@ -4,7 +4,7 @@
     python benchmarks/bench_memory.py [--sizes 6000 60000] [--batch 128]
 
 The data is Fashion-MNIST's training IDX file (``../shared/datasets/fashion-mnist/``, read by
-``cnnhub.sources.read_idx``); the 6,000 subset is its first 6,000 images saved as .npz (an
+``cnnhub.data.sources.read_idx``); the 6,000 subset is its first 6,000 images saved as .npz (an
 in-memory source too, never image files). Each measurement is one fresh process running
 ``run_training.py``-equivalent ``train_main`` with ``--val_split 0.1``, 28x28 input, a small
 custom CNN, 1 epoch, no post-evaluation; peak RSS is the child's ``ru_maxrss``. Prints one table.
@@ -46,7 +46,8 @@ PIPELINE_CHILD = r"""
 import json, os, resource, sys, time
 sys.path.insert(0, {root!r})
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-from cnnhub.data import Split, make_dataset
+from cnnhub.data.pipeline import make_dataset
+from cnnhub.data.sets import Split
 from cnnhub.data.sources import read_idx
 source = read_idx({data!r})
 n = {n}

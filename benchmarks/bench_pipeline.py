@@ -5,7 +5,7 @@
 Writes ``--images`` JPEGs (``--jpeg_size`` px square, 10 classes, class-dependent shapes and
 colours) and trains, ``train_all`` from random init, on them three ways:
 
-(a) cnnhub: ``cnnhub.data.make_dataset`` on the JPEG files with the run's augmentation
+(a) cnnhub: ``cnnhub.data.pipeline.make_dataset`` on the JPEG files with the run's augmentation
     (``build_augmenter``: default flip, zoom 0.1, translation 0.1) and the in-memory cache on
     (what ``run_training.py`` does);
 (a0) the same without augmentation (``--aug_* off``), to tell augmentation compute from

@@ -6,7 +6,7 @@ Writes N 28x28 JPEGs (Fashion-MNIST images when ../shared/datasets/fashion-mnist
 else noise) into 10 class folders under a temporary folder, then times, each with a fresh
 cache folder for the first pass:
 
-* ``scan_images`` (cnnhub.images: every file decoded by the decoder the pipeline will use,
+* ``scan_images`` (cnnhub.data.images: every file decoded by the decoder the pipeline will use,
   sizes, modes; what every run does first),
 * the content hashes of ``cnnhub inspect`` / training-start duplicate checks,
 * the whole ``load_splits`` (listing + scan + hashes + inspection) of the folder as -dtrain
@@ -68,7 +68,7 @@ def main() -> int:
         print(f"writing {args.n} JPEGs to {data} ...", flush=True)
         write_jpegs(data, args.n)
 
-    # The scan decodes with TensorFlow (cnnhub.tf_images): its import is timed on its own, as
+    # The scan decodes with TensorFlow (cnnhub.data.tf_images): its import is timed on its own, as
     # training has paid it already while `cnnhub inspect` pays it on a first (uncached) scan.
     import_seconds, _ = timed(lambda: __import__("tensorflow"))
 

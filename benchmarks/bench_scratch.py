@@ -5,7 +5,7 @@
 
 Data: the first ``--train_per_class`` / ``--valid_per_class`` images of each class of
 Fashion-MNIST's training IDX file (``../shared/datasets/fashion-mnist/`` beside the checkout,
-read with ``cnnhub.sources.read_idx``), stratified with a fixed seed and written as two .npz
+read with ``cnnhub.data.sources.read_idx``), stratified with a fixed seed and written as two .npz
 files. Each model trains in its own ``run_training.py`` process (``benchmarks/_child.py``), one
 after another. Target (issue 13): every model ends with validation accuracy at least 0.7 and
 within 0.1 of its training accuracy (the last epoch of ``training.log``).
@@ -40,7 +40,7 @@ MAX_GAP = 0.1
 
 def write_splits(folder: Path, train_per_class: int, valid_per_class: int, seed: int = 0):
     """Stratified train/valid .npz files (``x``: uint8 N x 28 x 28 x 1, ``y``) from the IDX file."""
-    from cnnhub.sources import read_idx
+    from cnnhub.data.sources import read_idx
 
     source = read_idx(IDX)
     rng = np.random.default_rng(seed)

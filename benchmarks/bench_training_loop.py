@@ -6,7 +6,7 @@ The same custom net (the Fashion-MNIST recipe's, 28x28 grayscale, batch 256) tra
 same ``make_dataset`` pipeline of synthetic PNGs, one model per variant:
 
 * cnnhub as it is: TensorFlow's default strategy (``cnnhub.devices.setup_devices`` on one
-  device), tf.data's autotuning model thread off (``cnnhub.data.prefetched``);
+  device), tf.data's autotuning model thread off (``cnnhub.data.tf_images.prefetched``);
 * the autotuning model thread on (tf.data's default, cnnhub before): destroying each epoch's
   iterator joins that thread, which first sleeps out its optimisation period;
 * ``OneDeviceStrategy("/cpu:0")`` (what cnnhub used before on one device);

@@ -60,7 +60,7 @@ def resolve_model_config(
 ) -> tuple[dict[str, Any], list[str]]:
     """``config`` for ``spec`` with every ``auto`` replaced; and one note per replaced value.
 
-    ``inspection`` (the training data's :class:`~cnnhub.inspect_data.Inspection`) gives the
+    ``inspection`` (the training data's :class:`~cnnhub.data.inspect.Inspection`) gives the
     custom CNN's image size.
     """
     resolved = dict(config, MODEL_NAME=spec.name)

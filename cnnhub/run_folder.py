@@ -329,7 +329,7 @@ class Run:
         """An image file as this run's model input: float32 (height, width, channels), 0-255.
 
         The one way every command turns a file into model input: the run's image size and
-        channels, decoded as training decoded it (:func:`cnnhub.data.decode_file`).
+        channels, decoded as training decoded it (:func:`cnnhub.data.pipeline.decode_file`).
 
         Raises:
             UnreadableImage: the file cannot be decoded (``reason`` says why).

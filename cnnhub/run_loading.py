@@ -209,7 +209,7 @@ def build_run_model(run: Run, weights: WeightsChoice):
 
 
 def walk_images(folder: str | os.PathLike) -> list[str]:
-    """The image files under ``folder``: :func:`cnnhub.images.walk_images`, the walk that
+    """The image files under ``folder``: :func:`cnnhub.data.images.walk_images`, the walk that
     training and ``inspect`` use too (regular files only, links followed once)."""
     from cnnhub.data.images import walk_images as walk
 

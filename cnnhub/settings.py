@@ -59,7 +59,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "BEST_WEIGHT_RULE": ("macro_f1", "coverage_at_precision", "min_class_recall"),
     "STRATEGY": ("auto", "one_device", "mirrored", "multi_worker"),
     "FEATURE_CACHE": ("auto", "true", "false"),
-    # "auto" + cnnhub.sources.DATA_FORMATS (not imported here: it loads pandas)
+    # "auto" + cnnhub.data.sources.DATA_FORMATS (not imported here: it loads pandas)
     "DATA_FORMAT": ("auto", "folder", "csv_pixels", "csv_paths", "idx", "cifar_bin", "npz"),
 }
 

@@ -1,4 +1,4 @@
-"""cnnhub.images: every fixture is generated here with Pillow/numpy (no downloads)."""
+"""cnnhub.data.images: every fixture is generated here with Pillow/numpy (no downloads)."""
 
 from __future__ import annotations
 

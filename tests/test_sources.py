@@ -1,4 +1,4 @@
-"""cnnhub.sources: one tiny dataset written in every supported layout must read back the same."""
+"""cnnhub.data.sources: one tiny dataset in every supported layout must read back the same."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ TF's plain ``decode_image`` JPEG path uses a fast integer IDCT (up to about 6 le
 Pillow); ``tf.io.decode_jpeg(..., dct_method="INTEGER_ACCURATE")`` matches Pillow exactly.
 Truncated JPEGs and PNGs (even just a missing end marker) make TF raise, and so do many
 damaged JPEGs that Pillow decodes without complaint; that is why the scan decodes every file
-with the decoder the pipeline will use for it (:mod:`cnnhub.tf_images` or :func:`load_image`)
+with the decoder the pipeline will use for it (:mod:`cnnhub.data.tf_images` or :func:`load_image`)
 before a run starts.
 
 Paths are ``str`` as ``os.scandir`` gives them: a name that is not valid UTF-8 holds lone

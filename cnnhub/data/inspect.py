@@ -185,9 +185,9 @@ def _size_line(s: SplitReport) -> str:
 
 
 def split_report(name: str, source, scan=None, skipped=(), use_cache: bool = True) -> SplitReport:
-    """Inspect one :class:`~cnnhub.sources.DataSource` (already cleaned of unreadable files).
+    """Inspect one :class:`~cnnhub.data.sources.DataSource` (already cleaned of unreadable files).
 
-    ``scan`` (a :class:`cnnhub.images.ScanResult` covering the source's files) gives sizes and
+    ``scan`` (a :class:`cnnhub.data.scan.ScanResult` covering the source's files) gives sizes and
     modes; ``skipped`` lists the files left out.
     """
     report = SplitReport(

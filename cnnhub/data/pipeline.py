@@ -17,7 +17,7 @@ from cnnhub.data.tf_images import decode_bytes, path_tensor_values, prefetched
 def _decode_tf(path, image_size, channels: int = 3):
     import tensorflow as tf  # lazy: keeps --help free of TensorFlow
 
-    # The same op the scan checked the file with (cnnhub.images.scan_images).
+    # The same op the scan checked the file with (cnnhub.data.scan.scan_images).
     image = decode_bytes(tf.io.read_file(path), channels)
     image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)

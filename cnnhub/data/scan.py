@@ -9,7 +9,7 @@ Duplicates are exact: the SHA-1 of a file's bytes, or of the pixel array (with i
 in-memory sources (CSV pixels, IDX, CIFAR, .npz). Two files with the same pixels but different
 encodings are not found.
 
-Caches: the decode check (:func:`cnnhub.images.scan_images`) and the file hashes are remembered
+Caches: the decode check (:func:`cnnhub.data.scan.scan_images`) and the file hashes are remembered
 per dataset in ``$CNNHUB_CACHE_DIR`` (default ``$XDG_CACHE_HOME/cnnhub``, i.e.
 ``~/.cache/cnnhub``), under ``scans/`` and ``hashes/``, one JSON file per dataset path named by
 the SHA-1 of its absolute path. Entries are keyed by absolute file path, size and mtime, so a
@@ -85,7 +85,7 @@ def cache_file(kind: str, origin: str | os.PathLike) -> Path | None:
 
 
 def scan_source_files(paths: Sequence[str], origin: str, use_cache: bool, channels: int = 3):
-    """:func:`cnnhub.images.scan_images` with the per-dataset cache (see the module docstring)."""
+    """:func:`cnnhub.data.scan.scan_images` with the per-dataset cache (module docstring)."""
 
     target = cache_file("scans", origin) if use_cache else None
     try:
@@ -161,7 +161,7 @@ def file_hashes(
 
 
 def content_hashes(source, use_cache: bool = True) -> list[str | None]:
-    """One content hash per sample of a :class:`cnnhub.sources.DataSource`."""
+    """One content hash per sample of a :class:`cnnhub.data.sources.DataSource`."""
     if source.in_memory:
         shape = ",".join(map(str, source.images.shape[1:])).encode()
         return [hashlib.sha1(shape + image.tobytes()).hexdigest() for image in source.images]
@@ -300,7 +300,7 @@ def scan_images(
 
     Each file's header is read with Pillow (which decides the decoder, see
     :func:`needs_pil`); then the whole file is decoded by that decoder, as training will:
-    :func:`cnnhub.tf_images.decode_bytes` for most files (in parallel through ``tf.data``,
+    :func:`cnnhub.data.tf_images.decode_bytes` for most files (in parallel through ``tf.data``,
     so TensorFlow is imported when there is something to check), :func:`load_image` for the
     rest (in a thread pool of ``workers``, default ``min(8, cpu count)``). Missing, empty,
     text, truncated or otherwise undecodable files, and anything that is not a regular file

@@ -1,10 +1,10 @@
 """From any supported dataset to ``tf.data`` pipelines the model trains and is scored on.
 
 ``load_splits`` reads the training (and validation, test) data in any layout of
-:mod:`cnnhub.sources` (class folders, CSV of pixels or paths, IDX, CIFAR .bin, .npz), makes the
+:mod:`cnnhub.data.sources` (class folders, CSV of pixels or paths, IDX, CIFAR .bin, .npz), makes the
 train/valid split (``VAL_SPLIT``, ``SPLIT_FILE``; K folds in :mod:`cnnhub.folds`), checks the
 splits agree, leaves undecodable files out (reported, never a crash mid-epoch) and inspects the
-result (:mod:`cnnhub.inspect_data`). Everything that can fail on bad input fails here, before
+result (:mod:`cnnhub.data.inspect`). Everything that can fail on bad input fails here, before
 a run folder exists. ``make_dataset`` turns a split into batches of raw 0-255 float pixels
 with one-hot labels: parallel decode, optional cache (memory or file), shuffling and
 augmentation for training only, prefetch.
@@ -152,7 +152,7 @@ _SALT = {"train": 0, "valid": 1, "test": 2}
 
 
 def read_source(path: str, role: str, options: DataOptions, reference=None):
-    """Read one dataset (any format) as a :class:`cnnhub.sources.DataSource`, checked.
+    """Read one dataset (any format) as a :class:`cnnhub.data.sources.DataSource`, checked.
 
     ``reference`` (the training source) makes this one use the same classes in the same order;
     different classes are an error naming them.

@@ -4,7 +4,7 @@ scan's check that this op accepts a file.
 Pillow and TensorFlow's libjpeg/libpng wrappers disagree on damaged files: in a seeded fuzz of
 corrupted noise JPEGs about half of those Pillow decodes make ``tf.io.decode_jpeg`` fail with
 ``jpeg::Uncompress failed``, which would stop training mid-epoch. So
-:func:`cnnhub.images.scan_images` decodes every file the pipeline sends to TensorFlow with
+:func:`cnnhub.data.scan.scan_images` decodes every file the pipeline sends to TensorFlow with
 :func:`decode_bytes` itself (:func:`rejected`) and leaves out those it rejects.
 """
 
@@ -22,7 +22,7 @@ def decode_bytes(raw, channels: int):
     """Decode an encoded image (a scalar string tensor) to uint8 (H, W, channels).
 
     JPEG goes through ``decode_jpeg`` with ``INTEGER_ACCURATE``, which matches Pillow
-    (:func:`cnnhub.images.load_image`) exactly, so training, prediction and export all see the
+    (:func:`cnnhub.data.images.load_image`) exactly, so training, prediction and export all see the
     same pixels; PNG, GIF, BMP and WEBP through ``decode_image`` (first frame of an animation).
     """
     import tensorflow as tf  # lazy: keeps --help free of TensorFlow

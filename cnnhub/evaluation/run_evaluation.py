@@ -249,7 +249,7 @@ def evaluate_run(
 
     ``weights``: ``all``, ``top:N`` or file names/paths (already checked by
     :func:`cnnhub.evaluation.targets.parse_weights_option`); None = the run's EVAL_WEIGHTS.
-    ``source`` (a ``cnnhub.sources.DataSource`` in any layout, e.g. a CSV or IDX test set) is
+    ``source`` (a ``cnnhub.data.sources.DataSource`` in any layout, e.g. a CSV or IDX test set) is
     scored like ``data_dir``. Without either, a run whose validation set was not a whole class
     folder (VAL_SPLIT, SPLIT_FILE, FOLDS, DEV, another layout) is scored on that set, rebuilt
     by ``cnnhub.data``.

@@ -13,7 +13,7 @@ Written to ``RUN/explain/errors_<weights stem>.png`` (or ``--out``) plus a CSV o
 listing every wrong image (``image_path, actual, predicted, confidence, loss``; formula-safe).
 
 The validation data is rebuilt exactly as ``evaluate`` rebuilds it
-(:func:`cnnhub.data.evaluation_source`): the run's ``split.csv`` for ``--val_split`` runs,
+(:func:`cnnhub.data.sets.evaluation_source`): the run's ``split.csv`` for ``--val_split`` runs,
 DATA_DIR_VALID in any layout (class folders, CSV, IDX, ...), the same DEV pick; ``--valid``
 names other data in any layout instead. Unreadable files are left out, with a note.
 """

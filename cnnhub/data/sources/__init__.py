@@ -2,7 +2,7 @@
 
 Layouts (``data_format`` names):
 
-* ``folder`` - one subfolder of images per class (:func:`cnnhub.images.list_class_folder`).
+* ``folder`` - one subfolder of images per class (:func:`cnnhub.data.images.list_class_folder`).
 * ``csv_pixels`` - a CSV whose first column is the label and the rest pixel values (0-255).
 * ``csv_paths`` - a CSV with columns ``path,label``; relative paths start at the CSV's folder.
 * ``idx`` - MNIST-style IDX files (gzipped or not); pass the images file, the labels file is

@@ -56,7 +56,7 @@ def _npz_images(x: np.ndarray, shape: tuple[int, int, int] | None, path: str) ->
             f"Received: x.shape={x.shape}"
         )
     x = _to_uint8(x, f"{path}:x")
-    if x.shape[-1] == 4:  # composite on white, like cnnhub.images.load_image
+    if x.shape[-1] == 4:  # composite on white, like cnnhub.data.images.load_image
         alpha = x[..., 3:].astype(np.float32) / 255.0
         x = np.rint(x[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
     return np.ascontiguousarray(x)
