@@ -66,7 +66,7 @@ import numpy as np
 
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
-from cnnhub.run_folder import check_writable
+from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
     UNCERTAIN,
     OneLineParser,
@@ -702,6 +702,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
             f"{out_dir} is a file. Received: out={args.out}"
         )
     check_writable(out_dir, "the export", "--out", f"out={args.out or out_dir}")
+    if args.out:
+        check_output_target(out_dir, run, "--out", f"out={args.out}")
     quiet_tensorflow()
     result = export_run(
         run, weights, fmt, out_dir, threshold, args.valid, args.calibration,

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnhub.errors import CnnhubError
-from cnnhub.run_folder import check_writable
+from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
     UNCERTAIN,
     OneLineParser,
@@ -249,6 +249,8 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
     weights = choose_weights(run, args.weights)
     threshold = choose_threshold(run, args.threshold, weights)
     paths = collect_images(args.inputs)
+    if args.out is not None:
+        check_output_target(args.out, run, "--out", f"out={args.out}", paths)
     if args.top_k > run.num_classes:
         note(f"--top_k {args.top_k} is more than the {run.num_classes} classes; showing all.")
     quiet_tensorflow()

@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ MODEL_LOGS = "model_logs"
 FINAL_MODEL = "final_model.keras"
 BEST_MODEL = "best_model.keras"
 CHECKPOINT = "checkpoint"
+EVALUATIONS = "evaluations"
+SKIPPED_FILES = "skipped_files.csv"
+ANALYSIS_METRICS_PNG = "analysis_metrics.png"
 WEIGHTS_SUFFIX = ".weights.h5"
 LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 """The columns of ``training.log``, one row per completed epoch."""
@@ -395,6 +399,54 @@ def check_writable(folder: str | os.PathLike, what: str, flag: str, received: st
             pass
     except OSError as exc:
         raise _not_writable(path, exc.strerror or str(exc), what, flag, received) from None
+
+
+def check_output_target(
+    target: str | os.PathLike,
+    run: Run,
+    flag: str,
+    received: str,
+    inputs: Sequence[str | os.PathLike] = (),
+) -> None:
+    """Fail with one line when a command's output ``target`` would replace what it reads.
+
+    ``target`` is the file (or folder) that ``predict``, ``export`` or an explain command
+    writes. It may not be one of the command's ``inputs`` (an image being predicted or
+    explained), nor the run folder itself, nor a file or folder of the run's own results (its
+    config, weights, logs, reports, checkpoint and evaluations): those commands only read a
+    run, and a mistyped ``--out`` must not destroy it. Checked before anything is written.
+    """
+    path = Path(os.path.abspath(target))
+    resolved = path.resolve()
+    if any(resolved == Path(p).resolve() for p in inputs):
+        raise CnnhubError(
+            f"`{flag}` is one of the input images ({path}): writing there would replace it. "
+            f"Pass another path with {flag}. Received: {received}"
+        )
+    folder = run.folder
+    owned_folders = [
+        folder.model_logs, folder.checkpoint, folder.tensor_logs, folder.path / EVALUATIONS
+    ]  # fmt: skip
+    owned_files = [
+        folder.run_config, folder.run_info, folder.class_mapping, folder.best_weights,
+        folder.analysis_report, folder.training_log, folder.final_model, folder.best_model,
+        folder.split_csv, folder.stats_png, folder.path / SKIPPED_FILES,
+        folder.path / ANALYSIS_METRICS_PNG, folder.path / run_lock.LOCK_FILE,
+    ]  # fmt: skip
+    run_path = folder.path.resolve()
+    if resolved == run_path:
+        what = "the run folder itself"
+    elif any(resolved == p.resolve() for p in owned_files):
+        what = f"the run's own {path.name}"
+    elif any(resolved == p.resolve() or p.resolve() in resolved.parents for p in owned_folders):
+        what = "inside the run's own results"
+    else:
+        return
+    raise CnnhubError(
+        f"`{flag}` is {what} ({path}): the command would overwrite or mix into the run's "
+        f"results. Pass a path outside the run folder or under {folder.path / 'explain'} or "
+        f"{folder.path / 'export'}. Received: {received}"
+    )
 
 
 def repository_root(save_location: str) -> Path:

@@ -94,3 +94,50 @@ def test_failed_featuremaps_leave_no_folder(tiny_data, tmp_path_factory, tmp_pat
     code = main(["featuremaps", str(run), image, "--layer", "nope", "--out", str(target)])
     assert code == 2 and "`--layer`" in capsys.readouterr().err
     assert not (tmp_path / "maps").exists()
+
+
+# --out that would replace what the command reads: an input image, or a file of the run itself.
+REPLACING = {
+    "predict over its input": (["predict", "{run}", "{image}", "--out", "{image}"], "{image}"),
+    "predict over run_config.json": (
+        ["predict", "{run}", "{image}", "--out", "{run}/run_config.json"], "{run}/run_config.json"
+    ),
+    "gradcam over its input": (["gradcam", "{run}", "{image}", "--out", "{image}"], "{image}"),
+    "errors over a validation image": (
+        ["errors", "{run}", "--valid", "{valid}", "--out", "{image}"], "{image}"
+    ),
+    "errors over the run's metrics plot": (
+        ["errors", "{run}", "--out", "{run}/analysis_metrics.png"], "{run}/analysis_metrics.png"
+    ),
+    "export into the run": (["export", "{run}", "--format", "keras", "--out", "{run}"], None),
+    "featuremaps into model_logs": (
+        ["featuremaps", "{run}", "{image}", "--out", "{run}/model_logs"], None
+    ),
+}
+
+
+def _tree(folder) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(REPLACING))
+def test_out_never_replaces_an_input_or_the_runs_files(
+    case, tiny_data, tmp_path_factory, tmp_path, capsys
+):
+    import shutil
+
+    run = shutil.copytree(shared_tiny_run(tiny_data, tmp_path_factory), tmp_path / "run")
+    valid = shutil.copytree(tiny_data["valid"], tmp_path / "valid")
+    image = next(p for p in sorted(valid.rglob("*.png")))
+    values = {"run": str(run), "image": str(image), "valid": str(valid)}
+    argv, target = REPLACING[case]
+    before = _tree(tmp_path)
+    if target is not None:
+        assert target.format(**values) in before  # the file the --out names exists
+    code = main([arg.format(**values) for arg in argv])
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert code == 2 and len(lines) == 1, captured.err
+    assert "`--out` is " in lines[0] and "Received: out=" in lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    assert _tree(tmp_path) == before  # nothing written, nothing replaced

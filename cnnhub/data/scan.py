@@ -376,6 +376,8 @@ def write_skipped(run_dir: str | os.PathLike, skipped: Sequence[tuple[str, str]]
     """Write ``<run_dir>/skipped_files.csv`` (columns ``path,reason``; header only when none)."""
 
     frame = pd.DataFrame([(str(p), str(r)) for p, r in skipped], columns=["path", "reason"])
-    target = Path(run_dir) / "skipped_files.csv"
+    from cnnhub.run_folder import SKIPPED_FILES
+
+    target = Path(run_dir) / SKIPPED_FILES
     write_csv(target, frame)
     return target

@@ -35,13 +35,12 @@ from cnnhub.evaluation.headline import HEADLINE_FIGURES
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
 from cnnhub.evaluation.selection import analysis_report, choose_best
 from cnnhub.evaluation.targets import (
-    EVALUATIONS,
     VALIDATION_FOLDER,
     heldout_folder_name,
     printable_path,
 )
 from cnnhub.evaluation.writer import report_paths, write_best_plots, write_weight_reports
-from cnnhub.run_folder import Run, open_run
+from cnnhub.run_folder import ANALYSIS_METRICS_PNG, EVALUATIONS, Run, open_run
 from cnnhub.weights import WEIGHTS_FILE_SUFFIXES, load_weights_checked
 
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -399,7 +398,7 @@ def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any
         read_csv_safe(files["classes"]),
         best["threshold"],
     )
-    plots.plot_metrics_by_epoch(report, best["threshold"], run_dir / "analysis_metrics.png")
+    plots.plot_metrics_by_epoch(report, best["threshold"], run_dir / ANALYSIS_METRICS_PNG)
     if model is None:
         from cnnhub.model_factory import build_model
 

@@ -27,9 +27,6 @@ from cnnhub.errors import CnnhubError
 from cnnhub.run_loading import safe_file_name
 from cnnhub.weights import WEIGHTS_FILE_SUFFIXES
 
-EVALUATIONS = "evaluations"
-"""The folder of a run that holds the evaluations that are not the run's own."""
-
 VALIDATION_FOLDER = "validation"
 """The evaluation folder of a weights subset (or outside weights) scored on validation."""
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, plot_text, pyplot
-from cnnhub.run_folder import check_writable
+from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
     OneLineParser,
     build_run_model,
@@ -174,6 +174,9 @@ def _run(argv: Sequence[str], prog: str) -> int:
     split, skipped = split_of_source(source, run.config.get("SCAN_CACHE", True), run.channels)
     if skipped:
         note(f"{len(skipped)} unreadable validation file(s) left out.")
+    if args.out:  # the gallery and its CSV beside it
+        for target in (args.out, Path(args.out).with_suffix(".csv")):
+            check_output_target(target, run, "--out", f"out={args.out}", split.paths)
     model = build_run_model(run, weights)
     dataset = evaluation_dataset(split, run.config, run.num_classes, args.batch_size)
     proba = np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)

@@ -25,7 +25,7 @@ import numpy as np
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, conv_layers, plot_text, pyplot, shape_text, split_model
-from cnnhub.run_folder import check_writable
+from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
     OneLineParser,
     build_run_model,
@@ -184,6 +184,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
         else run.path / "explain" / "featuremaps" / safe_file_name(Path(args.image).stem)
     )
     check_writable(out_dir, "feature maps", "--out", f"out={args.out or out_dir}")
+    if args.out:
+        check_output_target(out_dir, run, "--out", f"out={args.out}", [args.image])
     quiet_tensorflow()
     model = build_run_model(run, weights)
     caption = f"image {Path(args.image).name} | run {run.name} | weights {weights.path.name}"

@@ -29,7 +29,7 @@ import numpy as np
 
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, plot_text, pyplot, shape_text, spatial_layers, split_model
-from cnnhub.run_folder import check_writable
+from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
     OneLineParser,
     build_run_model,
@@ -220,6 +220,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
     weights = choose_weights(run, args.weights)
     folder = Path(args.out).parent if args.out else run.path / "explain" / "gradcam"
     check_writable(folder, "the Grad-CAM figure", "--out", f"out={args.out or folder}")
+    if args.out:
+        check_output_target(args.out, run, "--out", f"out={args.out}", [args.image])
     image = run.load_input(args.image)
     shown = display_image(args.image)
     quiet_tensorflow()
