@@ -449,11 +449,15 @@ def check_output_target(
     )
 
 
-def repository_root(save_location: str) -> Path:
-    """``<save_location>/model_repository``, created and checked writable."""
+def repository_root(save_location: str, create: bool = True) -> Path:
+    """``<save_location>/model_repository``, checked writable, and created unless ``create`` is
+    False: the checks made before training starts create nothing, so a command that fails
+    later (a bad layer spec, a refused run name) leaves no empty folder behind."""
     root = Path(save_location or ".") / REPOSITORY
     received = f"save_location={save_location}"
     check_writable(root, "run folders", "-sl/--save_loc", received)
+    if not create:
+        return root
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -509,6 +513,10 @@ def estimate_run_bytes(params: int, epochs: int, optimizer: str) -> int:
 
 
 def free_bytes(folder: Path) -> int:
+    """Free bytes on the disk that holds ``folder`` (or would hold it: it need not exist)."""
+    folder = Path(os.path.abspath(folder))
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     return shutil.disk_usage(folder).free
 
 
@@ -524,7 +532,7 @@ def require_space(folder: Path, need: int, what: str, hint: str, received: str) 
 
 def check_free_space(save_location: str, params: int, epochs: int, optimizer: str = "adam") -> None:
     """Fail early when the disk cannot hold the run (see ``estimate_run_bytes``)."""
-    root = repository_root(save_location)
+    root = repository_root(save_location, create=False)
     require_space(
         root,
         estimate_run_bytes(params, epochs, optimizer),

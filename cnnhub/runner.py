@@ -114,7 +114,7 @@ def train_models(
     from cnnhub.devices import is_chief
 
     if is_chief():  # other workers of a multi-worker run write to a scratch folder
-        repository_root(config["SAVE_LOCATION"])
+        repository_root(config["SAVE_LOCATION"], create=False)
         check_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"], overwrite)
     _check_cache_dir(config["CACHE_DIR"])
     print(inspection.format(detail=False))

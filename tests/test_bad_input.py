@@ -16,13 +16,13 @@ SMALL = ["-e", "1", "-b", "4", "-height", "32", "-width", "32", "-post", "false"
 
 
 def check_rejected(capsys, argv: list[str], message: str, save: Path) -> None:
+    before = sorted(save.rglob("*"))
     assert train_main(argv + ["-sl", str(save)] + SMALL) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert message in err, err
     assert "Traceback" not in err
-    repo = save / "model_repository"
-    assert not repo.exists() or not [p for p in repo.iterdir() if not p.name.startswith(".")]
+    assert sorted(save.rglob("*")) == before  # nothing created, not even an empty folder
 
 
 def data_args(train: Path, valid: Path) -> list[str]:
@@ -76,6 +76,19 @@ def test_image_size_below_the_minimum(tiny_data, tmp_path, capsys):
     check_rejected(capsys, args, "minimum input size of `xception`, 71x71", tmp_path)
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--layers", "c8-zz"], "custom_conv_blocks stage 1: unknown token"),  # after the scan
+        (["--run_name", "../escape"], "`run_name` must be a plain folder name"),
+    ],
+)
+def test_refused_late_checks_leave_no_model_repository(tiny_data, tmp_path, capsys, flags, message):
+    args = data_args(tiny_data["train"], tiny_data["valid"]) + flags
+    check_rejected(capsys, args, message, tmp_path)
+    assert not (tmp_path / "model_repository").exists()
+
+
 def test_unknown_model(tiny_data, tmp_path, capsys):
     args = data_args(tiny_data["train"], tiny_data["valid"]) + ["-m", "resnet5O"]
     check_rejected(capsys, args, "Unknown model `resnet5O`. Did you mean", tmp_path)
@@ -127,9 +140,9 @@ def test_imagenet_download_failure_says_what_to_do(tiny_data, tmp_path, capsys, 
     monkeypatch.setattr(keras_config, "_KERAS_DIR", str(tmp_path / "keras_home"))
     args = data_args(tiny_data["train"], tiny_data["valid"]) + ["-m", "mobilenetv2"]
     for weights in ("imagenet", "auto"):
-        check_rejected(
-            capsys, args + ["-w", weights], "Cannot download the ImageNet weights", tmp_path
-        )
+        save = tmp_path / "save"  # beside the Keras home, which Keras fills itself
+        save.mkdir(exist_ok=True)
+        check_rejected(capsys, args + ["-w", weights], "Cannot download the ImageNet weights", save)
 
 
 def test_cli_subprocess_exit_code_and_no_traceback(tmp_path):
