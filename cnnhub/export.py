@@ -247,6 +247,11 @@ def _tflite_from_saved_model(saved_model: Path, target: Path, calibration=None) 
     target.write_bytes(converter.convert())
 
 
+ONNX_OPSETS = (7, 18)
+"""The --opset values accepted: onnxruntime runs opset 7 and above, tf2onnx 1.17 converts up to
+18 (checked before any work, so a bad value never reaches the converter or the runtime)."""
+
+
 def _onnx(model, target: Path, image_size: tuple[int, int], opset: int, props: dict) -> None:
     import logging
 
@@ -691,6 +696,11 @@ def _run(argv: Sequence[str], prog: str) -> int:
         raise CnnhubError(
             "`--calibration_images` must be an integer >= 1. "
             f"Received: calibration_images={args.calibration_images}"
+        )
+    if not ONNX_OPSETS[0] <= args.opset <= ONNX_OPSETS[1]:
+        raise CnnhubError(
+            f"`--opset` must be an ONNX opset from {ONNX_OPSETS[0]} to {ONNX_OPSETS[1]}. "
+            f"Received: opset={args.opset}"
         )
     run = open_run(args.run)
     weights = choose_weights(run, args.weights)

@@ -167,6 +167,8 @@ def test_default_folder_and_epoch_weights(run, tmp_path, capsys):
         (["{run}", "--format", "keras", "--out", "{file}"], "is a file"),
         (["{run}", "--format", "tflite-int8", "--calibration", "{missing}"], "calibrat"),
         (["{run}", "--format", "tflite", "--out", "{keras_out}"], "already holds a keras export"),
+        (["{run}", "--format", "onnx", "--opset", "3"], "`--opset` must be an ONNX opset from 7"),
+        (["{run}", "--format", "onnx", "--opset", "99"], "Received: opset=99"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(run, tmp_path, capsys, args, fragment):
