@@ -595,6 +595,7 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
             f"Received: fine_tune_after={config['FINE_TUNE_AFTER']}, epochs={config['EPOCHS']}"
         )
     _check_head_and_colour(config)
+    _check_custom_blocks(config)
     _check_evaluation(config)
     check_data_keys(config)
 
@@ -636,6 +637,16 @@ def _check_head_and_colour(config: dict[str, Any]) -> None:
             "(grayscale images are converted for them automatically). Received: "
             f"color_mode=grayscale, model_name={config['MODEL_NAME']}"
         )
+
+
+def _check_custom_blocks(config: dict[str, Any]) -> None:
+    # The grammar needs no TensorFlow and no data, so a typo is refused before the scan; only
+    # `auto` waits for the class count and image size (the shape check runs at build time).
+    from cnnhub.custom import normalize_blocks
+
+    spec = config["CUSTOM_CONV_BLOCKS"]
+    if not (isinstance(spec, str) and spec.strip().lower() == "auto"):
+        normalize_blocks(spec)
 
 
 def _check_evaluation(config: dict[str, Any]) -> None:

@@ -53,6 +53,12 @@ def test_bad_flag_is_one_line_exit_2_before_tensorflow(command):
         (["-m", "xception", "-height", "32"], "minimum input size of `xception`, 71x71"),
         (["--momentum", "-5"], "`momentum` must be a number in [0, 1)"),
         (["--deterministic", "perhaps"], "argument --deterministic: expected true/false"),
+        # The block grammar is checked with the settings: before any data scan (the data
+        # folders here do not even exist) and before TensorFlow.
+        (
+            ["--layers", "c32-zz", "-dtrain", "no_such_dir", "-dvalid", "no_such_dir"],
+            "custom_conv_blocks stage 1: unknown token; allowed tokens: c<filters>",
+        ),
     ],
 )
 def test_bad_training_input_is_refused_before_tensorflow(argv, message, tmp_path):
