@@ -21,6 +21,8 @@ from cnnhub.run_folder import BEST_WEIGHTS, RUN_CONFIG, open_run
 LEADERBOARD_COLUMNS = [
     "run",
     "model",
+    "train_data",
+    "valid_data",
     "params",
     "image_size",
     "epochs",
@@ -49,6 +51,7 @@ def leaderboard_row(run: Path) -> dict[str, Any] | None:
     return {
         "run": run.name,
         "model": config["MODEL_NAME"],
+        **data_sources(config, run.name),
         "params": info.get("params"),
         "image_size": f"{config['IMG_HEIGHT']}x{config['IMG_WIDTH']}",
         "epochs": int(len(log)),
@@ -56,6 +59,23 @@ def leaderboard_row(run: Path) -> dict[str, Any] | None:
         "best_epoch": int(best["epoch"]),
         **headline_figures(report, best["weights"], float(best["threshold"])),
     }
+
+
+def data_sources(config: dict[str, Any], run_name: str) -> dict[str, str]:
+    """What a run trained and validated on (``train_data``, ``valid_data``), from its config.
+
+    Runs are ranked together whatever their data, so the leaderboard says which data each
+    figure comes from. A validation set cut from the training data is named by how it was cut.
+    """
+    valid = config.get("DATA_DIR_VALID", "")
+    if not valid:
+        if config.get("FOLDS"):
+            valid = f"{run_name} of {config['FOLDS']} folds of train_data"
+        elif config.get("SPLIT_FILE"):
+            valid = f"split_file {config['SPLIT_FILE']} of train_data"
+        elif config.get("VAL_SPLIT"):
+            valid = f"val_split {config['VAL_SPLIT']} of train_data"
+    return {"train_data": config.get("DATA_DIR_TRAIN", ""), "valid_data": valid}
 
 
 def _rows(root: Path) -> list[dict[str, Any]]:

@@ -285,6 +285,8 @@ def test_several_models_then_compare(tiny_data, tmp_path, capsys):
     assert list(board.columns) == [
         "run",
         "model",
+        "train_data",
+        "valid_data",
         "params",
         "image_size",
         "epochs",
