@@ -6,7 +6,7 @@ Defaults come from cnnhub/defaults.py and this checkout's config.py; run
 
 import sys
 
-from cnnhub.runner import train_main
+from cnnhub.commands.train import train_main
 
 if __name__ == "__main__":
     sys.exit(train_main(sys.argv[1:]))

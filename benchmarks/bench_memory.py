@@ -31,7 +31,7 @@ FASHION = ROOT.parent / "shared" / "datasets" / "fashion-mnist" / "train-images-
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from cnnhub.runner import train_main
+from cnnhub.commands.train import train_main
 start = time.perf_counter()
 code = train_main({argv!r})
 print("RESULT " + json.dumps({{

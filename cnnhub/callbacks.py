@@ -181,12 +181,12 @@ class FirstBatchTimer(keras.callbacks.Callback):
 
 def plot_training_stats(frame: pd.DataFrame, path: Path, title: str) -> None:
     """Loss and accuracy per epoch, train vs validation, as one PNG."""
-    import matplotlib
+    import matplotlib  # lazy: heavy import, kept off the --help path
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: heavy import, kept off the --help path
 
-    from cnnhub.evaluation.plots import plain_text
+    from cnnhub.evaluation.plots import plain_text  # lazy: heavy import, kept off the --help path
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric, label in ((ax_loss, "loss", "Loss"), (ax_acc, "accuracy", "Accuracy")):

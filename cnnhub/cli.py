@@ -1,8 +1,8 @@
 """``python -m cnnhub <command>`` / ``cnnhub <command>``: one entry point for every command.
 
-Each command lives in the module named in ``COMMANDS`` as a ``command(argv) -> int``
-function, imported only when it runs, so ``--help`` never loads TensorFlow. A ``CnnhubError``
-from any command becomes one line on stderr and exit status 2.
+Each command lives in its module of :mod:`cnnhub.commands` (named in ``COMMANDS``) as a
+``command(argv) -> int`` function, imported only when it runs, so ``--help`` never loads
+TensorFlow. A ``CnnhubError`` from any command becomes one line on stderr and exit status 2.
 
 This module also holds what every command line shares (and imports nothing heavy, so
 ``cnnhub.settings`` and the commands can use it): :class:`OneLineParser`, whose bad-flag
@@ -17,25 +17,41 @@ import importlib
 import sys
 from collections.abc import Callable
 
+from cnnhub.display import safe_output
 from cnnhub.errors import CnnhubError
 from cnnhub.quiet import quiet_tensorflow
 
 # name: (module with a `command(argv) -> int` function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("cnnhub.runner", "Train models (same flags as run_training.py)."),
-    "models": ("cnnhub.registry", "Print the model registry."),
-    "weights": ("cnnhub.pretrained", "List or download the ImageNet weights in Keras's cache."),
-    "evaluate": ("cnnhub.evaluation.command", "Score saved weights on validation or other data."),
-    "compare": ("cnnhub.compare", "Write a leaderboard of the runs in a model repository."),
+    "train": ("cnnhub.commands.train", "Train models (same flags as run_training.py)."),
+    "models": ("cnnhub.commands.models", "Print the model registry."),
+    "weights": (
+        "cnnhub.commands.weights",
+        "List or download the ImageNet weights in Keras's cache.",
+    ),
+    "evaluate": ("cnnhub.commands.evaluate", "Score saved weights on validation or other data."),
+    "compare": (
+        "cnnhub.commands.compare",
+        "Write a leaderboard of the runs in a model repository.",
+    ),
     "inspect": (
         "cnnhub.commands.inspect",
         "Check a dataset: counts, sizes, broken files, duplicates.",
     ),
-    "predict": ("cnnhub.predict", "Classify images with a trained run (top-k, threshold, CSV)."),
-    "featuremaps": ("cnnhub.explain.featuremaps", "Plot a run's conv feature maps for an image."),
-    "gradcam": ("cnnhub.explain.gradcam", "Grad-CAM heatmap of a run's model over an image."),
-    "errors": ("cnnhub.explain.errors", "Gallery of the most confidently wrong validation images."),
-    "export": ("cnnhub.export", "Export a run: keras, savedmodel, tflite, tflite-int8, onnx."),
+    "predict": (
+        "cnnhub.commands.predict",
+        "Classify images with a trained run (top-k, threshold, CSV).",
+    ),
+    "featuremaps": ("cnnhub.commands.featuremaps", "Plot a run's conv feature maps for an image."),
+    "gradcam": ("cnnhub.commands.gradcam", "Grad-CAM heatmap of a run's model over an image."),
+    "errors": (
+        "cnnhub.commands.errors",
+        "Gallery of the most confidently wrong validation images.",
+    ),
+    "export": (
+        "cnnhub.commands.export",
+        "Export a run: keras, savedmodel, tflite, tflite-int8, onnx.",
+    ),
 }
 
 
@@ -73,7 +89,6 @@ def _usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to a command; returns the process exit code."""
-    from cnnhub.display import safe_output
 
     safe_output()
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -117,12 +117,12 @@ def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
 
 
 def _plot(board: pd.DataFrame, path: Path) -> None:
-    import matplotlib
+    import matplotlib  # lazy: heavy import, kept off the --help path
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: heavy import, kept off the --help path
 
-    from cnnhub.evaluation.plots import plain_text
+    from cnnhub.evaluation.plots import plain_text  # lazy: heavy import, kept off the --help path
 
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(board) + 1.5))
     labels = [plain_text(f"{r} ({m})") for r, m in zip(board["run"], board["model"])]
@@ -137,25 +137,3 @@ def _plot(board: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     atomic.save_figure(path, fig, dpi=100)
     plt.close(fig)
-
-
-def command(argv: list[str]) -> int:
-    """``cnnhub compare [REPOSITORY]``."""
-    from cnnhub.cli import OneLineParser
-
-    parser = OneLineParser(
-        prog="cnnhub compare",
-        description="Write leaderboard.csv and leaderboard.png: one row per evaluated run, with "
-        "its validation figures at threshold 0 (@0) and at its deploy threshold (@deploy).",
-    )
-    parser.add_argument(
-        "repository",
-        nargs="?",
-        default="model_repository",
-        help="folder holding the run folders (default: model_repository)",
-    )
-    args = parser.parse_args(argv)
-    board = compare(args.repository)
-    print(board.to_string(index=False, float_format="%.4f"))
-    print(f"Leaderboard: {Path(args.repository) / 'leaderboard.csv'}")
-    return 0

@@ -39,7 +39,7 @@ _MULTI_WORKER = None  # one per process: collective ops are configured once, at 
 
 def setup_devices(config: dict[str, Any]):
     """Configure devices and precision; return the distribution strategy for ``config``."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     global _MULTI_WORKER
     kind = config["STRATEGY"]
@@ -72,7 +72,7 @@ def setup_devices(config: dict[str, Any]):
 
 
 def _set_precision(config: dict[str, Any], gpus: list) -> None:
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
     if config["MIXED_PRECISION"]:
         keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "mixed_bfloat16")
@@ -92,7 +92,7 @@ def adapt_model_to_strategy(model, strategy) -> None:
     structure with ``strategy.reduce`` only to learn its shapes; the multi-worker strategy
     cannot reduce a structure and fails. The local replica's values have the same shapes.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
@@ -116,14 +116,14 @@ def _patch_scalar_reduction() -> None:
     """Keras 3's step reduces each metric with ``strategy.reduce("MEAN", v, axis=0)`` under a
     multi-worker strategy, which fails for scalars (there is no axis 0); reduce scalars over
     replicas instead (``axis=None``), as the single-host path does."""
-    from keras.src.backend.tensorflow import trainer
+    from keras.src.backend.tensorflow import trainer  # lazy: heavy import, kept off the --help path
 
     if getattr(trainer.reduce_per_replica, "cnnhub_patched", False):
         return
     original = trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy, reduction):
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
         if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return original(values, strategy, reduction)

@@ -12,6 +12,6 @@ class CnnhubError(Exception):
     """
 
     def __init__(self, message: object = "", *args: object) -> None:
-        from cnnhub.display import printable
+        from cnnhub.display import printable  # lazy: heavy import, kept off the --help path
 
         super().__init__(printable(" ".join(str(message).split())), *args)

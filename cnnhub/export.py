@@ -51,13 +51,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import shutil
 import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,21 +66,16 @@ from typing import Any
 import numpy as np
 
 from cnnhub import atomic
+from cnnhub.data.images import UnreadableImage
+from cnnhub.data.pipeline import evaluation_dataset
+from cnnhub.data.sets import DataOptions, evaluation_source, read_source, split_of_source
 from cnnhub.errors import CnnhubError
-from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
     UNCERTAIN,
-    OneLineParser,
     Run,
     WeightsChoice,
-    build_run_model,
-    choose_threshold,
-    choose_weights,
     note,
-    open_run,
     printable,
-    quiet_tensorflow,
-    run_command,
     spread,
     walk_images,
 )
@@ -129,12 +125,15 @@ def tflite_interpreter_class():
     Returns ``(class, runtime description)``.
     """
     try:
+        # lazy: heavy import, kept off the --help path
         from ai_edge_litert import __version__ as litert_version
+
+        # lazy: heavy import, kept off the --help path
         from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter, f"LiteRT {litert_version}"
     except ImportError:
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
         return tf.lite.Interpreter, f"tf.lite.Interpreter (TensorFlow {tf.__version__})"
 
@@ -155,7 +154,7 @@ class Runtime:
 def load_runtime(fmt: str, path: Path) -> Runtime:
     """Load the export at ``path`` (format ``fmt``) with its own runtime."""
     if fmt == "keras":
-        import keras
+        import keras  # lazy: heavy import, kept off the --help path
 
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
         return Runtime(
@@ -165,7 +164,7 @@ def load_runtime(fmt: str, path: Path) -> Runtime:
             model.output_names[0] if getattr(model, "output_names", None) else "output",
         )
     if fmt == "savedmodel":
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
         loaded = tf.saved_model.load(str(path))
         signature = loaded.signatures["serve"]
@@ -200,7 +199,7 @@ def load_runtime(fmt: str, path: Path) -> Runtime:
 
         return Runtime(invoke, runtime, source["name"], target["name"])
     if fmt == "onnx":
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: heavy import, kept off the --help path
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         input_name = session.get_inputs()[0].name
@@ -233,7 +232,7 @@ def check_dependencies(fmt: str) -> None:
 
 
 def _tflite_from_saved_model(saved_model: Path, target: Path, calibration=None) -> None:
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if calibration is not None:
@@ -253,13 +252,12 @@ ONNX_OPSETS = (7, 18)
 
 
 def _onnx(model, target: Path, image_size: tuple[int, int], opset: int, props: dict) -> None:
-    import logging
 
-    import onnx
-    import tensorflow as tf
+    import onnx  # lazy: heavy import, kept off the --help path
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    import tf2onnx
+    import tf2onnx  # lazy: heavy import, kept off the --help path
 
     channels = int(model.input_shape[-1])  # 1 for a grayscale run
     spec = tf.TensorSpec((None, *image_size, channels), tf.float32, name="image")
@@ -337,7 +335,6 @@ def measure_latency(predict: Callable[[np.ndarray], np.ndarray], image: np.ndarr
 
 def folder_inputs(run: Run, folder: str, count: int) -> list[np.ndarray]:
     """Up to ``count`` readable images spread evenly over ``folder``, as the run's model input."""
-    from cnnhub.data.images import UnreadableImage
 
     images = []
     for path in spread(walk_images(folder), count):
@@ -350,8 +347,6 @@ def folder_inputs(run: Run, folder: str, count: int) -> list[np.ndarray]:
 
 def source_inputs(run: Run, source, count: int) -> np.ndarray:
     """Up to ``count`` samples spread evenly over a DataSource, as ``evaluate`` feeds them."""
-    from cnnhub.data.pipeline import evaluation_dataset
-    from cnnhub.data.sets import split_of_source
 
     picked = source.subset(spread(np.arange(len(source)), count))
     split, _ = split_of_source(picked, run.config.get("SCAN_CACHE", True), run.channels)
@@ -376,7 +371,6 @@ def random_images(run: Run, why: str) -> tuple[np.ndarray, str]:
 def verification_images(run: Run, valid: str | None) -> tuple[np.ndarray, str]:
     """The images an export is checked on: the run's validation data, rebuilt as ``evaluate``
     does (or ``valid``, any layout); random ones, with a note, when it cannot be read."""
-    from cnnhub.data.sets import evaluation_source
 
     try:
         source = evaluation_source(run.config, run.path, run.class_names, valid, "--valid")
@@ -393,7 +387,6 @@ def verification_images(run: Run, valid: str | None) -> tuple[np.ndarray, str]:
 def calibration_images(run: Run, folder: str | None, count: int) -> list[np.ndarray]:
     """The representative sample for int8 quantisation: a folder of images, or else the run's
     training data (DATA_DIR_TRAIN, any layout), as the run's model input."""
-    from cnnhub.data.sets import DataOptions, read_source
 
     if folder is not None:
         images = folder_inputs(run, folder, count) if Path(folder).is_dir() else []
@@ -451,14 +444,14 @@ def _move_into_place(source: Path, destination: Path, staging: Path) -> None:
 
 
 def _versions(fmt: str) -> dict[str, str]:
-    import keras
-    import tensorflow as tf
+    import keras  # lazy: heavy import, kept off the --help path
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     versions = {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
     if fmt == "onnx":
-        import onnx
-        import onnxruntime
-        import tf2onnx
+        import onnx  # lazy: heavy import, kept off the --help path
+        import onnxruntime  # lazy: heavy import, kept off the --help path
+        import tf2onnx  # lazy: heavy import, kept off the --help path
 
         versions.update(
             tf2onnx=tf2onnx.__version__, onnx=onnx.__version__, onnxruntime=onnxruntime.__version__
@@ -534,6 +527,8 @@ def _export(
         else None
     )
     images, source = verification_images(run, valid_dir)
+    from cnnhub.model_factory import build_run_model  # lazy: keeps --help free of TensorFlow
+
     model = build_run_model(run, weights)
     reference = np.asarray(model.predict(images, batch_size=32, verbose=0), dtype=np.float64)
     name = FORMATS[fmt]
@@ -638,103 +633,3 @@ def _check_out_dir(out_dir: Path, fmt: str) -> None:
             f"{out_dir} already holds a {previous} export (metadata.json); use one folder per "
             f"format: pass another --out. Received: out={str(out_dir)!r}, format={fmt}"
         )
-
-
-def parse_format(text: str) -> str:
-    fmt = text.strip().lower()
-    if fmt not in FORMATS:
-        raise CnnhubError(
-            f"`--format` must be one of {', '.join(FORMATS)}. Received: format={text}"
-        )
-    return fmt
-
-
-def _run(argv: Sequence[str], prog: str) -> int:
-    parser = OneLineParser(
-        prog=prog,
-        description="Export a run's model (raw 0-255 RGB in, class probabilities out), with "
-        "labels.txt and metadata.json, after checking it against the Keras model.",
-    )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
-    parser.add_argument(
-        "--format", required=True, help=f"One of {', '.join(FORMATS)}.", metavar="FORMAT"
-    )
-    parser.add_argument(
-        "--weights",
-        default="best",
-        help="best, last, an epoch number or a weights file. [default: best]",
-    )
-    parser.add_argument(
-        "--threshold",
-        default="best",
-        help="Threshold recorded with the model: best (best_weights.json, else 0.0) or a "
-        "number in [0, 1]. [default: best]",
-    )
-    parser.add_argument(
-        "--out", default=None, help="Export folder. [default: RUN/export/<format>/]"
-    )
-    parser.add_argument(
-        "--valid",
-        default=None,
-        help="Data for the check, any layout. [default: the run's validation data]",
-    )
-    parser.add_argument(
-        "--calibration",
-        default=None,
-        help="tflite-int8: representative images. [default: DATA_DIR_TRAIN of the run]",
-    )
-    parser.add_argument(
-        "--calibration_images",
-        type=int,
-        default=200,
-        help="tflite-int8: how many calibration images. [default: 200]",
-    )
-    parser.add_argument("--opset", type=int, default=17, help="onnx: ONNX opset. [default: 17]")
-    args = parser.parse_args(list(argv))
-    fmt = parse_format(args.format)
-    if args.calibration_images < 1:
-        raise CnnhubError(
-            "`--calibration_images` must be an integer >= 1. "
-            f"Received: calibration_images={args.calibration_images}"
-        )
-    if not ONNX_OPSETS[0] <= args.opset <= ONNX_OPSETS[1]:
-        raise CnnhubError(
-            f"`--opset` must be an ONNX opset from {ONNX_OPSETS[0]} to {ONNX_OPSETS[1]}. "
-            f"Received: opset={args.opset}"
-        )
-    run = open_run(args.run)
-    weights = choose_weights(run, args.weights)
-    threshold = choose_threshold(run, args.threshold, weights)
-    out_dir = Path(args.out) if args.out else run.path / "export" / fmt
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CnnhubError(
-            f"`--out` is the export folder (the model goes inside as {FORMATS[fmt]}), but "
-            f"{out_dir} is a file. Received: out={args.out}"
-        )
-    check_writable(out_dir, "the export", "--out", f"out={args.out or out_dir}")
-    if args.out:
-        check_output_target(out_dir, run, "--out", f"out={args.out}")
-    quiet_tensorflow()
-    result = export_run(
-        run, weights, fmt, out_dir, threshold, args.valid, args.calibration,
-        args.calibration_images, args.opset,
-    )  # fmt: skip
-    print(
-        f"Exported {run.name} ({weights.path.name}, {weights.how}) as {fmt}: {result.path} "
-        f"({human_size(result.size_bytes)}, {result.size_bytes:,} bytes)"
-    )
-    print(
-        f"Checked with {result.runtime} on {result.metadata['verification']['source']}: "
-        f"max |p - keras| = {result.max_abs_diff:.3g}, top-1 agreement "
-        f"{result.top1_agreement:.1%} ({result.metadata['verification']['limit']})"
-    )
-    print(f"Latency: {result.latency_ms:.3f} ms per image (batch 1, median, this machine)")
-    print(
-        f"Labels: {result.labels_path}; metadata: {result.metadata_path} (threshold {threshold:g})"
-    )
-    return 0
-
-
-def command(argv: Sequence[str], prog: str = "cnnhub export") -> int:
-    """Entry point of ``cnnhub export``; returns the exit code."""
-    return run_command(prog, lambda: _run(argv, prog))

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnhub.data.pipeline import make_dataset, prefetched, shuffle_by_epoch
+
 
 def use_feature_cache(config: dict[str, Any], augmenter) -> bool:
     """FEATURE_CACHE: auto means on for freeze_all without augmentation."""
@@ -27,9 +29,9 @@ def cached_feature_datasets(model, splits, config: dict[str, Any], augmenter, ra
     The training dataset is shuffled by (seed, epoch) like the image pipeline, so resuming
     repeats the uninterrupted run.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
-    from cnnhub.data.pipeline import make_dataset, prefetched, shuffle_by_epoch
+    # lazy: heavy import, kept off the --help path
     from cnnhub.model_factory import split_at_backbone
 
     extractor, head = split_at_backbone(model)

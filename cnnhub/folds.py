@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cnnhub import atomic
+from cnnhub.data.class_weights import resolve_class_weight
 from cnnhub.data.sets import (
     DataOptions,
     Splits,
@@ -44,6 +45,8 @@ from cnnhub.data.sets import (
 from cnnhub.data.splits import assign_folds, split_frame
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.headline import HEADLINE_COLUMNS, HEADLINE_FIGURES, headline_figures
+from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
+from cnnhub.run_folder import claim_folder, repository_root
 
 SUMMARY_COLUMNS = ["fold", "run", "best_weights", "best_epoch", *HEADLINE_COLUMNS, "val_loss"]
 """Then, per held-out set ``<name>`` a fold was scored on, ``test_<figure>[<name>]`` for each
@@ -130,7 +133,6 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
                 f"{role} part of fold {fold + 1} of `{train_dir}`",
                 f"folds={k}",
             )
-    from cnnhub.data.class_weights import resolve_class_weight
 
     resolve_class_weight(options.class_weight, plan.class_names, clean.source.class_counts())
     if inspect:
@@ -140,7 +142,6 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
 
 def create_parent(save_location: str, run_name: str, model_name: str, k: int, overwrite=False):
     """Make (and lock) the parent folder of a cross-validation (see the module docstring)."""
-    from cnnhub.run_folder import claim_folder, repository_root
 
     return claim_folder(
         repository_root(save_location), run_name, f"{model_name}-{k}fold", overwrite
@@ -154,7 +155,6 @@ def run_folds(
     overwrite: bool = False,
 ) -> Path:
     """Train every fold with ``train_fold(config, splits)``; write folds.csv and the summary."""
-    from cnnhub.run_folder import repository_root
 
     parent = create_parent(
         config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], plan.k, overwrite
@@ -179,7 +179,6 @@ def fold_row(run: Path) -> dict[str, Any]:
     """One fold's figures from its run folder (best_weights.json, analysis_report.csv,
     training.log; without post-evaluation: the epoch of best val_accuracy in training.log,
     whose val_accuracy is its accuracy@0), then its held-out figures."""
-    from cnnhub.evaluation.safe_csv import read_csv_safe
 
     log = pd.read_csv(run / "training.log")
     row: dict[str, Any] = {"run": run.name}
@@ -210,7 +209,6 @@ def heldout_figures(run: Path) -> dict[str, dict[str, float]]:
     Computed from each folder's analysis report at the weights and threshold its summary.json
     names (chosen on validation), so folders written by earlier versions read the same way.
     """
-    from cnnhub.evaluation.safe_csv import read_csv_safe
 
     found = {}
     for summary in sorted((run / "evaluations").glob("*/summary.json")):
@@ -245,7 +243,6 @@ def summarize(runs: list[Path]) -> pd.DataFrame:
 
 def write_summary(parent: Path, runs: list[Path]) -> pd.DataFrame:
     """Write ``<parent>/folds_summary.csv``; return the table."""
-    from cnnhub.evaluation.safe_csv import write_csv_safe
 
     summary = summarize(runs)
     write_csv_safe(parent / "folds_summary.csv", summary)

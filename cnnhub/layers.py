@@ -24,6 +24,9 @@ from keras import ops
 
 from cnnhub.registry import PREPROCESSING_MODES
 
+BACKBONE_LAYER = "backbone"
+"""Name of the backbone sub-model in every model cnnhub builds (weights are matched by it)."""
+
 PREPROCESS_LAYER = "preprocess"
 """Name of the preprocessing layer in every keras.applications-based cnnhub model."""
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cnnhub.registry import BackboneSpec
+from cnnhub.run_loading import weights_source
 from cnnhub.settings import AUTO
 
 CUSTOM_MAX_SIZE = 128
@@ -72,8 +73,6 @@ def resolve_model_config(
     if AUTO in (config["IMG_HEIGHT"], config["IMG_WIDTH"]):
         source_config = None
         if weights_kind(resolved["WEIGHTS"]) == "file":
-            from cnnhub.weights import weights_source
-
             run = weights_source(resolved["WEIGHTS"])[1]
             source_config = run.config if run is not None else None
         size, why = _auto_size(spec, source_config, typical_size(inspection))

@@ -15,13 +15,14 @@ import keras
 from keras import layers
 
 from cnnhub.custom.build import BN_MOMENTUM
+from cnnhub.data.sets import input_channels
 from cnnhub.errors import CnnhubError
-from cnnhub.layers import preprocessing_layer
+from cnnhub.layers import BACKBONE_LAYER, preprocessing_layer
 from cnnhub.model_defaults import weights_kind
 from cnnhub.registry import RESCALE, BackboneSpec, check_input_size, get_backbone
-from cnnhub.settings import AUTO
-
-BACKBONE_LAYER = "backbone"
+from cnnhub.run_loading import Run, WeightsChoice, weights_source
+from cnnhub.settings import AUTO, dense_activations
+from cnnhub.weights import load_pretrained, load_weights_checked
 
 # BatchNormalization momentum of a backbone trained from random init: the custom net's, 0.9
 # (PyTorch's default), so the moving statistics average the last ~10 batches. keras.applications
@@ -44,8 +45,6 @@ def check_weights_setting(spec: BackboneSpec, weights: str) -> None:
         return
     path = Path(weights)
     if path.is_dir():
-        from cnnhub.weights import weights_source
-
         weights_source(path)  # a run folder holding weights, or a one-line error
         return
     if not path.is_file():
@@ -78,6 +77,7 @@ def build_backbone(
         backbone = constructor(**kwargs)
     except Exception as exc:  # noqa: BLE001 - Keras raises bare Exception for fetch failures
         if weights == "imagenet" and "fetch failure" in str(exc).lower():
+            # lazy: heavy import, kept off the --help path
             from cnnhub.pretrained import offline_message, planned_download
 
             download = planned_download(spec, input_shape)
@@ -108,8 +108,7 @@ def build_head(x, num_classes: int, config: dict[str, Any]):
         x = layers.GlobalMaxPooling2D(name="pool")(x)
     else:
         x = layers.Flatten(name="pool")(x)
-    from cnnhub.custom.build import activation_layer
-    from cnnhub.settings import dense_activations
+    from cnnhub.custom.build import activation_layer  # lazy: heavy import, kept off the --help path
 
     layer_specs = zip(config["NUM_NODES"], config["NUM_DROPOUTS"], dense_activations(config))
     for i, (units, rate, activation) in enumerate(layer_specs, start=1):
@@ -149,7 +148,6 @@ def build_model(
     height, width = config["IMG_HEIGHT"], config["IMG_WIDTH"]
     check_input_size(spec, height, width)
     check_weights_setting(spec, config["WEIGHTS"])
-    from cnnhub.data.sets import input_channels
 
     input_shape = (height, width, input_channels(config))
     inputs = keras.Input(shape=input_shape, name="image")
@@ -166,9 +164,8 @@ def build_model(
     outputs = build_head(x, num_classes, config)
     model = keras.Model(inputs, outputs, name=spec.name)
     if weights_kind(config["WEIGHTS"]) == "file":
-        from cnnhub.weights import load_pretrained
-
-        print(load_pretrained(model, config["WEIGHTS"], class_names))
+        path, run = weights_source(config["WEIGHTS"], announce=True)
+        print(load_pretrained(model, path, run, class_names, config["WEIGHTS"]))
     return model
 
 
@@ -190,3 +187,11 @@ def split_at_backbone(model) -> tuple[keras.Model, keras.Model]:
     for layer in model.layers[position + 1 :]:
         y = layer(y)
     return extractor, keras.Model(features, y, name="head")
+
+
+def build_run_model(run: Run, weights: WeightsChoice) -> keras.Model:
+    """The run's model, rebuilt from its config (nothing downloaded) with ``weights`` loaded."""
+    config = dict(run.config, WEIGHTS="none")
+    model = build_model(config, run.num_classes)
+    load_weights_checked(model, run.folder.check_weights(weights.path))
+    return model

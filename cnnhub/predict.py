@@ -25,24 +25,18 @@ import concurrent.futures
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from tqdm import tqdm
 
+from cnnhub.data.images import IMAGE_EXTENSIONS, UnreadableImage
 from cnnhub.errors import CnnhubError
-from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
     UNCERTAIN,
-    OneLineParser,
     Run,
-    build_run_model,
-    choose_threshold,
-    choose_weights,
     note,
-    open_run,
     printable,
-    quiet_tensorflow,
-    run_command,
     walk_images,
 )
 
@@ -56,7 +50,6 @@ def collect_images(inputs: Sequence[str]) -> list[str]:
     Raises:
         CnnhubError: a path does not exist, or no image file is found at all.
     """
-    from cnnhub.data.images import IMAGE_EXTENSIONS
 
     paths: list[str] = []
     for item in inputs:
@@ -82,7 +75,6 @@ def collect_images(inputs: Sequence[str]) -> list[str]:
 
 
 def _load(run: Run, path: str) -> tuple[np.ndarray | None, str | None]:
-    from cnnhub.data.images import UnreadableImage
 
     try:
         return run.load_input(path), None
@@ -104,7 +96,6 @@ def predict_paths(
     each unreadable file, ``errors[i]`` the reason file ``i`` could not be read (else None).
     ``progress`` None shows a tqdm bar on stderr above :data:`PROGRESS_ABOVE` images.
     """
-    from tqdm import tqdm
 
     paths = list(paths)
     num_classes = int(model.output_shape[-1])
@@ -151,7 +142,6 @@ def predictions_frame(
     threshold: float,
 ):
     """The predictions table: one row per image (see the module docstring for the columns)."""
-    import pandas as pd
 
     k = min(top_k, len(class_names))
     names = np.asarray(class_names, dtype=object)
@@ -198,82 +188,3 @@ def format_table(frame, top_k: int) -> str:
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() for r in [header, *rows]]
     lines.insert(1, f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * len(header[2])}")
     return "\n".join(lines)
-
-
-def build_parser(prog: str) -> OneLineParser:
-    parser = OneLineParser(
-        prog=prog,
-        description="Classify images with a trained run: one row per image with the top-k "
-        "classes and probabilities; below the threshold the label is `uncertain`.",
-    )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
-    parser.add_argument(
-        "inputs", nargs="+", metavar="IMAGE_OR_DIR",
-        help="Image files and/or folders (walked recursively).",
-    )  # fmt: skip
-    parser.add_argument(
-        "--weights", default="best",
-        help="best (best_weights.json, else the last epoch), last, an epoch number, or a "
-        ".weights.h5/.keras file. [default: best]",
-    )  # fmt: skip
-    parser.add_argument("--top_k", type=int, default=3, help="Classes per image. [default: 3]")
-    parser.add_argument(
-        "--threshold", default="best",
-        help="best (best_weights.json, else 0.0) or a number in [0, 1]; a top-1 probability "
-        "below it gives the label `uncertain`. [default: best]",
-    )  # fmt: skip
-    parser.add_argument("--out", default=None, help="Write the predictions to this CSV file.")
-    parser.add_argument(
-        "--print", dest="print_table", action="store_true",
-        help="Print the table even when --out is given.",
-    )  # fmt: skip
-    parser.add_argument("--batch_size", type=int, default=32, help="[default: 32]")
-    return parser
-
-
-def predict_command(argv: Sequence[str], prog: str) -> int:
-    args = build_parser(prog).parse_args(list(argv))
-    if args.top_k < 1:
-        raise CnnhubError(f"`--top_k` must be an integer >= 1. Received: top_k={args.top_k}")
-    if args.batch_size < 1:
-        raise CnnhubError(
-            f"`--batch_size` must be an integer >= 1. Received: batch_size={args.batch_size}"
-        )
-    if args.out is not None and Path(args.out).is_dir():
-        raise CnnhubError(
-            f"`--out` must be a CSV file path, not a folder. Received: out={args.out}"
-        )
-    if args.out is not None:
-        check_writable(Path(args.out).parent, "the predictions", "--out", f"out={args.out}")
-    run: Run = open_run(args.run)
-    weights = choose_weights(run, args.weights)
-    threshold = choose_threshold(run, args.threshold, weights)
-    paths = collect_images(args.inputs)
-    if args.out is not None:
-        check_output_target(args.out, run, "--out", f"out={args.out}", paths)
-    if args.top_k > run.num_classes:
-        note(f"--top_k {args.top_k} is more than the {run.num_classes} classes; showing all.")
-    quiet_tensorflow()
-    model = build_run_model(run, weights)
-    proba, errors = predict_paths(model, run, paths, args.batch_size)
-    frame = predictions_frame(paths, proba, errors, run.class_names, args.top_k, threshold)
-    unreadable = sum(e is not None for e in errors)
-    uncertain = int((frame["label"] == UNCERTAIN).sum())
-    if args.out is None or args.print_table:
-        print(format_table(frame, args.top_k))
-    if args.out is not None:
-        from cnnhub.evaluation.safe_csv import write_csv_safe
-
-        write_csv_safe(args.out, frame)
-    print(
-        f"{len(paths)} image(s): {len(paths) - unreadable - uncertain} labelled, "
-        f"{uncertain} uncertain (threshold {threshold:g}), {unreadable} unreadable; "
-        f"weights {weights.path.name} ({weights.how})."
-        + (f" Wrote {args.out}" if args.out is not None else "")
-    )
-    return 0
-
-
-def command(argv: Sequence[str], prog: str = "cnnhub predict") -> int:
-    """Entry point of ``cnnhub predict``; returns the exit code."""
-    return run_command(prog, lambda: predict_command(argv, prog))

@@ -123,7 +123,7 @@ class _Recorded(Exception):
 
 @contextmanager
 def _recording_get_file():
-    from keras.src.utils import file_utils
+    from keras.src.utils import file_utils  # lazy: heavy import, kept off the --help path
 
     calls: list[KerasDownload] = []
     original = file_utils.get_file
@@ -145,7 +145,7 @@ def planned_download(spec: BackboneSpec, input_shape: tuple) -> KerasDownload:
 
     The backbone's architecture is built (seconds for the largest), its weights are not fetched.
     """
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
     constructor = getattr(keras.applications, spec.constructor)
     with _recording_get_file() as calls:
@@ -178,7 +178,7 @@ def fetch_imagenet(spec: BackboneSpec, input_shape: tuple) -> Path:
         CnnhubError: the file is not cached and cannot be downloaded (one line: URL, cache
             path, ``-w none``).
     """
-    from keras.src.utils import file_utils
+    from keras.src.utils import file_utils  # lazy: heavy import, kept off the --help path
 
     download = planned_download(spec, input_shape)
     try:
@@ -218,40 +218,3 @@ def format_cache_table() -> str:
         "with internet, then copy the folder to the same place on the other machine."
     )
     return "\n".join(lines)
-
-
-def command(argv: list[str]) -> int:
-    """``cnnhub weights [--download NAMES]``: list or fill Keras's ImageNet weights cache."""
-    from cnnhub.cli import OneLineParser
-    from cnnhub.registry import parse_model_names
-
-    parser = OneLineParser(
-        prog="cnnhub weights",
-        description="List which registry models' ImageNet weights are in Keras's cache "
-        "($KERAS_HOME or ~/.keras), or download them with Keras's own downloader.",
-    )
-    parser.add_argument(
-        "--download",
-        metavar="NAMES",
-        help="comma-separated model names (or `all`) whose ImageNet weights to fetch",
-    )
-    args = parser.parse_args(argv)
-    if args.download:
-        if args.download.strip().lower() == "all":
-            specs = [s for s in BACKBONES.values() if s.imagenet]
-        else:
-            specs = parse_model_names(args.download)
-        lacking = [s.name for s in specs if not s.imagenet]
-        if lacking:
-            raise CnnhubError(
-                f"There are no ImageNet weights for {', '.join(lacking)} (they train from random "
-                f"weights). Received: --download {args.download}"
-            )
-        from cnnhub.quiet import quiet_tensorflow
-
-        quiet_tensorflow()
-        for spec in specs:
-            shape = (spec.default_size, spec.default_size, 3)
-            print(f"{spec.name}: {fetch_imagenet(spec, shape)}", flush=True)
-    print(format_cache_table())
-    return 0

@@ -50,7 +50,7 @@ def quiet_tensorflow(verbose: bool = False) -> None:
         _set_log_level = True
     warnings.filterwarnings("ignore", module=r"(keras|tensorflow|absl)")
     with contextlib.suppress(ImportError):
-        import absl.logging
+        import absl.logging  # lazy: heavy import, kept off the --help path
 
         absl.logging.set_verbosity(absl.logging.ERROR)
     if finder is None and "tensorflow" not in sys.modules:

@@ -192,12 +192,3 @@ def check_input_size(spec: BackboneSpec, height: int | str, width: int | str) ->
             f"{spec.min_size}x{spec.min_size}; set IMG_HEIGHT/IMG_WIDTH (-height/-width) to at "
             f"least {spec.min_size}, or auto. Received: height={height}, width={width}"
         )
-
-
-def command(argv: list[str]) -> int:
-    """``cnnhub models``: print the registry table."""
-    from cnnhub.cli import OneLineParser
-
-    OneLineParser(prog="cnnhub models", description="Print the model registry.").parse_args(argv)
-    print(format_table())
-    return 0

@@ -21,6 +21,8 @@ from typing import Any
 
 import keras
 import numpy as np
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
@@ -279,8 +281,6 @@ class DiskSpaceCheck(keras.callbacks.Callback):
 def _purge_tensorboard(run: RunFolder, from_step: int) -> None:
     """Write a SessionLog START at ``from_step``: TensorBoard then discards the events of that
     step and later from earlier files (its "orphaned data" rule), so no epoch appears twice."""
-    from tensorboard.compat.proto.event_pb2 import Event, SessionLog
-    from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     for split in ("train", "validation"):
         folder = run.tensor_logs / split

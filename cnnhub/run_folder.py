@@ -25,6 +25,7 @@ import numpy as np
 from cnnhub import run_lock, settings
 from cnnhub.data.images import within
 from cnnhub.data.pipeline import decode_file
+from cnnhub.data.scan import SKIPPED_FILES
 from cnnhub.data.sets import input_channels
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
@@ -42,7 +43,6 @@ FINAL_MODEL = "final_model.keras"
 BEST_MODEL = "best_model.keras"
 CHECKPOINT = "checkpoint"
 EVALUATIONS = "evaluations"
-SKIPPED_FILES = "skipped_files.csv"
 ANALYSIS_METRICS_PNG = "analysis_metrics.png"
 WEIGHTS_SUFFIX = ".weights.h5"
 LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]

@@ -19,9 +19,8 @@ config), ``index_class_mapping.json`` (``{"0": "class_a", ...}``), per-epoch wei
 it, with a printed note) or a number in [0, 1]. A top-1 probability below the threshold means
 "uncertain" (the comparison is ``confidence >= threshold``, as in the evaluation reports).
 
-This module also hands these commands the shared command-line helpers (the one-line argparse
-parser and error wrapper of :mod:`cnnhub.cli`, :func:`cnnhub.quiet.quiet_tensorflow`) and
-prints notes on stderr.
+It also prints notes on stderr. The commands themselves (flags, printing, exit status) are in
+:mod:`cnnhub.commands`.
 """
 
 from __future__ import annotations
@@ -35,12 +34,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# The command-line helpers every command that opens a run shares, imported from here by them.
-from cnnhub.cli import OneLineParser, run_command  # noqa: F401
+from cnnhub.data.images import walk_images as walk
 from cnnhub.data.sets import UNCERTAIN  # noqa: F401  (predict's and export's label)
 from cnnhub.display import printable
 from cnnhub.errors import CnnhubError
-from cnnhub.quiet import quiet_tensorflow  # noqa: F401
 from cnnhub.run_folder import (  # noqa: F401  (Run, open_run: this module's public API)
     BEST_WEIGHTS,
     FINAL_MODEL,
@@ -191,18 +188,29 @@ def choose_threshold(
     return value
 
 
-# --------------------------------------------------------------------------- the model
+# ----------------------------------------------------------------- pretrained starts (-w <run>)
 
 
-def build_run_model(run: Run, weights: WeightsChoice):
-    """The run's model, rebuilt from its config (nothing downloaded) with ``weights`` loaded."""
-    from cnnhub.model_factory import build_model
-    from cnnhub.weights import load_weights_checked
+def weights_source(weights: str | Path, announce: bool = False):
+    """The weights file that ``-w`` names, and the run it comes from (a ``run_loading.Run``,
+    None when the file is not inside a run folder).
 
-    config = dict(run.config, WEIGHTS="none")
-    model = build_model(config, run.num_classes)
-    load_weights_checked(model, run.folder.check_weights(weights.path))
-    return model
+    ``weights`` is a run folder (its best weights, chosen on validation, else its last epoch's,
+    with a printed note when ``announce``), a ``.weights.h5`` file (in a run's ``model_logs``,
+    or anywhere) or a ``.keras`` model.
+    """
+    path = Path(weights)
+    if path.is_dir():
+        run = open_run(path)
+        show = (lambda text: print(f"note: {text}")) if announce else (lambda text: None)
+        return choose_weights(run, "best", show=show).path, run
+    for folder in (path.parent, path.parent.parent):
+        if (folder / RUN_CONFIG).is_file():
+            try:
+                return path, open_run(folder)
+            except CnnhubError:
+                break
+    return path, None
 
 
 # --------------------------------------------------------------------------- images
@@ -211,7 +219,6 @@ def build_run_model(run: Run, weights: WeightsChoice):
 def walk_images(folder: str | os.PathLike) -> list[str]:
     """The image files under ``folder``: :func:`cnnhub.data.images.walk_images`, the walk that
     training and ``inspect`` use too (regular files only, links followed once)."""
-    from cnnhub.data.images import walk_images as walk
 
     return walk(folder)
 

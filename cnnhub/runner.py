@@ -1,4 +1,4 @@
-"""The training command: check everything, then train each requested model into its run folder.
+"""Training: check everything, then train each requested model into its run folder.
 
 All checks that can fail on bad input (config, model names, image size, weights, data folders,
 save location, the model build itself) run before a run folder is created, so bad input leaves
@@ -15,24 +15,41 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cnnhub import atomic, settings
-from cnnhub.cli import report_error
+import numpy
+
+from cnnhub import atomic, run_lock, settings
+from cnnhub.data.augment import build_augmenter
+from cnnhub.data.pipeline import make_dataset
+from cnnhub.data.scan import write_skipped
+from cnnhub.data.sets import DataOptions, input_channels, run_splits
+from cnnhub.devices import adapt_model_to_strategy, is_chief, scaled_learning_rate, setup_devices
 from cnnhub.errors import CnnhubError
-from cnnhub.quiet import quiet_tensorflow
-from cnnhub.registry import format_table, parse_model_names
+from cnnhub.feature_cache import cached_feature_datasets, use_feature_cache
+from cnnhub.folds import plan_folds, run_folds
+from cnnhub.model_defaults import format_notes, resolve_model_config, weights_kind
+from cnnhub.pretrained import fetch_imagenet
+from cnnhub.registry import parse_model_names
+from cnnhub.run_folder import (
+    check_free_space,
+    check_run_name,
+    check_save_location,
+    create_run_folder,
+    repository_root,
+)
+from cnnhub.weights import load_weights_checked
 
 STARTED = time.perf_counter()  # module import ~ process start: for the start-up time line
 
 
 def environment() -> dict[str, Any]:
     """Versions and hardware, recorded in run_info.json so a result can be traced."""
-    import keras
-    import numpy
-    import tensorflow as tf
+    import keras  # lazy: heavy import, kept off the --help path
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     root = Path(__file__).resolve().parent.parent
     try:
@@ -67,8 +84,8 @@ def train_models(
     Returns the run folders created, in order.
     """
     specs = parse_model_names(config["MODEL_NAME"])  # names and sizes: settings.validate
+    # lazy: heavy import, kept off the --help path
     from cnnhub.model_factory import check_weights_setting
-    from cnnhub.run_folder import check_run_name, repository_root
 
     for spec in specs:
         check_weights_setting(spec, config["WEIGHTS"])
@@ -80,7 +97,6 @@ def train_models(
         )
     # ---- data side (sources, splits, folds, checks; see cnnhub.data / cnnhub.folds)
     from cnnhub.data.sets import splits_from_config
-    from cnnhub.run_folder import check_save_location
 
     check_save_location(
         config["SAVE_LOCATION"],
@@ -93,8 +109,6 @@ def train_models(
     config = _data_config(config)
     plan = splits = None
     if config["FOLDS"]:
-        from cnnhub.folds import plan_folds, run_folds
-
         plan = plan_folds(config)
         num_classes, inspection = len(plan.class_names), plan.inspection
     else:
@@ -102,7 +116,9 @@ def train_models(
         num_classes, inspection = splits.num_classes, splits.inspection
     model_configs = resolve_models(config, specs, inspection)
     if summary_only:
-        from cnnhub.model_factory import build_model
+        from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
+
+        # lazy: heavy import, kept off the --help path
         from cnnhub.training import freeze_for_epoch, trainable_summary
 
         for spec, model_config in zip(specs, model_configs):
@@ -111,7 +127,6 @@ def train_models(
             model.summary(expand_nested=True, show_trainable=True)
             print(trainable_summary(model))
         return []
-    from cnnhub.devices import is_chief
 
     if is_chief():  # other workers of a multi-worker run write to a scratch folder
         repository_root(config["SAVE_LOCATION"], create=False)
@@ -134,8 +149,7 @@ def train_models(
 def resolve_models(config: dict[str, Any], specs: list, inspection) -> list[dict[str, Any]]:
     """Each model's config with its ``auto`` settings resolved (printed), sizes checked, and its
     ImageNet weights in Keras's cache (downloaded now, so that no model fails mid-way)."""
-    from cnnhub.data.sets import input_channels
-    from cnnhub.model_defaults import format_notes, resolve_model_config
+    # lazy: heavy import, kept off the --help path
     from cnnhub.model_factory import check_input_size
 
     resolved = []
@@ -147,8 +161,6 @@ def resolve_models(config: dict[str, Any], specs: list, inspection) -> list[dict
         resolved.append(model_config)
     for spec, model_config in zip(specs, resolved):
         if model_config["WEIGHTS"] == "imagenet":
-            from cnnhub.pretrained import fetch_imagenet
-
             size = (model_config["IMG_HEIGHT"], model_config["IMG_WIDTH"])
             fetch_imagenet(spec, (*size, input_channels(model_config)))
     return resolved
@@ -158,7 +170,6 @@ def _data_config(config: dict[str, Any]) -> dict[str, Any]:
     """When validation is cut from the training data (VAL_SPLIT, SPLIT_FILE, FOLDS), the run's
     config says so: DATA_DIR_VALID becomes empty. config.py's default for it is overridden
     silently; any other value is an error (two validation sets asked for)."""
-    from cnnhub.data.sets import DataOptions
 
     if not DataOptions.from_config(config).validation_from_train or not config["DATA_DIR_VALID"]:
         return config
@@ -195,7 +206,6 @@ def train_with_data(
     validation; then the run is marked finished (``state.json``'s ``finalized``).
 
     ``resume`` (a :class:`ResumePlan`) continues a run folder instead of making one."""
-    import uuid
 
     cache_dir = config["CACHE_DIR"]
     prefix = Path(cache_dir) / f"cnnhub-{os.getpid()}-{uuid.uuid4().hex[:8]}" if cache_dir else None
@@ -212,12 +222,13 @@ def train_with_data(
     if run is None:  # a non-chief worker: the chief writes the run folder
         return None
     if splits.test_source is not None:
+        # lazy: heavy import, kept off the --help path
         from cnnhub.evaluation.run_evaluation import evaluate_run
 
         print(f"\nTest data {config['DATA_DIR_TEST']}:")
         with _write_errors(run):
             evaluate_run(run.path, source=splits.test_source)
-    from cnnhub.resume import mark_finalized
+    from cnnhub.resume import mark_finalized  # lazy: heavy import, kept off the --help path
 
     mark_finalized(run)
     return run.path
@@ -245,25 +256,19 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     instead, or only finish it when every epoch is done; with ``overwrite``, replace an
     existing run folder of the same explicit name.
     """
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
-    from cnnhub.callbacks import FirstBatchTimer
-    from cnnhub.data.augment import build_augmenter
-    from cnnhub.data.pipeline import make_dataset
-    from cnnhub.devices import (
-        adapt_model_to_strategy,
-        is_chief,
-        scaled_learning_rate,
-        setup_devices,
-    )
-    from cnnhub.feature_cache import cached_feature_datasets, use_feature_cache
-    from cnnhub.model_defaults import weights_kind
-    from cnnhub.model_factory import build_model
+    from cnnhub.callbacks import FirstBatchTimer  # lazy: heavy import, kept off the --help path
+    from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
+
+    # lazy: heavy import, kept off the --help path
     from cnnhub.reproducibility import EpochRandomness, enable_determinism
+
+    # lazy: heavy import, kept off the --help path
     from cnnhub.resume import DiskSpaceCheck, final_weights, prepare_resume
-    from cnnhub.run_folder import check_free_space, create_run_folder
+
+    # lazy: heavy import, kept off the --help path
     from cnnhub.training import fit, freeze_for_epoch, trainable_summary
-    from cnnhub.weights import load_weights_checked
 
     started = time.perf_counter()
     strategy = setup_devices(config)
@@ -280,9 +285,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         # Built without downloading: the saved epoch's weights replace the initial ones.
         random_init = weights_kind(config["WEIGHTS"]) == "none"
         with strategy.scope():
-            model = build_model(
-                dict(config, WEIGHTS="none"), splits.num_classes, None, random_init
-            )
+            model = build_model(dict(config, WEIGHTS="none"), splits.num_classes, None, random_init)
         if state is not None:
             load_weights_checked(model, run.model_logs / state.weights)
         # Everything is checked: from here on the run folder changes.
@@ -313,8 +316,6 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     freeze_for_epoch(model, config, state.epoch if state else 0)
     print(trainable_summary(model))
     if splits.skipped:
-        from cnnhub.data.scan import write_skipped
-
         write_skipped(run.path, splits.skipped)
     augmenter = build_augmenter(config, config["SEED"])
     randomness = EpochRandomness(config["SEED"], augmenter)
@@ -351,6 +352,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     atomic.write_json(run.run_info, info)
     reporters = None
     if config["POST_EVAL"]:
+        # lazy: heavy import, kept off the --help path
         from cnnhub.evaluation.run_evaluation import EpochReports
 
         def reporters(scorer, checkpoint):
@@ -410,6 +412,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         info["startup_seconds"] = timer.seconds
         atomic.write_json(run.run_info, info)
         if config["POST_EVAL"]:
+            # lazy: heavy import, kept off the --help path
             from cnnhub.evaluation.run_evaluation import finalize
 
             finalize(run.path, config, model)
@@ -423,9 +426,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
 def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | None:
     """Continue a run folder with its saved configuration (only EPOCHS may be raised); a run
     whose epochs are all done but whose finishing steps were cut short is finished."""
-    from cnnhub import run_lock
-    from cnnhub.data.sets import run_splits
-    from cnnhub.resume import plan_resume
+    from cnnhub.resume import plan_resume  # lazy: heavy import, kept off the --help path
 
     changed = sorted(set(given) - {"EPOCHS", "VERBOSE"})
     if changed:
@@ -451,70 +452,9 @@ def post_evaluate(run_dir: str) -> Path:
             "-start false -post true evaluates an existing run: pass its folder with --run_dir. "
             "Received: run_dir=''"
         )
-    from cnnhub import run_lock
+    # lazy: heavy import, kept off the --help path
     from cnnhub.evaluation.run_evaluation import evaluate_run
 
     with run_lock.locked(run_dir):
         evaluate_run(run_dir)
     return Path(run_dir)
-
-
-def _repeats_saved_run(config: dict[str, Any], actions: dict[str, Any]) -> bool:
-    """``-c <run>/run_config.json`` repeats a run in a new folder: the run name it saved is
-    then a base name, numbered like an automatic one (``--run_name`` and ``--overwrite`` still
-    mean that exact folder)."""
-    from cnnhub.run_folder import RUN_CONFIG
-
-    return bool(
-        actions["config"]
-        and Path(actions["config"]).name == RUN_CONFIG
-        and config["ITERATION_NAME"]
-        and "ITERATION_NAME" not in actions["given"]
-        and not actions["overwrite"]
-    )
-
-
-def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> int:
-    """Entry point of ``run_training.py`` and ``python -m cnnhub train``; returns the exit code."""
-    from cnnhub.display import safe_output
-
-    safe_output()
-    try:
-        config, actions = settings.resolve(argv, prog)
-        if actions["list_models"]:
-            print(format_table())
-            return 0
-        quiet_tensorflow(config["VERBOSE"])
-        print("Configuration:\n" + settings.format_config(config), flush=True)
-        if actions["resume"]:
-            runs = [resume_run(actions["resume"], config, actions["given"])]
-        elif config["START_TRAIN"]:
-            if _repeats_saved_run(config, actions):
-                from cnnhub.run_folder import free_run_name
-
-                config["ITERATION_NAME"] = free_run_name(
-                    config["SAVE_LOCATION"], config["ITERATION_NAME"]
-                )
-            runs = train_models(config, actions["summary"], actions["overwrite"])
-        elif config["POST_EVAL"]:
-            runs = [post_evaluate(config["RUN_DIR"])]
-        else:
-            raise CnnhubError(
-                "Nothing to do: -start false and -post false. Pass -start true to train, or "
-                "-post true --run_dir DIR to evaluate an existing run."
-            )
-    except CnnhubError as exc:
-        return report_error(prog, exc)
-    finally:
-        from cnnhub import run_lock
-
-        run_lock.release_all()
-    for path in runs:
-        if path is not None:
-            print(f"Run folder: {path}")
-    return 0
-
-
-def command(argv: list[str]) -> int:
-    """``cnnhub train``: the same flags as run_training.py."""
-    return train_main(argv, prog="cnnhub train")

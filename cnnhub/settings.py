@@ -378,7 +378,7 @@ def read_config_file(path: str | Path, defaults: dict[str, Any]) -> dict[str, An
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml
+            import yaml  # lazy: heavy import, kept off the --help path
 
             data = yaml.safe_load(text)
     except Exception as exc:  # noqa: BLE001 - any parse error is the user's file
@@ -515,7 +515,7 @@ def _auto_int_flag(text: str) -> int | str:
 
 
 def _yaml_value(text: str) -> Any:
-    import yaml
+    import yaml  # lazy: heavy import, kept off the --help path
 
     if len(text) > MAX_CONFIG_BYTES:
         raise argparse.ArgumentTypeError(f"longer than {MAX_CONFIG_BYTES:,} characters")
@@ -548,7 +548,7 @@ def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tup
     }
     dense = namespace.pop("dense", None)
     if dense is not None:
-        from cnnhub.custom import parse_dense
+        from cnnhub.custom import parse_dense  # lazy: heavy import, kept off the --help path
 
         namespace["NUM_NODES"], namespace["NUM_DROPOUTS"] = parse_dense(dense, name="dense")
     actions["given"] = sorted(namespace)  # config keys set by flags
@@ -576,6 +576,7 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
                 f"Received: {key.lower()}={config[key]!r}"
             )
     check_ranges(config)
+    # lazy: heavy import, kept off the --help path
     from cnnhub.registry import check_input_size, parse_model_names
 
     for spec in parse_model_names(config["MODEL_NAME"]):
@@ -670,6 +671,7 @@ def check_image_shape(shape: list[int]) -> None:
 
 def check_data_keys(config: dict[str, Any]) -> None:
     """The data-source, split and imbalance keys (DATA_FORMAT ... SCAN_CACHE)."""
+    # lazy: heavy import, kept off the --help path
     from cnnhub.data.class_weights import parse_class_weight
 
     if config["FOLDS"] == 1:

@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from cnnhub.errors import CnnhubError
+from cnnhub.registry import get_backbone
 
 
 def _snake_case(name: str) -> str:
@@ -62,7 +64,7 @@ def expected_variables(model, prefix: str = "layers") -> dict[str, tuple[str, tu
 
 def _fixed_layers(model) -> set[str]:
     """Names of the model's fixed preprocessing layers (constant weights, never loaded)."""
-    from cnnhub.layers import is_fixed_preprocessing
+    from cnnhub.layers import is_fixed_preprocessing  # lazy: heavy import, kept off the --help path
 
     return {layer.name for layer in model.layers if is_fixed_preprocessing(layer)}
 
@@ -195,32 +197,8 @@ def load_weights_checked(model, path: str | Path, check: bool = True) -> None:
 # ---------------------------------------------------------------- pretrained starts (-w <run>)
 
 
-def weights_source(weights: str | Path, announce: bool = False):
-    """The weights file that ``-w`` names, and the run it comes from (a ``run_loading.Run``,
-    None when the file is not inside a run folder).
-
-    ``weights`` is a run folder (its best weights, chosen on validation, else its last epoch's,
-    with a printed note when ``announce``), a ``.weights.h5`` file (in a run's ``model_logs``,
-    or anywhere) or a ``.keras`` model.
-    """
-    from cnnhub.run_loading import RUN_CONFIG, choose_weights, open_run
-
-    path = Path(weights)
-    if path.is_dir():
-        run = open_run(path)
-        show = (lambda text: print(f"note: {text}")) if announce else (lambda text: None)
-        return choose_weights(run, "best", show=show).path, run
-    for folder in (path.parent, path.parent.parent):
-        if (folder / RUN_CONFIG).is_file():
-            try:
-                return path, open_run(folder)
-            except CnnhubError:
-                break
-    return path, None
-
-
 def _backbone_paths(model) -> dict[str, tuple[str, object]]:
-    from cnnhub.model_factory import BACKBONE_LAYER
+    from cnnhub.layers import BACKBONE_LAYER  # lazy: keeps --help free of TensorFlow
 
     return {
         path: (name, variable)
@@ -230,7 +208,6 @@ def _backbone_paths(model) -> dict[str, tuple[str, object]]:
 
 
 def _has_imagenet(model_name: str) -> bool:
-    from cnnhub.registry import get_backbone
 
     try:
         return get_backbone(model_name).imagenet
@@ -286,8 +263,12 @@ def _check_backbone(
         )
 
 
-def load_pretrained(model, weights: str | Path, class_names: list[str] | None = None) -> str:
-    """Start ``model`` from an earlier run's weights (``-w`` a run folder or weights file).
+def load_pretrained(
+    model, path: Path, run=None, class_names: list[str] | None = None, weights: str | Path = ""
+) -> str:
+    """Start ``model`` from the weights file ``path`` of an earlier run (``-w`` a run folder or
+    weights file, resolved by :func:`cnnhub.run_loading.weights_source`, which also gives that
+    ``run`` when the file is in one; ``weights``: the ``-w`` value, named in errors).
 
     Same architecture and classes: every weight loads (:func:`load_weights_checked`). Otherwise
     (other classes, another head) only the backbone's weights load and the head keeps its fresh
@@ -299,11 +280,9 @@ def load_pretrained(model, weights: str | Path, class_names: list[str] | None = 
         CnnhubError: the file is unreadable, or its backbone does not fit ``model`` (the message
             names the first mismatched layer and both shapes).
     """
-    import numpy as np
 
-    path, run = weights_source(weights, announce=True)
-    other_classes = run is not None and class_names is not None and run.class_names != list(
-        class_names
+    other_classes = (
+        run is not None and class_names is not None and run.class_names != list(class_names)
     )
     if not other_classes:
         try:
@@ -314,9 +293,7 @@ def load_pretrained(model, weights: str | Path, class_names: list[str] | None = 
     backbone = _backbone_paths(model)
     try:
         with _weights_table(path) as h5_path:
-            _check_backbone(
-                model, file_variables(h5_path), str(path), run.config if run else None
-            )
+            _check_backbone(model, file_variables(h5_path), str(path), run.config if run else None)
             with h5py.File(h5_path, "r") as handle:
                 for entry, (_, variable) in backbone.items():
                     variable.assign(np.asarray(handle[entry]))

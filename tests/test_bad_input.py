@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cnnhub.cli import main as cnnhub_main
-from cnnhub.runner import train_main
+from cnnhub.commands.train import train_main
 from conftest import make_image_folder, run_cli
 
 SMALL = ["-e", "1", "-b", "4", "-height", "32", "-width", "32", "-post", "false"]

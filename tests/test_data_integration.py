@@ -16,6 +16,7 @@ from PIL import Image
 
 from cnnhub import settings
 from cnnhub.cli import main as cnnhub_main
+from cnnhub.commands.train import train_main
 from cnnhub.data.images import load_image
 from cnnhub.data.pipeline import make_dataset
 from cnnhub.data.scan import scan_images
@@ -23,7 +24,6 @@ from cnnhub.data.sets import DataOptions, Split, load_splits, splits_from_config
 from cnnhub.data.sources import DATA_FORMATS, read_class_folder
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
-from cnnhub.runner import train_main
 from conftest import CLASSES, make_image_folder
 
 FAST = ["-e", "1", "-b", "8", "-height", "32", "-width", "32", "--custom_conv_blocks", "c8k3-mp2"]

@@ -27,6 +27,7 @@ from PIL import Image
 
 from cnnhub.atomic import write_csv, write_json
 from cnnhub.cli import main as cnnhub_main
+from cnnhub.commands.train import train_main
 from cnnhub.data.images import (
     UnreadableImage,
     list_class_folder,
@@ -39,7 +40,6 @@ from cnnhub.data.sources import read_class_folder, read_csv_paths
 from cnnhub.data.splits import apply_split_file, stratified_split, write_split_file
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
-from cnnhub.runner import train_main
 from conftest import ROOT, cli_env, make_image_folder
 
 ESC_CLASS = "evil\x1b]0;pwned\x07"  # retitles a terminal when printed raw

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 @pytest.fixture(scope="module")
 def runs(tiny_data, tmp_path_factory) -> dict[str, Path]:
     """``rgb``: a copy of the shared tiny run; ``gray``: a grayscale --val_split run."""
-    from cnnhub.runner import train_main
+    from cnnhub.commands.train import train_main
 
     base = tmp_path_factory.mktemp("inputs")
     rgb = base / "rgb"

@@ -19,7 +19,8 @@ import pytest
 from trained_runs import fabricate_run, shared_tiny_run
 
 from cnnhub.layers import PREPROCESS_LAYER, ImageNetPreprocessing, preprocessing_layer
-from cnnhub.run_loading import build_run_model, choose_weights, open_run
+from cnnhub.model_factory import build_run_model
+from cnnhub.run_loading import choose_weights, open_run
 from conftest import NETGUARD, ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -21,12 +21,13 @@ from trained_runs import best_weights_file, keras_model, shared_tiny_run
 
 from cnnhub import settings
 from cnnhub.cli import main as cnnhub_main
+from cnnhub.commands.train import train_main
 from cnnhub.errors import CnnhubError
 from cnnhub.model_defaults import CUSTOM_MAX_SIZE, resolve_model_config
 from cnnhub.model_factory import BACKBONE_LAYER, build_model
 from cnnhub.pretrained import IMAGENET_FILES, imagenet_url, keras_cache_dir, planned_download
 from cnnhub.registry import BACKBONES, get_backbone
-from cnnhub.runner import resolve_models, train_main
+from cnnhub.runner import resolve_models
 
 KEYS = ("WEIGHTS", "IMG_HEIGHT", "IMG_WIDTH", "TRAINING_TYPE")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cnnhub.runner import train_main
+from cnnhub.commands.train import train_main
 from conftest import ROOT
 
 SAMPLE = ROOT / "data" / "fashion_mnist_sample"

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cnnhub.commands.train import train_main
 from cnnhub.evaluation.safe_csv import read_csv_safe
-from cnnhub.runner import train_main
 from conftest import ROOT, cli_env, make_image_folder, run_cli
 
 ARGS = [

@@ -24,8 +24,8 @@ from trained_runs import TINY_FLAGS, best_weights_file, shared_tiny_run, valid_p
 
 from cnnhub import run_lock
 from cnnhub.cli import main
+from cnnhub.commands.train import train_main
 from cnnhub.errors import CnnhubError
-from cnnhub.runner import train_main
 from conftest import ROOT, cli_env
 
 Disk = namedtuple("Disk", "total used free")

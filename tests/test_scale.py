@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cnnhub.runner import train_main
+from cnnhub.commands.train import train_main
 from conftest import ROOT, cli_env, run_cli
 
 NO_AUGMENTATION = ["--aug_horizontal_flip", "false", "--aug_zoom", "0", "--aug_translation", "0"]

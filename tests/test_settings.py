@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cnnhub import settings
+from cnnhub.commands.train import train_main
 from cnnhub.errors import CnnhubError
-from cnnhub.runner import train_main
 from conftest import ROOT, cli_env
 
 

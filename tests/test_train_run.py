@@ -14,9 +14,9 @@ from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from cnnhub import settings
 from cnnhub.callbacks import LOG_COLUMNS
+from cnnhub.commands.train import train_main
 from cnnhub.data.images import load_image
 from cnnhub.model_factory import build_model
-from cnnhub.runner import train_main
 
 TRAIN_FLAGS = ["-e", "2", "-b", "8", "-height", "32", "-width", "32", "--seed", "7"]
 

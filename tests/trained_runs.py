@@ -25,7 +25,7 @@ TINY_FLAGS = [
 
 def train_tiny_run(tiny_data, save: Path, name: str, post: bool = True) -> Path:
     """Train the tiny custom CNN on ``tiny_data`` into ``save/model_repository/<name>``."""
-    from cnnhub.runner import train_main
+    from cnnhub.commands.train import train_main
 
     code = train_main(
         ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]

@@ -62,7 +62,7 @@ _KERAS_BUILD = ("build_backbone", "build_custom_backbone")
 def __getattr__(name: str) -> Any:
     """The Keras build's names, imported on first use (they load TensorFlow)."""
     if name in _KERAS_BUILD:
-        from cnnhub.custom import build
+        from cnnhub.custom import build  # lazy: heavy import, kept off the --help path
 
         return getattr(build, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

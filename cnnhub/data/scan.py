@@ -372,12 +372,14 @@ def scan_images(
     return result
 
 
+SKIPPED_FILES = "skipped_files.csv"
+"""The run-folder file that lists the files a run left out (a run_folder file name)."""
+
+
 def write_skipped(run_dir: str | os.PathLike, skipped: Sequence[tuple[str, str]]) -> Path:
     """Write ``<run_dir>/skipped_files.csv`` (columns ``path,reason``; header only when none)."""
 
     frame = pd.DataFrame([(str(p), str(r)) for p, r in skipped], columns=["path", "reason"])
-    from cnnhub.run_folder import SKIPPED_FILES
-
     target = Path(run_dir) / SKIPPED_FILES
     write_csv(target, frame)
     return target

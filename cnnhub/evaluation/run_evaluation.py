@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 
 from cnnhub import atomic
+from cnnhub.data.pipeline import evaluation_dataset
+from cnnhub.data.scan import write_skipped
+from cnnhub.data.sets import check_same_classes, evaluation_source, input_channels, split_of_source
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation import reporting
 from cnnhub.evaluation.headline import HEADLINE_FIGURES
@@ -41,7 +44,7 @@ from cnnhub.evaluation.targets import (
 )
 from cnnhub.evaluation.writer import report_paths, write_best_plots, write_weight_reports
 from cnnhub.run_folder import ANALYSIS_METRICS_PNG, EVALUATIONS, Run, open_run
-from cnnhub.weights import WEIGHTS_FILE_SUFFIXES, load_weights_checked
+from cnnhub.weights import WEIGHTS_FILE_SUFFIXES, check_weights_file, load_weights_checked
 
 WEIGHTS_SUFFIX = ".weights.h5"
 _EPOCH = re.compile(r"weights-(\d+)-")
@@ -201,7 +204,7 @@ def is_full_evaluation(run: RunContents, chosen: list[Path], from_config: bool) 
 
 
 def _backbone_digest(model) -> str:
-    from cnnhub.model_factory import BACKBONE_LAYER
+    from cnnhub.model_factory import BACKBONE_LAYER  # lazy: heavy import, kept off the --help path
 
     digest = hashlib.sha1()
     for weight in model.get_layer(BACKBONE_LAYER).weights:
@@ -224,6 +227,7 @@ class BatchedScorer:
         self._features: np.ndarray | None = None
         self._digest: str | None = None
         if frozen_backbone:
+            # lazy: heavy import, kept off the --help path
             from cnnhub.model_factory import split_at_backbone
 
             self._extractor, self._head = split_at_backbone(model)
@@ -259,15 +263,7 @@ def evaluate_run(
     and returns its ``summary.json``. Everything (run folder, classes, every weights file) is
     checked before anything is written.
     """
-    from cnnhub.data.pipeline import evaluation_dataset
-    from cnnhub.data.sets import (
-        check_same_classes,
-        evaluation_source,
-        input_channels,
-        split_of_source,
-    )
-    from cnnhub.model_factory import build_model
-    from cnnhub.weights import check_weights_file
+    from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
 
     run = read_run(run_dir)
     config = dict(run.config, WEIGHTS="none")  # rebuild with random init: never download
@@ -307,8 +303,6 @@ def evaluate_run(
         report = analysis_report(rows)
         write_csv_safe((folder or run.path) / "analysis_report.csv", report)
         if skipped:
-            from cnnhub.data.scan import write_skipped
-
             write_skipped(folder or run.path, skipped)
         return report
 
@@ -376,7 +370,7 @@ def _with_validation_choice(run: RunContents, chosen: list[Path]) -> list[Path]:
 def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any]:
     """Choose the best weights from ``analysis_report.csv``; write best_weights.json, the best
     weights' plots, the metrics-by-epoch plot and ``best_model.keras``; print the table."""
-    from cnnhub.evaluation import plots
+    from cnnhub.evaluation import plots  # lazy: heavy import, kept off the --help path
 
     run_dir = Path(run_dir)
     report = read_csv_safe(run_dir / "analysis_report.csv")
@@ -400,7 +394,7 @@ def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any
     )
     plots.plot_metrics_by_epoch(report, best["threshold"], run_dir / ANALYSIS_METRICS_PNG)
     if model is None:
-        from cnnhub.model_factory import build_model
+        from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
 
         class_count = len(json.loads((run_dir / "index_class_mapping.json").read_text("utf-8")))
         model = build_model(dict(config, WEIGHTS="none"), class_count)

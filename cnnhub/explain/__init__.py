@@ -1,6 +1,6 @@
 """Look inside a trained run: feature maps, Grad-CAM and the most confidently wrong images.
 
-Commands (each module has ``command(argv) -> int``):
+Modules (their commands, flags and output files are in :mod:`cnnhub.commands`):
 
 * ``cnnhub featuremaps RUN IMAGE`` (:mod:`cnnhub.explain.featuremaps`): a PNG grid of each
   conv layer's activations, in ``RUN/explain/featuremaps/<image stem>/``.

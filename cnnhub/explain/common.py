@@ -16,10 +16,10 @@ DPI = 100
 
 def pyplot():
     """matplotlib's pyplot on the non-interactive Agg backend."""
-    import matplotlib
+    import matplotlib  # lazy: heavy import, kept off the --help path
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: heavy import, kept off the --help path
 
     return plt
 
@@ -68,9 +68,9 @@ class SplitModel:
 
 def split_model(model) -> SplitModel:
     """Split a cnnhub model around its ``backbone`` layer (see :class:`SplitModel`)."""
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
-    from cnnhub.model_factory import BACKBONE_LAYER
+    from cnnhub.model_factory import BACKBONE_LAYER  # lazy: heavy import, kept off the --help path
 
     names = [layer.name for layer in model.layers]
     if BACKBONE_LAYER not in names:
@@ -94,7 +94,7 @@ def _output_shape(layer) -> tuple | None:
 
 def spatial_layers(backbone) -> list:
     """The backbone's layers whose output is a 4-D feature map (batch, H, W, C), in order."""
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
     found = []
     for layer in backbone.layers:
@@ -108,7 +108,7 @@ def spatial_layers(backbone) -> list:
 
 def conv_layers(backbone) -> list:
     """The backbone's convolution layers (Conv2D, depthwise, separable, transposed), in order."""
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
     kinds = (
         keras.layers.Conv2D,

@@ -25,14 +25,7 @@ import numpy as np
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, conv_layers, plot_text, pyplot, shape_text, split_model
-from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
-    OneLineParser,
-    build_run_model,
-    choose_weights,
-    open_run,
-    quiet_tensorflow,
-    run_command,
     safe_file_name,
 )
 
@@ -60,7 +53,6 @@ def plot_grid(maps: np.ndarray, title: str, subtitle: str, path: Path) -> None:
     A constant channel (always the case for a 1x1 map) is scaled to the min-max of the whole
     layer instead, so its brightness still says how strongly it fires.
     """
-    from cnnhub import atomic
 
     plt = pyplot()
     channels = maps.shape[-1]
@@ -95,7 +87,7 @@ def plot_grid(maps: np.ndarray, title: str, subtitle: str, path: Path) -> None:
 
 def feature_maps(model, image: np.ndarray, layers: Sequence) -> list[np.ndarray]:
     """Activations (H, W, C) of backbone ``layers`` for one raw 0-255 ``image`` (H, W, 3)."""
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
     split = split_model(model)
     probe = keras.Model(split.backbone.input, [layer.output for layer in layers])
@@ -138,65 +130,3 @@ def write_feature_maps(
         plot_grid(maps[..., :shown], title, plot_text(caption), path)
         paths.append(path)
     return paths
-
-
-def _run(argv: Sequence[str], prog: str) -> int:
-    parser = OneLineParser(
-        prog=prog,
-        description="Plot the activations of each conv layer of a run's backbone for one image.",
-    )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
-    parser.add_argument("image", help="Image file.")
-    parser.add_argument(
-        "--layer",
-        default=None,
-        help="Only this backbone layer (any layer with a 2-D feature map). [default: all conv "
-        "layers]",
-    )
-    parser.add_argument(
-        "--weights",
-        default="best",
-        help="best, last, an epoch number or a weights file. [default: best]",
-    )
-    parser.add_argument(
-        "--max_channels", type=int, default=64, help="Channels shown per layer. [default: 64]"
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="Folder for the PNGs. [default: RUN/explain/featuremaps/<image stem>/]",
-    )
-    args = parser.parse_args(list(argv))
-    if args.max_channels < 1:
-        raise CnnhubError(
-            f"`--max_channels` must be an integer >= 1. Received: max_channels={args.max_channels}"
-        )
-    if args.out is not None and Path(args.out).exists() and not Path(args.out).is_dir():
-        raise CnnhubError(
-            f"`--out` must be a folder, but {args.out} is a file. Received: out={args.out}"
-        )
-    run = open_run(args.run)
-    weights = choose_weights(run, args.weights)
-    image = run.load_input(args.image)
-    out_dir = (
-        Path(args.out)
-        if args.out
-        else run.path / "explain" / "featuremaps" / safe_file_name(Path(args.image).stem)
-    )
-    check_writable(out_dir, "feature maps", "--out", f"out={args.out or out_dir}")
-    if args.out:
-        check_output_target(out_dir, run, "--out", f"out={args.out}", [args.image])
-    quiet_tensorflow()
-    model = build_run_model(run, weights)
-    caption = f"image {Path(args.image).name} | run {run.name} | weights {weights.path.name}"
-    with atomic.new_folder(out_dir):
-        paths = write_feature_maps(model, image, out_dir, args.layer, args.max_channels, caption)
-    for path in paths:
-        print(path)
-    print(f"{len(paths)} feature-map PNG(s) in {out_dir}")
-    return 0
-
-
-def command(argv: Sequence[str], prog: str = "cnnhub featuremaps") -> int:
-    """Entry point of ``cnnhub featuremaps``; returns the exit code."""
-    return run_command(prog, lambda: _run(argv, prog))

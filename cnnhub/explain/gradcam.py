@@ -26,20 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from cnnhub import atomic
+from cnnhub.data.images import load_image
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import DPI, plot_text, pyplot, shape_text, spatial_layers, split_model
-from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import (
-    OneLineParser,
-    build_run_model,
-    choose_weights,
-    note,
-    open_run,
     printable,
-    quiet_tensorflow,
-    run_command,
-    safe_file_name,
 )
 
 FIGURE_PIXELS = (1200, 460)
@@ -61,7 +55,7 @@ class GradCam:
 
 def default_layer(backbone):
     """The last backbone layer with a feature map larger than 1x1 (else the last map)."""
-    import keras
+    import keras  # lazy: heavy import, kept off the --help path
 
     skipped = (keras.layers.ZeroPadding2D, keras.layers.Dropout, keras.layers.SpatialDropout2D)
     candidates = [layer for layer in spatial_layers(backbone) if not isinstance(layer, skipped)]
@@ -84,8 +78,8 @@ def grad_cam(
 
     ``class_index`` None uses the predicted class; ``layer_name`` None :func:`default_layer`.
     """
-    import keras
-    import tensorflow as tf
+    import keras  # lazy: heavy import, kept off the --help path
+    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     split = split_model(model)
     layer = split.layer(layer_name) if layer_name else default_layer(split.backbone)
@@ -116,8 +110,7 @@ def grad_cam(
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> np.ndarray:
     """``heatmap`` resized to ``image`` (uint8 H, W, 3), coloured (jet) and blended on it."""
-    import matplotlib
-    from PIL import Image
+    import matplotlib  # lazy: heavy import, kept off the --help path
 
     height, width = image.shape[:2]
     resized = Image.fromarray(heatmap.astype(np.float32)).resize(
@@ -131,7 +124,6 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA
 
 def display_image(path: str | Path) -> np.ndarray:
     """The image as a person sees it (EXIF-rotated), longest side at most :data:`DISPLAY_MAX`."""
-    from cnnhub.data.images import load_image
 
     full = load_image(path, channels=3)
     height, width = full.shape[:2]
@@ -146,7 +138,6 @@ def plot_gradcam(
     shown: np.ndarray, result: GradCam, class_names: Sequence[str], caption: str, path: Path
 ) -> None:
     """Save the three-panel Grad-CAM figure (image, heatmap, overlay) to ``path``."""
-    from cnnhub import atomic
 
     plt = pyplot()
     width, height = FIGURE_PIXELS
@@ -184,71 +175,3 @@ def class_index_of(name: str, class_names: Sequence[str]) -> int:
         f"`--class` must be one of the run's classes: "
         f"{', '.join(printable(c) for c in class_names)}. Received: class={printable(name)}"
     )
-
-
-def _run(argv: Sequence[str], prog: str) -> int:
-    parser = OneLineParser(
-        prog=prog,
-        description="Grad-CAM heatmap of a run's model over one image, for the predicted class "
-        "or the one named with --class.",
-    )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
-    parser.add_argument("image", help="Image file.")
-    parser.add_argument(
-        "--class", dest="class_name", default=None, help="Class to explain. [default: predicted]"
-    )
-    parser.add_argument(
-        "--layer",
-        default=None,
-        help="Backbone layer whose feature map is used. [default: the last one larger than 1x1]",
-    )
-    parser.add_argument(
-        "--weights",
-        default="best",
-        help="best, last, an epoch number or a weights file. [default: best]",
-    )
-    parser.add_argument(
-        "--out",
-        default=None,
-        help="PNG file to write. [default: RUN/explain/gradcam/<image stem>_<class>.png]",
-    )
-    args = parser.parse_args(list(argv))
-    if args.out is not None and not args.out.lower().endswith(".png"):
-        raise CnnhubError(f"`--out` must be a .png file path. Received: out={args.out}")
-    run = open_run(args.run)
-    target = None if args.class_name is None else class_index_of(args.class_name, run.class_names)
-    weights = choose_weights(run, args.weights)
-    folder = Path(args.out).parent if args.out else run.path / "explain" / "gradcam"
-    check_writable(folder, "the Grad-CAM figure", "--out", f"out={args.out or folder}")
-    if args.out:
-        check_output_target(args.out, run, "--out", f"out={args.out}", [args.image])
-    image = run.load_input(args.image)
-    shown = display_image(args.image)
-    quiet_tensorflow()
-    model = build_run_model(run, weights)
-    result = grad_cam(model, image, target, args.layer)
-    class_name = run.class_names[result.class_index]
-    if args.out:
-        path = Path(args.out)
-    else:
-        stem = safe_file_name(Path(args.image).stem)
-        path = folder / f"{stem}_{safe_file_name(class_name)}.png"
-    caption = (
-        f"image {Path(args.image).name} | run {run.name} | weights {weights.path.name} "
-        f"| layer {result.layer}"
-    )
-    plot_gradcam(shown, result, run.class_names, caption, path)
-    if result.layer_shape[0] * result.layer_shape[1] <= 1:
-        note(f"layer {result.layer} has a 1x1 map: the heatmap cannot show where the model looks.")
-    elif not result.heatmap.any():
-        note(f"nothing in the image raises the probability of {printable(class_name)} here.")
-    print(
-        f"Grad-CAM for {printable(class_name)} (p={result.probabilities[result.class_index]:.3f}) "
-        f"at layer {result.layer} ({shape_text(result.layer_shape)}): {path}"
-    )
-    return 0
-
-
-def command(argv: Sequence[str], prog: str = "cnnhub gradcam") -> int:
-    """Entry point of ``cnnhub gradcam``; returns the exit code."""
-    return run_command(prog, lambda: _run(argv, prog))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cnnhub import run_lock
 from cnnhub.cli import OneLineParser
 from cnnhub.quiet import quiet_tensorflow
 
@@ -29,11 +30,11 @@ def command(argv: list[str]) -> int:
         "(default: the run's EVAL_WEIGHTS)",
     )
     args = parser.parse_args(argv)
+    # Here, once the flags parse: these load the run modules, then TensorFlow (quieted first).
     from cnnhub.evaluation.targets import parse_weights_option
 
     weights = parse_weights_option(args.weights)
     quiet_tensorflow()
-    from cnnhub import run_lock
     from cnnhub.evaluation.run_evaluation import evaluate_run
 
     with run_lock.locked(args.run_dir):  # it rewrites the run's reports and best-weights choice

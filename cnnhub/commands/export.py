@@ -1,0 +1,112 @@
+"""``cnnhub export RUN --format FORMAT``: the flags and the summary line of :mod:`cnnhub.export`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cnnhub.cli import OneLineParser, run_command
+from cnnhub.errors import CnnhubError
+from cnnhub.export import (
+    FORMATS,
+    export_run,
+    human_size,
+)
+from cnnhub.quiet import quiet_tensorflow
+from cnnhub.run_folder import check_output_target, check_writable
+from cnnhub.run_loading import choose_threshold, choose_weights, open_run
+
+
+def parse_format(text: str) -> str:
+    fmt = text.strip().lower()
+    if fmt not in FORMATS:
+        raise CnnhubError(
+            f"`--format` must be one of {', '.join(FORMATS)}. Received: format={text}"
+        )
+    return fmt
+
+
+def _run(argv: Sequence[str], prog: str) -> int:
+    parser = OneLineParser(
+        prog=prog,
+        description="Export a run's model (raw 0-255 RGB in, class probabilities out), with "
+        "labels.txt and metadata.json, after checking it against the Keras model.",
+    )
+    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    parser.add_argument(
+        "--format", required=True, help=f"One of {', '.join(FORMATS)}.", metavar="FORMAT"
+    )
+    parser.add_argument(
+        "--weights",
+        default="best",
+        help="best, last, an epoch number or a weights file. [default: best]",
+    )
+    parser.add_argument(
+        "--threshold",
+        default="best",
+        help="Threshold recorded with the model: best (best_weights.json, else 0.0) or a "
+        "number in [0, 1]. [default: best]",
+    )
+    parser.add_argument(
+        "--out", default=None, help="Export folder. [default: RUN/export/<format>/]"
+    )
+    parser.add_argument(
+        "--valid",
+        default=None,
+        help="Data for the check, any layout. [default: the run's validation data]",
+    )
+    parser.add_argument(
+        "--calibration",
+        default=None,
+        help="tflite-int8: representative images. [default: DATA_DIR_TRAIN of the run]",
+    )
+    parser.add_argument(
+        "--calibration_images",
+        type=int,
+        default=200,
+        help="tflite-int8: how many calibration images. [default: 200]",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="onnx: ONNX opset. [default: 17]")
+    args = parser.parse_args(list(argv))
+    fmt = parse_format(args.format)
+    if args.calibration_images < 1:
+        raise CnnhubError(
+            "`--calibration_images` must be an integer >= 1. "
+            f"Received: calibration_images={args.calibration_images}"
+        )
+    run = open_run(args.run)
+    weights = choose_weights(run, args.weights)
+    threshold = choose_threshold(run, args.threshold, weights)
+    out_dir = Path(args.out) if args.out else run.path / "export" / fmt
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CnnhubError(
+            f"`--out` is the export folder (the model goes inside as {FORMATS[fmt]}), but "
+            f"{out_dir} is a file. Received: out={args.out}"
+        )
+    check_writable(out_dir, "the export", "--out", f"out={args.out or out_dir}")
+    if args.out:
+        check_output_target(out_dir, run, "--out", f"out={args.out}")
+    quiet_tensorflow()
+    result = export_run(
+        run, weights, fmt, out_dir, threshold, args.valid, args.calibration,
+        args.calibration_images, args.opset,
+    )  # fmt: skip
+    print(
+        f"Exported {run.name} ({weights.path.name}, {weights.how}) as {fmt}: {result.path} "
+        f"({human_size(result.size_bytes)}, {result.size_bytes:,} bytes)"
+    )
+    print(
+        f"Checked with {result.runtime} on {result.metadata['verification']['source']}: "
+        f"max |p - keras| = {result.max_abs_diff:.3g}, top-1 agreement "
+        f"{result.top1_agreement:.1%} ({result.metadata['verification']['limit']})"
+    )
+    print(f"Latency: {result.latency_ms:.3f} ms per image (batch 1, median, this machine)")
+    print(
+        f"Labels: {result.labels_path}; metadata: {result.metadata_path} (threshold {threshold:g})"
+    )
+    return 0
+
+
+def command(argv: Sequence[str], prog: str = "cnnhub export") -> int:
+    """Entry point of ``cnnhub export``; returns the exit code."""
+    return run_command(prog, lambda: _run(argv, prog))

@@ -1,0 +1,107 @@
+"""``cnnhub predict RUN IMAGE_OR_DIR...``: the flags, the table and the CSV of
+:mod:`cnnhub.predict`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cnnhub.cli import OneLineParser, run_command
+from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.safe_csv import write_csv_safe
+from cnnhub.predict import (
+    collect_images,
+    format_table,
+    predict_paths,
+    predictions_frame,
+)
+from cnnhub.quiet import quiet_tensorflow
+from cnnhub.run_folder import check_output_target, check_writable
+from cnnhub.run_loading import (
+    UNCERTAIN,
+    Run,
+    choose_threshold,
+    choose_weights,
+    note,
+    open_run,
+)
+
+
+def build_parser(prog: str) -> OneLineParser:
+    parser = OneLineParser(
+        prog=prog,
+        description="Classify images with a trained run: one row per image with the top-k "
+        "classes and probabilities; below the threshold the label is `uncertain`.",
+    )
+    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="IMAGE_OR_DIR",
+        help="Image files and/or folders (walked recursively).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--weights", default="best",
+        help="best (best_weights.json, else the last epoch), last, an epoch number, or a "
+        ".weights.h5/.keras file. [default: best]",
+    )  # fmt: skip
+    parser.add_argument("--top_k", type=int, default=3, help="Classes per image. [default: 3]")
+    parser.add_argument(
+        "--threshold", default="best",
+        help="best (best_weights.json, else 0.0) or a number in [0, 1]; a top-1 probability "
+        "below it gives the label `uncertain`. [default: best]",
+    )  # fmt: skip
+    parser.add_argument("--out", default=None, help="Write the predictions to this CSV file.")
+    parser.add_argument(
+        "--print", dest="print_table", action="store_true",
+        help="Print the table even when --out is given.",
+    )  # fmt: skip
+    parser.add_argument("--batch_size", type=int, default=32, help="[default: 32]")
+    return parser
+
+
+def predict_command(argv: Sequence[str], prog: str) -> int:
+    args = build_parser(prog).parse_args(list(argv))
+    if args.top_k < 1:
+        raise CnnhubError(f"`--top_k` must be an integer >= 1. Received: top_k={args.top_k}")
+    if args.batch_size < 1:
+        raise CnnhubError(
+            f"`--batch_size` must be an integer >= 1. Received: batch_size={args.batch_size}"
+        )
+    if args.out is not None and Path(args.out).is_dir():
+        raise CnnhubError(
+            f"`--out` must be a CSV file path, not a folder. Received: out={args.out}"
+        )
+    if args.out is not None:
+        check_writable(Path(args.out).parent, "the predictions", "--out", f"out={args.out}")
+    run: Run = open_run(args.run)
+    weights = choose_weights(run, args.weights)
+    threshold = choose_threshold(run, args.threshold, weights)
+    paths = collect_images(args.inputs)
+    if args.out is not None:
+        check_output_target(args.out, run, "--out", f"out={args.out}", paths)
+    if args.top_k > run.num_classes:
+        note(f"--top_k {args.top_k} is more than the {run.num_classes} classes; showing all.")
+    quiet_tensorflow()
+    # Keras loads here, once the flags and the run are checked.
+    from cnnhub.model_factory import build_run_model
+
+    model = build_run_model(run, weights)
+    proba, errors = predict_paths(model, run, paths, args.batch_size)
+    frame = predictions_frame(paths, proba, errors, run.class_names, args.top_k, threshold)
+    unreadable = sum(e is not None for e in errors)
+    uncertain = int((frame["label"] == UNCERTAIN).sum())
+    if args.out is None or args.print_table:
+        print(format_table(frame, args.top_k))
+    if args.out is not None:
+        write_csv_safe(args.out, frame)
+    print(
+        f"{len(paths)} image(s): {len(paths) - unreadable - uncertain} labelled, "
+        f"{uncertain} uncertain (threshold {threshold:g}), {unreadable} unreadable; "
+        f"weights {weights.path.name} ({weights.how})."
+        + (f" Wrote {args.out}" if args.out is not None else "")
+    )
+    return 0
+
+
+def command(argv: Sequence[str], prog: str = "cnnhub predict") -> int:
+    """Entry point of ``cnnhub predict``; returns the exit code."""
+    return run_command(prog, lambda: predict_command(argv, prog))
