@@ -9,6 +9,7 @@ from cnnhub.cli import OneLineParser, run_command
 from cnnhub.errors import CnnhubError
 from cnnhub.export import (
     FORMATS,
+    ONNX_OPSETS,
     export_run,
     human_size,
 )
@@ -73,6 +74,11 @@ def _run(argv: Sequence[str], prog: str) -> int:
         raise CnnhubError(
             "`--calibration_images` must be an integer >= 1. "
             f"Received: calibration_images={args.calibration_images}"
+        )
+    if not ONNX_OPSETS[0] <= args.opset <= ONNX_OPSETS[1]:
+        raise CnnhubError(
+            f"`--opset` must be an ONNX opset from {ONNX_OPSETS[0]} to {ONNX_OPSETS[1]}. "
+            f"Received: opset={args.opset}"
         )
     run = open_run(args.run)
     weights = choose_weights(run, args.weights)
