@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -220,6 +221,20 @@ def _encode_labels(
 
 def _names(names_file: str | os.PathLike | None) -> list[str] | None:
     return None if names_file is None else read_names_file(names_file)
+
+
+def labelled_source(
+    raw_labels: Sequence | np.ndarray,
+    names_file: str | os.PathLike | None,
+    origin: str,
+    data_format: str,
+    **samples: Any,
+) -> DataSource:
+    """A DataSource of ``samples`` (``images=`` or ``paths=``, optionally ``keys=``, ``root=``)
+    labelled by ``raw_labels``, encoded by the module docstring's rules (class names from
+    ``names_file`` when given). Every source that reads labels from a file ends here."""
+    labels, class_names = _encode_labels(raw_labels, _names(names_file), origin)
+    return DataSource(class_names, labels, origin=origin, data_format=data_format, **samples)
 
 
 # --------------------------------------------------------------------------- pixels

@@ -9,8 +9,7 @@ import numpy as np
 
 from cnnhub.data.sources.base import (
     DataSource,
-    _encode_labels,
-    _names,
+    labelled_source,
 )
 from cnnhub.errors import CnnhubError
 
@@ -131,8 +130,5 @@ def read_cifar_bin(
         )
     if names_file is None and os.path.isfile(beside[variant]):
         names_file = beside[variant]
-    labels, class_names = _encode_labels(labels_raw, _names(names_file), path)
     images = np.ascontiguousarray(np.concatenate(pixels))
-    return DataSource(
-        class_names, labels, images=images, keys=keys, origin=path, data_format="cifar_bin"
-    )
+    return labelled_source(labels_raw, names_file, path, "cifar_bin", images=images, keys=keys)

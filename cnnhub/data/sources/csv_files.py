@@ -14,10 +14,9 @@ from cnnhub.data.images import IMAGE_EXTENSIONS
 from cnnhub.data.sources.base import (
     DataSource,
     _check_shape,
-    _encode_labels,
-    _names,
     _reshape_flat,
     _to_uint8,
+    labelled_source,
 )
 from cnnhub.errors import CnnhubError
 
@@ -125,8 +124,7 @@ def read_csv_pixels(
         )
     images = _reshape_flat(_to_uint8(pixels, path), shape, path)
     raw_labels = frame.iloc[:, 0].fillna("").to_numpy()
-    labels, class_names = _encode_labels(raw_labels, _names(names_file), path)
-    return DataSource(class_names, labels, images=images, origin=path, data_format="csv_pixels")
+    return labelled_source(raw_labels, names_file, path, "csv_pixels", images=images)
 
 
 def _paths_header(row: list[str]) -> dict[str, int] | None:
@@ -199,10 +197,7 @@ def read_csv_paths(
             f"List each image once. Received: path={repeated[0]!r}"
         )
     raw_labels = frame.iloc[:, label_col].to_numpy()
-    labels, class_names = _encode_labels(raw_labels, _names(names_file), path)
-    return DataSource(
-        class_names, labels, paths=resolved, root=base, origin=path, data_format="csv_paths"
-    )
+    return labelled_source(raw_labels, names_file, path, "csv_paths", paths=resolved, root=base)
 
 
 def _has_image_extension(text: str) -> bool:

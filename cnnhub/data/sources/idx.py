@@ -10,8 +10,7 @@ import numpy as np
 
 from cnnhub.data.sources.base import (
     DataSource,
-    _encode_labels,
-    _names,
+    labelled_source,
 )
 from cnnhub.errors import CnnhubError
 
@@ -121,8 +120,7 @@ def read_idx(
         )
     images = np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, rows, cols, 1).copy()
     raw = np.frombuffer(label_data, dtype=np.uint8, offset=8).astype(np.int64)
-    labels, class_names = _encode_labels(raw, _names(names_file), images_path)
-    return DataSource(class_names, labels, images=images, origin=images_path, data_format="idx")
+    return labelled_source(raw, names_file, images_path, "idx", images=images)
 
 
 def _idx_magic(path: str) -> int | None:

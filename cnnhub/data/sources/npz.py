@@ -11,10 +11,9 @@ import numpy as np
 from cnnhub.data.sources.base import (
     DataSource,
     _check_shape,
-    _encode_labels,
-    _names,
     _reshape_flat,
     _to_uint8,
+    labelled_source,
 )
 from cnnhub.errors import CnnhubError
 
@@ -105,5 +104,4 @@ def read_npz(
             f"Received: x.shape={x.shape}, y.shape={y.shape}"
         )
     images = _npz_images(x, shape, path)
-    labels, class_names = _encode_labels(y, _names(names_file), path)
-    return DataSource(class_names, labels, images=images, origin=path, data_format="npz")
+    return labelled_source(y, names_file, path, "npz", images=images)
