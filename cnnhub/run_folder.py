@@ -70,6 +70,11 @@ class TrainingState:
     finalized: bool | None = None  # the finishing steps ran (None: a run from before the key)
 
 
+def _inside(name: str, folder: str = "path") -> property:
+    """A read-only Path property of RunFolder: ``name`` inside its ``folder`` attribute."""
+    return property(lambda self: getattr(self, folder) / name, doc=f"{folder}/{name}")
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """The paths of one run's files, and validated reads of them.
@@ -81,65 +86,24 @@ class RunFolder:
     model_name: str = ""
 
     # ------------------------------------------------------------------ file names
-    @property
-    def model_logs(self) -> Path:
-        return self.path / MODEL_LOGS
-
-    @property
-    def tensor_logs(self) -> Path:
-        return self.path / "tensor_logs"
-
-    @property
-    def training_log(self) -> Path:
-        return self.path / TRAINING_LOG
+    model_logs = _inside(MODEL_LOGS)
+    tensor_logs = _inside("tensor_logs")
+    training_log = _inside(TRAINING_LOG)
+    class_mapping = _inside(CLASS_MAPPING)
+    run_config = _inside(RUN_CONFIG)
+    run_info = _inside(RUN_INFO)
+    final_model = _inside(FINAL_MODEL)
+    best_model = _inside(BEST_MODEL)
+    best_weights = _inside(BEST_WEIGHTS)
+    analysis_report = _inside(ANALYSIS_REPORT)
+    split_csv = _inside("split.csv")
+    checkpoint = _inside(CHECKPOINT)
+    state_file = _inside("state.json", folder="checkpoint")
+    optimizer_file = _inside("optimizer.npz", folder="checkpoint")
 
     @property
     def stats_png(self) -> Path:
         return self.path / f"{self.model_name}_stats.png"
-
-    @property
-    def class_mapping(self) -> Path:
-        return self.path / CLASS_MAPPING
-
-    @property
-    def run_config(self) -> Path:
-        return self.path / RUN_CONFIG
-
-    @property
-    def run_info(self) -> Path:
-        return self.path / RUN_INFO
-
-    @property
-    def final_model(self) -> Path:
-        return self.path / FINAL_MODEL
-
-    @property
-    def best_model(self) -> Path:
-        return self.path / BEST_MODEL
-
-    @property
-    def best_weights(self) -> Path:
-        return self.path / BEST_WEIGHTS
-
-    @property
-    def analysis_report(self) -> Path:
-        return self.path / ANALYSIS_REPORT
-
-    @property
-    def split_csv(self) -> Path:
-        return self.path / "split.csv"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.path / CHECKPOINT
-
-    @property
-    def state_file(self) -> Path:
-        return self.checkpoint / "state.json"
-
-    @property
-    def optimizer_file(self) -> Path:
-        return self.checkpoint / "optimizer.npz"
 
     # ------------------------------------------------------------------ validated reads
     def damaged(self, file: Path, problem: str) -> CnnhubError:
