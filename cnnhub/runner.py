@@ -20,20 +20,29 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy
+import tensorflow as tf
 
+import cnnhub
 from cnnhub import atomic, run_lock, settings
+from cnnhub.callbacks import FirstBatchTimer
 from cnnhub.data.augment import build_augmenter
 from cnnhub.data.pipeline import make_dataset
 from cnnhub.data.scan import write_skipped
-from cnnhub.data.sets import DataOptions, input_channels, run_splits
+from cnnhub.data.sets import DataOptions, input_channels, run_splits, splits_from_config
+from cnnhub.data.splits import write_split_file
 from cnnhub.devices import adapt_model_to_strategy, is_chief, scaled_learning_rate, setup_devices
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.run_evaluation import EpochReports, evaluate_run, finalize
 from cnnhub.feature_cache import cached_feature_datasets, use_feature_cache
 from cnnhub.folds import plan_folds, run_folds
 from cnnhub.model_defaults import format_notes, resolve_model_config, weights_kind
+from cnnhub.model_factory import build_model, check_input_size, check_weights_setting
 from cnnhub.pretrained import fetch_imagenet
 from cnnhub.registry import parse_model_names
+from cnnhub.reproducibility import EpochRandomness, enable_determinism
+from cnnhub.resume import DiskSpaceCheck, final_weights, mark_finalized, plan_resume, prepare_resume
 from cnnhub.run_folder import (
     check_free_space,
     check_run_name,
@@ -41,15 +50,12 @@ from cnnhub.run_folder import (
     create_run_folder,
     repository_root,
 )
+from cnnhub.training import fit, freeze_for_epoch, trainable_summary
 from cnnhub.weights import load_weights_checked
-
-STARTED = time.perf_counter()  # module import ~ process start: for the start-up time line
 
 
 def environment() -> dict[str, Any]:
     """Versions and hardware, recorded in run_info.json so a result can be traced."""
-    import keras  # lazy: heavy import, kept off the --help path
-    import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     root = Path(__file__).resolve().parent.parent
     try:
@@ -84,8 +90,6 @@ def train_models(
     Returns the run folders created, in order.
     """
     specs = parse_model_names(config["MODEL_NAME"])  # names and sizes: settings.validate
-    # lazy: heavy import, kept off the --help path
-    from cnnhub.model_factory import check_weights_setting
 
     for spec in specs:
         check_weights_setting(spec, config["WEIGHTS"])
@@ -96,7 +100,6 @@ def train_models(
             f"model_name={config['MODEL_NAME']}"
         )
     # ---- data side (sources, splits, folds, checks; see cnnhub.data / cnnhub.folds)
-    from cnnhub.data.sets import splits_from_config
 
     check_save_location(
         config["SAVE_LOCATION"],
@@ -116,11 +119,6 @@ def train_models(
         num_classes, inspection = splits.num_classes, splits.inspection
     model_configs = resolve_models(config, specs, inspection)
     if summary_only:
-        from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
-
-        # lazy: heavy import, kept off the --help path
-        from cnnhub.training import freeze_for_epoch, trainable_summary
-
         for spec, model_config in zip(specs, model_configs):
             model = build_model(model_config, num_classes, spec)
             freeze_for_epoch(model, model_config)  # the summary shows what will train first
@@ -149,8 +147,6 @@ def train_models(
 def resolve_models(config: dict[str, Any], specs: list, inspection) -> list[dict[str, Any]]:
     """Each model's config with its ``auto`` settings resolved (printed), sizes checked, and its
     ImageNet weights in Keras's cache (downloaded now, so that no model fails mid-way)."""
-    # lazy: heavy import, kept off the --help path
-    from cnnhub.model_factory import check_input_size
 
     resolved = []
     for spec in specs:
@@ -222,13 +218,9 @@ def train_with_data(
     if run is None:  # a non-chief worker: the chief writes the run folder
         return None
     if splits.test_source is not None:
-        # lazy: heavy import, kept off the --help path
-        from cnnhub.evaluation.run_evaluation import evaluate_run
-
         print(f"\nTest data {config['DATA_DIR_TEST']}:")
         with _write_errors(run):
             evaluate_run(run.path, source=splits.test_source)
-    from cnnhub.resume import mark_finalized  # lazy: heavy import, kept off the --help path
 
     mark_finalized(run)
     return run.path
@@ -256,19 +248,6 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     instead, or only finish it when every epoch is done; with ``overwrite``, replace an
     existing run folder of the same explicit name.
     """
-    import keras  # lazy: heavy import, kept off the --help path
-
-    from cnnhub.callbacks import FirstBatchTimer  # lazy: heavy import, kept off the --help path
-    from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
-
-    # lazy: heavy import, kept off the --help path
-    from cnnhub.reproducibility import EpochRandomness, enable_determinism
-
-    # lazy: heavy import, kept off the --help path
-    from cnnhub.resume import DiskSpaceCheck, final_weights, prepare_resume
-
-    # lazy: heavy import, kept off the --help path
-    from cnnhub.training import fit, freeze_for_epoch, trainable_summary
 
     started = time.perf_counter()
     strategy = setup_devices(config)
@@ -310,8 +289,6 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         atomic.write_json(run.run_config, config)
         atomic.write_json(run.class_mapping, {str(i): c for i, c in enumerate(splits.class_names)})
     if splits.split_frame is not None and not run.split_csv.exists():
-        from cnnhub.data.splits import write_split_file  # written first: a resume needs it
-
         write_split_file(run.split_csv, splits.split_frame)
     freeze_for_epoch(model, config, state.epoch if state else 0)
     print(trainable_summary(model))
@@ -352,8 +329,6 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     atomic.write_json(run.run_info, info)
     reporters = None
     if config["POST_EVAL"]:
-        # lazy: heavy import, kept off the --help path
-        from cnnhub.evaluation.run_evaluation import EpochReports
 
         def reporters(scorer, checkpoint):
             valid = splits.valid
@@ -373,7 +348,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     if replicas > 1:
         print(f"Training on {replicas} replicas; global batch {config['BATCH_SIZE']}")
     fit_config = dict(config, LEARNING_RATE=scaled_learning_rate(config, replicas))
-    timer = FirstBatchTimer(STARTED)
+    timer = FirstBatchTimer(cnnhub.STARTED)
     space = DiskSpaceCheck(run, config["EPOCHS"])
     try:
         run_warnings: list[str] = []
@@ -412,9 +387,6 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         info["startup_seconds"] = timer.seconds
         atomic.write_json(run.run_info, info)
         if config["POST_EVAL"]:
-            # lazy: heavy import, kept off the --help path
-            from cnnhub.evaluation.run_evaluation import finalize
-
             finalize(run.path, config, model)
     if not chief:
         shutil.rmtree(config["SAVE_LOCATION"], ignore_errors=True)
@@ -426,7 +398,6 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
 def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | None:
     """Continue a run folder with its saved configuration (only EPOCHS may be raised); a run
     whose epochs are all done but whose finishing steps were cut short is finished."""
-    from cnnhub.resume import plan_resume  # lazy: heavy import, kept off the --help path
 
     changed = sorted(set(given) - {"EPOCHS", "VERBOSE"})
     if changed:
@@ -452,8 +423,6 @@ def post_evaluate(run_dir: str) -> Path:
             "-start false -post true evaluates an existing run: pass its folder with --run_dir. "
             "Received: run_dir=''"
         )
-    # lazy: heavy import, kept off the --help path
-    from cnnhub.evaluation.run_evaluation import evaluate_run
 
     with run_lock.locked(run_dir):
         evaluate_run(run_dir)
