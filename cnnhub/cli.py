@@ -62,6 +62,20 @@ class OneLineParser(argparse.ArgumentParser):
         raise CnnhubError(f"{message} (see --help)")
 
 
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional RUN of every command that reads one run folder."""
+    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+
+
+def add_weights_option(parser: argparse.ArgumentParser) -> None:
+    """``--weights`` of the commands that use one set of a run's weights (see choose_weights)."""
+    parser.add_argument(
+        "--weights",
+        default="best",
+        help="best, last, an epoch number or a weights file. [default: best]",
+    )
+
+
 def report_error(prog: str, error: CnnhubError) -> int:
     """Print ``<prog>: error: <message>`` on one stderr line; return exit status 2."""
     message = " ".join(str(error).split())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnhub.cli import OneLineParser, run_command
+from cnnhub.cli import OneLineParser, add_run_argument, add_weights_option, run_command
 from cnnhub.data.pipeline import evaluation_dataset
 from cnnhub.data.sets import check_same_classes, evaluation_source, split_of_source
 from cnnhub.errors import CnnhubError
@@ -27,12 +27,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
         prog=prog,
         description="Gallery of the most confidently wrong validation images of a run.",
     )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
-    parser.add_argument(
-        "--weights",
-        default="best",
-        help="best, last, an epoch number or a weights file. [default: best]",
-    )
+    add_run_argument(parser)
+    add_weights_option(parser)
     parser.add_argument("--count", type=int, default=16, help="Images shown. [default: 16]")
     parser.add_argument(
         "--valid",

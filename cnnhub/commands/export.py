@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cnnhub.cli import OneLineParser, run_command
+from cnnhub.cli import OneLineParser, add_run_argument, add_weights_option, run_command
 from cnnhub.errors import CnnhubError
 from cnnhub.export import (
     FORMATS,
@@ -33,15 +33,11 @@ def _run(argv: Sequence[str], prog: str) -> int:
         description="Export a run's model (raw 0-255 RGB in, class probabilities out), with "
         "labels.txt and metadata.json, after checking it against the Keras model.",
     )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    add_run_argument(parser)
     parser.add_argument(
         "--format", required=True, help=f"One of {', '.join(FORMATS)}.", metavar="FORMAT"
     )
-    parser.add_argument(
-        "--weights",
-        default="best",
-        help="best, last, an epoch number or a weights file. [default: best]",
-    )
+    add_weights_option(parser)
     parser.add_argument(
         "--threshold",
         default="best",

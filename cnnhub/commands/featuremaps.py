@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cnnhub import atomic
-from cnnhub.cli import OneLineParser, run_command
+from cnnhub.cli import OneLineParser, add_run_argument, add_weights_option, run_command
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.featuremaps import (
     write_feature_maps,
@@ -21,7 +21,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
         prog=prog,
         description="Plot the activations of each conv layer of a run's backbone for one image.",
     )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    add_run_argument(parser)
     parser.add_argument("image", help="Image file.")
     parser.add_argument(
         "--layer",
@@ -29,11 +29,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
         help="Only this backbone layer (any layer with a 2-D feature map). [default: all conv "
         "layers]",
     )
-    parser.add_argument(
-        "--weights",
-        default="best",
-        help="best, last, an epoch number or a weights file. [default: best]",
-    )
+    add_weights_option(parser)
     parser.add_argument(
         "--max_channels", type=int, default=64, help="Channels shown per layer. [default: 64]"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cnnhub.cli import OneLineParser, run_command
+from cnnhub.cli import OneLineParser, add_run_argument, add_weights_option, run_command
 from cnnhub.display import printable
 from cnnhub.errors import CnnhubError
 from cnnhub.explain.common import shape_text
@@ -26,7 +26,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
         description="Grad-CAM heatmap of a run's model over one image, for the predicted class "
         "or the one named with --class.",
     )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    add_run_argument(parser)
     parser.add_argument("image", help="Image file.")
     parser.add_argument(
         "--class", dest="class_name", default=None, help="Class to explain. [default: predicted]"
@@ -36,11 +36,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
         default=None,
         help="Backbone layer whose feature map is used. [default: the last one larger than 1x1]",
     )
-    parser.add_argument(
-        "--weights",
-        default="best",
-        help="best, last, an epoch number or a weights file. [default: best]",
-    )
+    add_weights_option(parser)
     parser.add_argument(
         "--out",
         default=None,

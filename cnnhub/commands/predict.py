@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cnnhub.cli import OneLineParser, run_command
+from cnnhub.cli import OneLineParser, add_run_argument, run_command
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import write_csv_safe
 from cnnhub.predict import (
@@ -33,7 +33,7 @@ def build_parser(prog: str) -> OneLineParser:
         description="Classify images with a trained run: one row per image with the top-k "
         "classes and probabilities; below the threshold the label is `uncertain`.",
     )
-    parser.add_argument("run", help="Run folder (<save_loc>/model_repository/<run name>).")
+    add_run_argument(parser)
     parser.add_argument(
         "inputs", nargs="+", metavar="IMAGE_OR_DIR",
         help="Image files and/or folders (walked recursively).",
