@@ -5,13 +5,12 @@ Works on copies of the session's tiny run (``shared_tiny_run``); no training of 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from trained_runs import shared_tiny_run
+from trained_runs import copy_with_data, shared_tiny_run
 
 from cnnhub.cli import main
 
@@ -19,16 +18,6 @@ from cnnhub.cli import main
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data, tmp_path_factory) -> Path:
     return shared_tiny_run(tiny_data, tmp_path_factory)
-
-
-def copy_with_data(run: Path, target: Path, **data: object) -> Path:
-    """A copy of ``run`` whose run_config.json names other data (``data`` overrides keys)."""
-    shutil.copytree(run, target)
-    path = target / "run_config.json"
-    config = json.loads(path.read_text(encoding="utf-8"))
-    config.update(data)
-    path.write_text(json.dumps(config), encoding="utf-8")
-    return target
 
 
 def test_leaderboard_names_each_runs_training_and_validation_data(

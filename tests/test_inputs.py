@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trained_runs import TINY_FLAGS, error_lines, keras_model, shared_tiny_run, valid_paths
+from trained_runs import (
+    TINY_FLAGS,
+    copy_with_data,
+    error_lines,
+    keras_model,
+    shared_tiny_run,
+    valid_paths,
+)
 
 from cnnhub.cli import main
 from cnnhub.data.pipeline import make_dataset
@@ -169,11 +176,7 @@ def test_export_int8_calibrates_and_onnx_takes_one_channel(runs, tmp_path, capsy
 
 
 def test_export_says_clearly_when_it_checks_on_random_images(runs, tmp_path, capsys):
-    run = tmp_path / "moved"
-    shutil.copytree(runs["rgb"], run)
-    config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
-    config["DATA_DIR_VALID"] = str(tmp_path / "gone")
-    (run / "run_config.json").write_text(json.dumps(config), encoding="utf-8")
+    run = copy_with_data(runs["rgb"], tmp_path / "moved", DATA_DIR_VALID=str(tmp_path / "gone"))
     code, stdout, stderr = cli(
         capsys, "export", str(run), "--format", "keras", "--out", str(tmp_path / "k")
     )
@@ -201,11 +204,9 @@ def test_errors_and_export_on_in_memory_validation_data(runs, tiny_data, tmp_pat
     x = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
     y = np.array([Path(p).parent.name for p in paths])
     np.savez(tmp_path / "valid.npz", x=x, y=y)
-    run = tmp_path / "npz_run"
-    shutil.copytree(runs["rgb"], run)
-    config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
-    config["DATA_DIR_VALID"] = str(tmp_path / "valid.npz")
-    (run / "run_config.json").write_text(json.dumps(config), encoding="utf-8")
+    run = copy_with_data(
+        runs["rgb"], tmp_path / "npz_run", DATA_DIR_VALID=str(tmp_path / "valid.npz")
+    )
     code, stdout, stderr = cli(
         capsys, "errors", str(run), "--weights", "1", "--out", str(tmp_path / "e.png")
     )

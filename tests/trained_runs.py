@@ -59,6 +59,16 @@ def copy_without_best(run: Path, target: Path) -> Path:
     return target
 
 
+def copy_with_data(run: Path, target: Path, **data: object) -> Path:
+    """A copy of ``run`` whose run_config.json names other data (``data`` overrides keys)."""
+    shutil.copytree(run, target)
+    path = target / "run_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.update(data)
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return target
+
+
 def fabricate_run(
     source: Path,
     target: Path,
