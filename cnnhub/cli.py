@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -92,6 +94,11 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
         return report_error(prog, exc)
     except SystemExit as exc:  # argparse --help
         return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:
+        # The reader went away (`cnnhub models | head`): stop quietly, as other Unix tools do,
+        # and point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def _usage() -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from cnnhub.registry import BackboneSpec
 from cnnhub.run_loading import weights_source
-from cnnhub.settings import AUTO
+from cnnhub.settings import AUTO, WEIGHTS_WORDS
 
 CUSTOM_MAX_SIZE = 128
 """Largest input side ``auto`` gives the custom CNN (photos are larger than a small net needs)."""
@@ -30,7 +30,7 @@ CUSTOM_MAX_SIZE = 128
 def weights_kind(weights: str) -> str:
     """Classify the WEIGHTS setting: ``auto``, ``imagenet``, ``none`` or ``file`` (a path)."""
     lowered = str(weights).strip().lower()
-    if lowered in (AUTO, "imagenet", "none", ""):
+    if lowered in (*WEIGHTS_WORDS, ""):
         return lowered or "none"
     return "file"
 

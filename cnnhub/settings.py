@@ -38,8 +38,8 @@ PATH_KEYS = frozenset(
         "CACHE_DIR",
     }
 )
-# WEIGHTS is a path only when it names a Keras file (otherwise a word such as imagenet).
-WEIGHTS_FILE_SUFFIXES = (".h5", ".keras")
+# WEIGHTS is one of these words, or else a path (a run folder or a Keras weights file).
+WEIGHTS_WORDS = ("auto", "imagenet", "none")
 
 # A config file or YAML flag larger than this is refused unread; a parsed one may hold at most
 # MAX_CONFIG_NODES values, counting each use of a YAML alias (anchors can nest exponentially).
@@ -230,7 +230,7 @@ def _relative_to(folder: Path, key: str, value: Any) -> Any:
     """``value`` of a path key, resolved against ``folder`` when it is a relative path."""
     if not isinstance(value, str) or not value:
         return value
-    if key == "WEIGHTS" and not value.lower().endswith(WEIGHTS_FILE_SUFFIXES):
+    if key == "WEIGHTS" and value.strip().lower() in WEIGHTS_WORDS:
         return value
     if key != "WEIGHTS" and key not in PATH_KEYS:
         return value

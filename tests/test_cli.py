@@ -120,3 +120,26 @@ def test_hidden_output_is_shown_when_the_import_fails(capfd):
         os.write(2, b"why it failed\n")
         raise ImportError("broken")
     assert capfd.readouterr().err == "why it failed\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-m", "cnnhub", "models"], [str(ROOT / "run_training.py"), "--list_models"]],
+    ids=["cnnhub-models", "run_training"],
+)
+def test_output_into_a_closed_pipe_ends_quietly(argv):
+    # `cnnhub models | head -1`: the reader leaves before the table is written.
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed:
+        done = subprocess.run(
+            [sys.executable, *argv],
+            cwd=ROOT,
+            env=cli_env(),
+            stdout=closed,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert done.stderr == ""
+    assert done.returncode == 141  # 128 + SIGPIPE, as a shell reports a tool stopped by it

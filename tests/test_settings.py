@@ -45,6 +45,14 @@ def test_config_py_paths_are_relative_to_its_folder(tmp_path, monkeypatch):
     assert defaults["CACHE_DIR"] == "/abs/cache"
     assert defaults["WEIGHTS"] == str(folder / "w" / "model.weights.h5")
     assert defaults["EPOCHS"] == 3
+    # A run folder as WEIGHTS is a path too; the keywords are not.
+    for weights, expected in [
+        ("model_repository/custom", str(folder / "model_repository" / "custom")),
+        ("ImageNet", "ImageNet"),
+        ("none", "none"),
+    ]:
+        (folder / "config.py").write_text(f"WEIGHTS = {weights!r}\n")
+        assert settings.load_defaults(folder / "config.py")[0]["WEIGHTS"] == expected
     # Flags stay relative to the current folder.
     config, _ = settings.resolve(["-dtrain", "here/train"])
     assert config["DATA_DIR_TRAIN"] == "here/train"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnhub import settings
-from cnnhub.cli import report_error
+from cnnhub.cli import run_command
 from cnnhub.display import safe_output
 from cnnhub.errors import CnnhubError
 from cnnhub.quiet import quiet_tensorflow
@@ -33,6 +33,10 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
     """Entry point of ``run_training.py`` and ``python -m cnnhub train``; returns the exit code."""
 
     safe_output()
+    return run_command(prog, lambda: _train(argv, prog))
+
+
+def _train(argv: list[str] | None, prog: str) -> int:
     try:
         config, actions = settings.resolve(argv, prog)
         if actions["list_models"]:
@@ -60,8 +64,6 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
                 "Nothing to do: -start false and -post false. Pass -start true to train, or "
                 "-post true --run_dir DIR to evaluate an existing run."
             )
-    except CnnhubError as exc:
-        return report_error(prog, exc)
     finally:
         from cnnhub import run_lock
 
