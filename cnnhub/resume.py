@@ -34,6 +34,7 @@ from cnnhub.run_folder import (
     open_run,
     require_space,
 )
+from cnnhub.weights import load_weights_checked
 
 
 def _float(value) -> float | None:
@@ -66,7 +67,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
         if self.restore_best_weights and self.best_weights is None and self.best is not None:
-            self.full_model.load_weights(self.weights_path(self.best_epoch + 1))
+            # Through cnnhub's loader: an epoch saved before a resume may be in an older layout.
+            load_weights_checked(self.full_model, self.weights_path(self.best_epoch + 1), False)
         self.carry = self.get_state()
 
 

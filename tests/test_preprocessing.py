@@ -20,6 +20,7 @@ from trained_runs import fabricate_run, shared_tiny_run
 
 from cnnhub.layers import PREPROCESS_LAYER, ImageNetPreprocessing, preprocessing_layer
 from cnnhub.model_factory import build_run_model
+from cnnhub.resume import ResumableEarlyStopping
 from cnnhub.run_loading import choose_weights, open_run
 from conftest import NETGUARD, ROOT
 
@@ -136,3 +137,11 @@ def test_runs_saved_with_the_legacy_layer_still_load(tiny_data, tmp_path_factory
     rebuilt = build_run_model(open_run(run), choose_weights(open_run(run), "last"))
     assert not isinstance(rebuilt.get_layer(PREPROCESS_LAYER), ImageNetPreprocessing)
     np.testing.assert_allclose(rebuilt.predict(batch, verbose=0), want, atol=1e-5)
+    # Resuming such a run restores its best epoch (saved by the old model) the same way.
+    fresh = build_run_model(open_run(run), choose_weights(open_run(run), "last"))
+    for layer in fresh.layers[2:]:  # everything but the input and the fixed preprocessing
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    stopper = ResumableEarlyStopping(lambda epoch: weights, fresh, restore_best_weights=True)
+    stopper.best, stopper.best_epoch = 0.5, 0  # as carried over from before the resume
+    stopper.on_train_end()
+    np.testing.assert_allclose(fresh.predict(batch, verbose=0), want, atol=1e-5)
