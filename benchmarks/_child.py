@@ -3,7 +3,7 @@
 Several runs in one process (TensorFlow imported once): separate their flags with ``---``; the
 runs go in order, ``keras.backend.clear_session()`` between them, one RESULT line each.
 
-Runs ``cnnhub.runner.train_main`` unchanged, after wrapping a few cnnhub functions with timers
+Runs ``cnnhub.commands.train.train_main`` unchanged, after wrapping a few cnnhub functions with timers
 (nothing else is altered), and prints one ``RESULT {json}`` line:
 
 * ``epoch_seconds``: each epoch's training part, from ``on_epoch_begin`` to ``on_epoch_end`` of
@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnnhub import runner  # noqa: E402  (sets the start-up clock, as run_training.py does)
+from cnnhub.commands.train import train_main  # noqa: E402
 from cnnhub.quiet import quiet_tensorflow  # noqa: E402
 
 TIMES: dict = {
@@ -66,7 +67,7 @@ def _wrap_function(module, name: str, key: str) -> None:
 
 def install() -> None:
     quiet_tensorflow()
-    from cnnhub import callbacks, feature_cache
+    from cnnhub import callbacks
     from cnnhub.evaluation import run_evaluation
 
     class EpochTimer(callbacks.FirstBatchTimer):
@@ -82,11 +83,12 @@ def install() -> None:
             super().on_train_batch_end(batch, logs)
             TIMES["first_batch_s"] = self.seconds
 
-    callbacks.FirstBatchTimer = EpochTimer  # runner imports it from the module at call time
+    # runner imported these names at its top: they are replaced in runner's namespace
+    runner.FirstBatchTimer = EpochTimer
     _wrap_method(callbacks.ValidationScorer, "on_epoch_end", "validation_seconds")
     _wrap_method(run_evaluation.EpochReports, "on_epoch_end", "reports_seconds")
-    _wrap_function(run_evaluation, "finalize", "finalize_seconds")
-    _wrap_function(feature_cache, "cached_feature_datasets", "feature_cache_seconds")
+    _wrap_function(runner, "finalize", "finalize_seconds")
+    _wrap_function(runner, "cached_feature_datasets", "feature_cache_seconds")
 
 
 def main(argv: list[str]) -> int:
@@ -118,7 +120,7 @@ def one_run(argv: list[str]) -> int:
     buffer = io.StringIO()
     start = time.perf_counter()
     with redirect_stdout(buffer):
-        code = runner.train_main(argv)
+        code = train_main(argv)
     seconds = time.perf_counter() - start
     output = buffer.getvalue()
     sys.stderr.write(output[-4000:] if code else "")

@@ -28,6 +28,7 @@ import cnnhub
 from cnnhub import atomic, run_lock, settings
 from cnnhub.callbacks import FirstBatchTimer
 from cnnhub.data.augment import build_augmenter
+from cnnhub.data.feature_cache import cached_feature_datasets, use_feature_cache
 from cnnhub.data.pipeline import make_dataset
 from cnnhub.data.scan import write_skipped
 from cnnhub.data.sets import DataOptions, input_channels, run_splits, splits_from_config
@@ -35,10 +36,14 @@ from cnnhub.data.splits import write_split_file
 from cnnhub.devices import adapt_model_to_strategy, is_chief, scaled_learning_rate, setup_devices
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.run_evaluation import EpochReports, evaluate_run, finalize
-from cnnhub.feature_cache import cached_feature_datasets, use_feature_cache
 from cnnhub.folds import plan_folds, run_folds
 from cnnhub.model_defaults import format_notes, resolve_model_config, weights_kind
-from cnnhub.model_factory import build_model, check_input_size, check_weights_setting
+from cnnhub.model_factory import (
+    build_model,
+    check_input_size,
+    check_weights_setting,
+    split_at_backbone,
+)
 from cnnhub.pretrained import fetch_imagenet
 from cnnhub.registry import parse_model_names
 from cnnhub.reproducibility import EpochRandomness, enable_determinism
@@ -50,7 +55,7 @@ from cnnhub.run_folder import (
     create_run_folder,
     repository_root,
 )
-from cnnhub.training import fit, freeze_for_epoch, trainable_summary
+from cnnhub.training import FitContext, fit, freeze_for_epoch, trainable_summary
 from cnnhub.weights import load_weights_checked
 
 
@@ -250,52 +255,121 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     """
 
     started = time.perf_counter()
+    config, strategy, chief = _prepare(config)
+    if resume is not None:
+        model, run, state = _resume(config, splits, resume, strategy)
+    else:
+        model, run, state = *_create(config, splits, strategy, overwrite), None
+    freeze_for_epoch(model, config, state.epoch if state else 0)
+    print(trainable_summary(model))
+    info = _write_run_files(run, config, splits, model)
+    augmenter = build_augmenter(config, config["SEED"])
+    randomness = EpochRandomness(config["SEED"], augmenter)
+    trained, train_ds, valid_ds = _datasets(config, splits, model, augmenter, randomness, strategy)
+    timer = FirstBatchTimer(cnnhub.STARTED)
+    context = FitContext(
+        run,
+        splits.valid.labels,
+        _epoch_reporters(config, run, splits),
+        extra_callbacks=[randomness, timer],
+        after_commit=[DiskSpaceCheck(run, config["EPOCHS"])],
+        resume_from=state,
+        class_weight=splits.class_weight,
+        save_model=model,
+    )
+    run_warnings = _fit(config, model, trained, train_ds, valid_ds, context, resume, strategy)
+    _finish(config, run, model, info, run_warnings, started, timer)
+    if not chief:
+        shutil.rmtree(config["SAVE_LOCATION"], ignore_errors=True)
+        print("Worker done; the chief wrote the run folder.")
+        return None
+    return run
+
+
+def _prepare(config: dict[str, Any]):
+    """Devices and randomness: returns (config, distribution strategy, is chief).
+
+    A non-chief worker of a multi-worker run gets a config that writes to a scratch folder
+    (only the chief writes the run folder)."""
+
     strategy = setup_devices(config)
     chief = is_chief()
-    if not chief:  # only the chief writes the run folder; other workers use a scratch folder
+    if not chief:
         scratch = tempfile.mkdtemp(prefix="cnnhub-worker-")
         config = dict(config, SAVE_LOCATION=scratch, ITERATION_NAME="", POST_EVAL=False)
     if config["DETERMINISTIC"]:
         enable_determinism(config["SEED"])
     keras.utils.set_random_seed(config["SEED"])
-    state = None
-    if resume is not None:
-        run, state = resume.run, resume.state
-        # Built without downloading: the saved epoch's weights replace the initial ones.
-        random_init = weights_kind(config["WEIGHTS"]) == "none"
-        with strategy.scope():
-            model = build_model(dict(config, WEIGHTS="none"), splits.num_classes, None, random_init)
-        if state is not None:
-            load_weights_checked(model, run.model_logs / state.weights)
-        # Everything is checked: from here on the run folder changes.
-        if resume.config_changed:
-            atomic.write_json(run.run_config, config)
-        prepare_resume(run, state)
-        done = state.epoch if state else 0
-        if resume.trained:
-            print(f"\n== {config['MODEL_NAME']}: finishing {run.path} (all {done} epochs done)")
-        else:
-            print(f"\n== {config['MODEL_NAME']}: resuming {run.path} after epoch {done}")
-    else:
-        with strategy.scope():  # building may still reject the input: before mkdir
-            model = build_model(config, splits.num_classes, class_names=splits.class_names)
-        check_free_space(
-            config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"], config["OPTIMIZER"]
-        )
-        run = create_run_folder(
-            config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], overwrite
-        )
-        print(f"\n== {config['MODEL_NAME']} -> {run.path}")
+    return config, strategy, chief
+
+
+def _resume(config: dict[str, Any], splits, resume, strategy):
+    """Rebuild a resumed run's model with its last completed epoch's weights and prepare its
+    folder to continue: returns (model, run folder, training state or None)."""
+
+    run, state = resume.run, resume.state
+    # Built without downloading: the saved epoch's weights replace the initial ones.
+    random_init = weights_kind(config["WEIGHTS"]) == "none"
+    with strategy.scope():
+        model = build_model(dict(config, WEIGHTS="none"), splits.num_classes, None, random_init)
+    if state is not None:
+        load_weights_checked(model, run.model_logs / state.weights)
+    # Everything is checked: from here on the run folder changes.
+    if resume.config_changed:
         atomic.write_json(run.run_config, config)
-        atomic.write_json(run.class_mapping, {str(i): c for i, c in enumerate(splits.class_names)})
+    prepare_resume(run, state)
+    done = state.epoch if state else 0
+    if resume.trained:
+        print(f"\n== {config['MODEL_NAME']}: finishing {run.path} (all {done} epochs done)")
+    else:
+        print(f"\n== {config['MODEL_NAME']}: resuming {run.path} after epoch {done}")
+    return model, run, state
+
+
+def _create(config: dict[str, Any], splits, strategy, overwrite: bool):
+    """Build the model, then (the last check: free disk space) create the run folder with its
+    config and class mapping: returns (model, run folder)."""
+
+    with strategy.scope():  # building may still reject the input: before mkdir
+        model = build_model(config, splits.num_classes, class_names=splits.class_names)
+    check_free_space(
+        config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"], config["OPTIMIZER"]
+    )
+    run = create_run_folder(
+        config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], overwrite
+    )
+    print(f"\n== {config['MODEL_NAME']} -> {run.path}")
+    atomic.write_json(run.run_config, config)
+    atomic.write_json(run.class_mapping, {str(i): c for i, c in enumerate(splits.class_names)})
+    return model, run
+
+
+def _write_run_files(run, config: dict[str, Any], splits, model) -> dict[str, Any]:
+    """The run's data files (split.csv unless resuming wrote it, skipped files) and
+    run_info.json; returns run_info's content, completed when training ends."""
+
     if splits.split_frame is not None and not run.split_csv.exists():
         write_split_file(run.split_csv, splits.split_frame)
-    freeze_for_epoch(model, config, state.epoch if state else 0)
-    print(trainable_summary(model))
     if splits.skipped:
         write_skipped(run.path, splits.skipped)
-    augmenter = build_augmenter(config, config["SEED"])
-    randomness = EpochRandomness(config["SEED"], augmenter)
+    info = {
+        "run_name": run.path.name,
+        "model_name": config["MODEL_NAME"],
+        "class_names": splits.class_names,
+        "train_images": len(splits.train),
+        "valid_images": len(splits.valid),
+        "params": model.count_params(),
+        "skipped_files": len(splits.skipped),
+        "environment": environment(),
+    }
+    atomic.write_json(run.run_info, info)
+    return info
+
+
+def _datasets(config: dict[str, Any], splits, model, augmenter, randomness, strategy):
+    """Returns (the model to train, training dataset, validation dataset): the classifier on
+    image batches, or only its head on backbone features computed once (feature cache)."""
+
     size = (config["IMG_HEIGHT"], config["IMG_WIDTH"])
     common = {"num_classes": splits.num_classes, "image_size": size, "seed": config["SEED"]}
     train_ds = make_dataset(
@@ -316,60 +390,46 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         with_labels=False,
         **common,
     )
-    info = {
-        "run_name": run.path.name,
-        "model_name": config["MODEL_NAME"],
-        "class_names": splits.class_names,
-        "train_images": len(splits.train),
-        "valid_images": len(splits.valid),
-        "params": model.count_params(),
-        "skipped_files": len(splits.skipped),
-        "environment": environment(),
-    }
-    atomic.write_json(run.run_info, info)
-    reporters = None
-    if config["POST_EVAL"]:
-
-        def reporters(scorer, checkpoint):
-            valid = splits.valid
-            names = splits.class_names
-            return [
-                EpochReports(scorer, checkpoint, run.path, valid.paths, valid.labels, names, config)
-            ]
-
     trained = model
     if use_feature_cache(config, augmenter):
         with strategy.scope():
-            trained, train_ds, valid_ds = cached_feature_datasets(
-                model, splits, config, augmenter, randomness
+            extractor, trained = split_at_backbone(model)
+            train_ds, valid_ds = cached_feature_datasets(
+                extractor, splits, config, augmenter, randomness
             )
+    return trained, train_ds, valid_ds
+
+
+def _epoch_reporters(config: dict[str, Any], run, splits):
+    """With POST_EVAL, the per-epoch reports on the validation set (see ``FitContext``)."""
+    if not config["POST_EVAL"]:
+        return None
+    valid, names = splits.valid, splits.class_names
+
+    def reporters(scorer, checkpoint):
+        valid_set = (valid.paths, valid.labels, names)
+        return [EpochReports(scorer, checkpoint, run.path, *valid_set, config)]
+
+    return reporters
+
+
+def _fit(config, model, trained, train_ds, valid_ds, context: FitContext, resume, strategy):
+    """Train ``trained`` (the model, or its head) on every replica; a resumed run whose epochs
+    are all done only loads its final weights. Returns the run's warnings. Ctrl-C ends with
+    exit status 130 and says how to resume."""
+
+    run = context.run
     adapt_model_to_strategy(trained, strategy)
     replicas = strategy.num_replicas_in_sync
     if replicas > 1:
         print(f"Training on {replicas} replicas; global batch {config['BATCH_SIZE']}")
     fit_config = dict(config, LEARNING_RATE=scaled_learning_rate(config, replicas))
-    timer = FirstBatchTimer(cnnhub.STARTED)
-    space = DiskSpaceCheck(run, config["EPOCHS"])
     try:
-        run_warnings: list[str] = []
         if resume is not None and resume.trained:
-            load_weights_checked(model, final_weights(run, state, config))
-        else:
-            with strategy.scope(), _write_errors(run):
-                run_warnings = fit(
-                    fit_config,
-                    trained,
-                    train_ds,
-                    valid_ds,
-                    splits.valid.labels,
-                    run,
-                    reporters,
-                    [randomness, timer],
-                    resume_from=state,
-                    class_weight=splits.class_weight,
-                    save_model=model,
-                    after_commit=[space],
-                )
+            load_weights_checked(model, final_weights(run, context.resume_from, config))
+            return []
+        with strategy.scope(), _write_errors(run):
+            return fit(fit_config, trained, train_ds, valid_ds, context)
     except KeyboardInterrupt:
         last = run.read_state()
         done = last.epoch if last else 0
@@ -378,21 +438,22 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
             f"  python run_training.py --resume {run.path}\n"
         )
         raise SystemExit(130) from None
+
+
+def _finish(config: dict[str, Any], run, model, info: dict[str, Any], warnings, started, timer):
+    """Save the final model, complete run_info.json (warnings, timings) and, with POST_EVAL,
+    choose the best weights and write the run's reports."""
+
     with _write_errors(run):
         with atomic.atomic_path(run.final_model) as tmp:
             model.save(tmp)
-        if run_warnings:
-            info["warnings"] = run_warnings
+        if warnings:
+            info["warnings"] = warnings
         info["train_seconds"] = round(time.perf_counter() - started, 1)
         info["startup_seconds"] = timer.seconds
         atomic.write_json(run.run_info, info)
         if config["POST_EVAL"]:
             finalize(run.path, config, model)
-    if not chief:
-        shutil.rmtree(config["SAVE_LOCATION"], ignore_errors=True)
-        print("Worker done; the chief wrote the run folder.")
-        return None
-    return run
 
 
 def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -153,39 +153,45 @@ def make_stateful_callbacks(
     return stateful
 
 
-def fit(
-    config: dict[str, Any],
-    model,
-    train_ds,
-    valid_ds,
-    valid_labels,
-    run: RunFolder,
-    epoch_reporters: Callable[[ValidationScorer, EpochCheckpoint], list] | None = None,
-    extra_callbacks: list | None = None,
-    resume_from: TrainingState | None = None,
-    class_weight: dict[int, float] | None = None,
-    save_model=None,
-    after_commit: list | None = None,
-) -> list[str]:
+@dataclass
+class FitContext:
+    """Everything ``fit`` needs besides the config, the model and its data.
+
+    ``run``: the run folder written as epochs end. ``valid_labels``: the validation labels
+    (the validation dataset yields images only). ``epoch_reporters(scorer, checkpoint)``: extra
+    per-epoch callbacks (e.g. per-epoch reports, reading the epoch's probabilities from
+    ``scorer`` and weights file from ``checkpoint``). ``extra_callbacks`` run first (per-epoch
+    randomness, timers); ``after_commit`` after the epoch's commit (checks that may stop the
+    run). ``resume_from`` continues after its last completed epoch: the classifier must already
+    hold that epoch's weights; the optimizer state and counters are restored by ``fit``.
+    ``save_model`` is the full classifier when the model trained is only its head (feature
+    cache): its weights are the ones saved each epoch.
+    """
+
+    run: RunFolder
+    valid_labels: Any
+    epoch_reporters: Callable[[ValidationScorer, EpochCheckpoint], list] | None = None
+    extra_callbacks: list = field(default_factory=list)
+    after_commit: list = field(default_factory=list)
+    resume_from: TrainingState | None = None
+    class_weight: dict[int, float] | None = None
+    save_model: Any = None
+
+
+def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) -> list[str]:
     """Train ``model`` through every phase of its training type; return the run's warnings
     (``ChanceLevelWarning``).
 
     Per-epoch weights, ``training.log``, TensorBoard logs, the stats PNG and the resume state
-    are written as each epoch ends. Callback order matters: validation scores first, then the
-    epoch's weights, logs and ``epoch_reporters(scorer, checkpoint)`` (e.g. per-epoch reports,
-    reading the epoch's probabilities from ``scorer`` and weights file from ``checkpoint``),
-    then early stopping (which may restore earlier weights into the model), TensorBoard, and
-    last the resume state, the commit point of the epoch.
-
-    ``extra_callbacks`` run first (per-epoch randomness, timers). ``save_model`` is the full
-    classifier when ``model`` is only its head (feature cache): its weights are the ones saved
-    each epoch. ``resume_from`` continues after its last completed epoch: the classifier must
-    already hold that epoch's weights; the optimizer state and counters are restored here.
-    ``after_commit`` callbacks run after the epoch's commit (checks that may stop the run).
+    are written as each epoch ends. Callback order matters: ``context.extra_callbacks``, then
+    validation scores, then the epoch's weights, logs and ``context.epoch_reporters``, then
+    early stopping (which may restore earlier weights into the model), TensorBoard, the resume
+    state (the commit point of the epoch), and last ``context.after_commit``.
     """
+    run, valid_labels, resume_from = context.run, context.valid_labels, context.resume_from
     loss = make_loss(config)
     scorer = ValidationScorer(valid_ds, valid_labels, loss)
-    full = save_model if save_model is not None else model
+    full = context.save_model if context.save_model is not None else model
     checkpoint = EpochCheckpoint(run.model_logs, full)
     title = f"{run.path.name}: {config['MODEL_NAME']}"
     log = TrainingLog(
@@ -199,7 +205,8 @@ def fit(
         for name, callback in stateful.items():
             callback.carry = resume_from.callbacks.get(name)
     chance = ChanceLevelWarning(valid_labels)
-    reports = epoch_reporters(scorer, checkpoint) if epoch_reporters else []
+    reporters = context.epoch_reporters
+    reports = reporters(scorer, checkpoint) if reporters else []
     per_epoch = [chance, checkpoint, log, *reports]
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False)
     backbone_layers = len(full.get_layer(BACKBONE_LAYER).layers)
@@ -220,21 +227,21 @@ def fit(
         if phase.first_epoch > 0:
             print(f"Fine-tuning from epoch {phase.first_epoch + 1}: " + trainable_summary(model))
         callbacks = [
-            *(extra_callbacks or []),
+            *context.extra_callbacks,
             scorer,
             *per_epoch,
             make_lr_schedule(config, phase),
             *stateful.values(),
             tensorboard,
             ResumeCheckpoint(run, checkpoint, index, stateful),
-            *(after_commit or []),
+            *context.after_commit,
         ]
         model.fit(
             train_ds,
             epochs=phase.end_epoch,
             initial_epoch=first,
             callbacks=[c for c in callbacks if c is not None],
-            class_weight=class_weight,
+            class_weight=context.class_weight,
             verbose=verbose,
         )
         if model.stop_training:

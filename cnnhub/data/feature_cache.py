@@ -1,10 +1,10 @@
 """Frozen-backbone fast path: compute backbone features once, train only the head on them.
 
 With ``freeze_all`` the backbone never changes, so running it on every image in every epoch is
-wasted work. The classifier is split at its backbone (``split_at_backbone``; both parts share
-its layers): training images go through the backbone once (or FEATURE_CACHE_COPIES times with
-augmentation, each copy with its own augmentation seed), and the head trains on those feature
-maps. Saved weights and models are still the full classifier's.
+wasted work. The classifier is split at its backbone (``model_factory.split_at_backbone``;
+both parts share its layers): training images go through the backbone once (or
+FEATURE_CACHE_COPIES times with augmentation, each copy with its own augmentation seed), and the
+head trains on those feature maps. Saved weights and models are still the full classifier's.
 """
 
 from __future__ import annotations
@@ -23,18 +23,15 @@ def use_feature_cache(config: dict[str, Any], augmenter) -> bool:
     return config["FEATURE_CACHE"] == "true" or augmenter is None
 
 
-def cached_feature_datasets(model, splits, config: dict[str, Any], augmenter, randomness):
-    """Return (head model, training feature dataset, validation feature dataset).
+def cached_feature_datasets(extractor, splits, config: dict[str, Any], augmenter, randomness):
+    """Return (training feature dataset, validation feature dataset): the images of ``splits``
+    run once through ``extractor`` (the classifier's backbone part).
 
     The training dataset is shuffled by (seed, epoch) like the image pipeline, so resuming
     repeats the uninterrupted run.
     """
-    import tensorflow as tf  # lazy: heavy import, kept off the --help path
+    import tensorflow as tf  # lazy: keeps --help free of TensorFlow
 
-    # lazy: heavy import, kept off the --help path
-    from cnnhub.model_factory import split_at_backbone
-
-    extractor, head = split_at_backbone(model)
     size = (config["IMG_HEIGHT"], config["IMG_WIDTH"])
     batch = config["BATCH_SIZE"]
 
@@ -64,4 +61,4 @@ def cached_feature_datasets(model, splits, config: dict[str, Any], augmenter, ra
         f"Feature cache: backbone features of {len(train_x)} training and {len(valid_x)} "
         f"validation images computed once ({train_x.nbytes / 1e6:,.0f} MB); training the head."
     )
-    return head, train, valid
+    return train, valid
