@@ -96,8 +96,13 @@ MOMENTUM = 0.9  # range: [0, 1)
 # Weight decay (decoupled for adamw; L2-style decay for the others as Keras applies it).
 WEIGHT_DECAY = 0.0  # range: [0, 1)
 # Learning-rate schedule: constant, step (x LR_DECAY_FACTOR every LR_STEP_EPOCHS), cosine (to 0
-# over EPOCHS), plateau (x LR_DECAY_FACTOR when val_loss stalls for LR_PATIENCE epochs).
+# over EPOCHS), plateau (x LR_DECAY_FACTOR when val_loss stalls for LR_PATIENCE epochs),
+# onecycle (per step: up from LEARNING_RATE/25 to LEARNING_RATE in 3/10 of the steps, then down
+# to LEARNING_RATE/25/10^4; see docs/training.md).
 LR_SCHEDULE = "constant"
+# Epochs of linear learning-rate warm-up (per step, from ~0 to LEARNING_RATE) before the
+# schedule, which then runs over the remaining epochs. 0 = off.
+WARMUP_EPOCHS = 0  # range: [0, 100000]
 # step schedule: epochs between decays.
 LR_STEP_EPOCHS = 5  # range: [1, 100000]
 # step and plateau schedules: multiply the learning rate by this at each decay.

@@ -52,7 +52,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "COLOR_MODE": ("rgb", "grayscale"),
     "TRAINING_TYPE": ("auto", "train_all", "freeze_all", "freeze_some", "fine_tune"),
     "OPTIMIZER": ("sgd", "adam", "adamw", "rmsprop"),
-    "LR_SCHEDULE": ("constant", "step", "cosine", "plateau"),
+    "LR_SCHEDULE": ("constant", "step", "cosine", "plateau", "onecycle"),
     "LOSS": ("categorical_crossentropy", "categorical_focal_crossentropy"),
     "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy"),
     "EVAL_TOP_METRIC": ("val_accuracy", "val_loss"),
@@ -596,6 +596,7 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
             f"Received: fine_tune_after={config['FINE_TUNE_AFTER']}, epochs={config['EPOCHS']}"
         )
     _check_head_and_colour(config)
+    check_schedule(config)
     _check_custom_blocks(config)
     _check_evaluation(config)
     check_data_keys(config)
@@ -613,6 +614,16 @@ def check_ranges(config: dict[str, Any], ranges: dict[str, Range] | None = None)
         raise CnnhubError(
             f"`{key.lower()}` must be {what} in {allowed} (see --help). "
             f"Received: {key.lower()}={value!r}"
+        )
+
+
+def check_schedule(config: dict[str, Any]) -> None:
+    """The warm-up leaves at least one epoch to the schedule."""
+    if config["WARMUP_EPOCHS"] >= config["EPOCHS"]:
+        raise CnnhubError(
+            "`warmup_epochs` must be less than `epochs` (the warm-up comes before the "
+            f"schedule). Received: warmup_epochs={config['WARMUP_EPOCHS']}, "
+            f"epochs={config['EPOCHS']}"
         )
 
 

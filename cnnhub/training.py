@@ -36,6 +36,7 @@ from cnnhub.resume import (
     restore_optimizer,
 )
 from cnnhub.run_folder import RunFolder, TrainingState
+from cnnhub.schedules import make_step_schedule, steps_per_epoch
 
 
 @dataclass
@@ -113,23 +114,6 @@ def make_loss(config: dict[str, Any]):
     if config["LOSS"] == "categorical_focal_crossentropy":
         return keras.losses.CategoricalFocalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
     return keras.losses.CategoricalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
-
-
-def schedule_factor(config: dict[str, Any], epoch: int) -> float:
-    """Multiplier of LEARNING_RATE at 0-based ``epoch`` for the step and cosine schedules."""
-    if config["LR_SCHEDULE"] == "step":
-        return config["LR_DECAY_FACTOR"] ** (epoch // config["LR_STEP_EPOCHS"])
-    if config["LR_SCHEDULE"] == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * epoch / config["EPOCHS"]))
-    return 1.0
-
-
-def make_lr_schedule(config: dict[str, Any], phase: Phase):
-    """The step/cosine schedule of ``phase`` as a callback, or None."""
-    if config["LR_SCHEDULE"] not in ("step", "cosine"):
-        return None
-    base = config["LEARNING_RATE"] * phase.lr_factor
-    return keras.callbacks.LearningRateScheduler(lambda e: base * schedule_factor(config, e))
 
 
 def make_stateful_callbacks(
@@ -210,6 +194,7 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
     per_epoch = [chance, checkpoint, log, *reports]
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False)
     backbone_layers = len(full.get_layer(BACKBONE_LAYER).layers)
+    steps = steps_per_epoch(train_ds)
     verbose = 1 if sys.stdout.isatty() else 2
     for index, phase in enumerate(plan_phases(config, backbone_layers)):
         if phase.end_epoch <= start:
@@ -230,7 +215,7 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
             *context.extra_callbacks,
             scorer,
             *per_epoch,
-            make_lr_schedule(config, phase),
+            make_step_schedule(config, config["LEARNING_RATE"] * phase.lr_factor, steps),
             *stateful.values(),
             tensorboard,
             ResumeCheckpoint(run, checkpoint, index, stateful),

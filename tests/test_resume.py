@@ -40,6 +40,8 @@ ARGS = [
     "plateau",
     "--lr_patience",
     "1",
+    "--warmup_epochs",
+    "1",
 ]
 METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
 

@@ -103,12 +103,14 @@ def shuffle_by_epoch(dataset, buffer: int, seed: int, epoch=None):
 
     if epoch is None:
         return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    # flat_map reads the variable when each epoch's iterator starts, not at definition.
-    return tf.data.Dataset.from_tensors(0).flat_map(
+    # flat_map reads the variable when each epoch's iterator starts, not at definition; it
+    # hides the length, which the learning-rate schedules need (steps per epoch): restore it.
+    shuffled = tf.data.Dataset.from_tensors(0).flat_map(
         lambda _: dataset.shuffle(
             buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
         )
     )
+    return shuffled.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
 
 
 def make_dataset(
