@@ -54,6 +54,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnhub.commands.export",
         "Export a run: keras, savedmodel, tflite, tflite-int8, onnx.",
     ),
+    "lr_find": (
+        "cnnhub.commands.lr_find",
+        "Learning-rate finder: sweep, plot and suggest a rate (training flags).",
+    ),
 }
 
 
