@@ -58,6 +58,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnhub.commands.lr_find",
         "Learning-rate finder: sweep, plot and suggest a rate (training flags).",
     ),
+    "report": (
+        "cnnhub.commands.report",
+        "Write a run's report.html and MODEL_CARD.md.",
+    ),
 }
 
 

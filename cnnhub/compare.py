@@ -43,7 +43,7 @@ def leaderboard_row(run: Path) -> dict[str, Any] | None:
     opened = open_run(run)
     folder, config, best = opened.folder, opened.config, opened.best
     info = folder.read_info()
-    report = folder.read_report()
+    report = folder.read_deployed_report()
     log = folder.read_training_log()
     folder.check_weights(folder.model_logs / best["weights"])
     if not (report["weights_name"] == best["weights"]).any():

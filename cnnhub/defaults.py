@@ -141,6 +141,10 @@ EVAL_THRESHOLDS = []  # range: [0, 1]
 BEST_WEIGHT_RULE = "macro_f1"
 # Precision target of the coverage_at_precision rule.
 BEST_MIN_PRECISION = 0.9  # range: [0, 1]
+# Calibrate the chosen weights' confidences: none, or temperature (fit on the validation
+# predictions by log loss, built into best_model.keras and every export; the deploy threshold
+# is then chosen on the calibrated probabilities).
+CALIBRATE = "none"
 
 # ---------------------------------------------------------------- augmentation (training only)
 # Random left-right flips.

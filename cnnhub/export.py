@@ -30,21 +30,25 @@ format           model file, runtime used for the check
                  onnxruntime
 ===============  =====================================================================
 
-Next to the model: ``labels.txt`` (one class name per line, in output order) and
-``metadata.json`` (labels, threshold, input/output description, weights used, verification
-result, size, latency, versions). The threshold is the one of ``best_weights.json`` unless
-``--threshold`` says otherwise: a top-1 probability below it means "uncertain".
+Next to the model: ``labels.txt`` (one class name per line, in output order),
+``check.json`` (the decision-level check) and ``metadata.json`` (labels, threshold,
+input/output description, weights used, verification result, size, latency, versions).
+The threshold is the one of ``best_weights.json`` unless ``--threshold`` says otherwise: a
+top-1 probability below it means "uncertain".
 
 The export is written to a hidden staging folder inside ``--out`` first. It is then reloaded
-with its own runtime and run on up to 64 validation images: the run's validation data rebuilt
+with its own runtime and run on up to 400 validation images: the run's validation data rebuilt
 exactly as ``evaluate`` rebuilds it (``split.csv`` of a ``--val_split`` run, DATA_DIR_VALID in
 any layout), or ``--valid`` (any layout). When the run's data cannot be read, 64 random images
 are used instead, with a note, and the printed check and ``metadata.json`` say so. The
 largest absolute difference from the Keras model's probabilities must be at most 1e-4 (float
 formats) or, for ``tflite-int8``, the top-1 class must agree on at least 95% of the images.
-Only then is it moved into place; otherwise the staging folder is removed and the command fails
-(exit 2). The file size and the median batch-1 latency per image on this machine are printed
-and recorded.
+The decisions at the threshold are compared too (:mod:`cnnhub.export_check`: images that go
+from accepted to abstained or back, or change class, overall and per class; ``check.json``):
+a ``tflite-int8`` export whose decisions change on more than 1% of the images fails unless
+``allow_flips``. Only then is it moved into place; otherwise the staging folder is removed
+and the command fails (exit 2). The file size and the median batch-1 latency per image on
+this machine are printed and recorded.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ from cnnhub.data.images import UnreadableImage
 from cnnhub.data.pipeline import evaluation_dataset
 from cnnhub.data.sets import DataOptions, evaluation_source, read_source, split_of_source
 from cnnhub.errors import CnnhubError
+from cnnhub.export_check import INT8_MAX_FLIP_RATE, decision_changes, flips_problem
+from cnnhub.run_folder import EXPORT_CHECK
 from cnnhub.run_loading import (
     UNCERTAIN,
     Run,
@@ -93,7 +99,8 @@ FLOAT_TOLERANCE = 1e-4
 """Largest allowed |probability difference| from the Keras model for the float formats."""
 INT8_MIN_AGREEMENT = 0.95
 """Smallest allowed top-1 agreement with the Keras model for ``tflite-int8``."""
-VERIFY_IMAGES = 64
+VERIFY_IMAGES = 400
+"""Most validation images an export is checked on (spread over the set: every class)."""
 LATENCY_RUNS = 30
 LATENCY_SECONDS = 3.0
 ONNX_OUTPUT = "probabilities"
@@ -107,6 +114,7 @@ class ExportResult:
     path: Path
     labels_path: Path
     metadata_path: Path
+    check_path: Path
     size_bytes: int
     max_abs_diff: float
     top1_agreement: float
@@ -494,6 +502,7 @@ def export_run(
     calibration_dir: str | None = None,
     calibration_count: int = 200,
     opset: int = 17,
+    allow_flips: bool = False,
 ) -> ExportResult:
     """Export, verify and, when the check passes, keep the run's model (module docstring).
 
@@ -505,7 +514,7 @@ def export_run(
     with atomic.new_folder(out_dir):
         return _export(
             run, weights, fmt, out_dir, threshold, valid_dir, calibration_dir, calibration_count,
-            opset,
+            opset, allow_flips,
         )  # fmt: skip
 
 
@@ -519,6 +528,7 @@ def _export(
     calibration_dir: str | None,
     calibration_count: int,
     opset: int,
+    allow_flips: bool = False,
 ) -> ExportResult:
     _check_out_dir(out_dir, fmt)
     calibration = (
@@ -564,7 +574,8 @@ def _export(
                 f"{first[:300]}. The export was removed. Received: format={fmt}"
             ) from exc
         diff, agreement = compare(reference, outputs)
-        problem = check_passes(fmt, diff, agreement)
+        changes = decision_changes(reference, outputs, threshold, run.class_names)
+        problem = check_passes(fmt, diff, agreement) or flips_problem(fmt, changes, allow_flips)
         if problem is not None:
             raise CnnhubError(
                 f"The {fmt} export failed its check on {source} with {runtime.name}: {problem}. "
@@ -578,6 +589,23 @@ def _export(
         shutil.rmtree(staging, ignore_errors=True)
     labels_path = out_dir / "labels.txt"
     atomic.write_text(labels_path, "".join(f"{printable(c)}\n" for c in run.class_names))
+    check = {
+        "format": fmt,
+        "weights": weights.path.name,
+        "source": source,
+        "runtime": runtime.name,
+        "max_abs_diff": diff,
+        "top1_agreement": agreement,
+        **changes,
+        "limit": (
+            f"flip_rate <= {INT8_MAX_FLIP_RATE}"
+            + (" (waived: --allow_flips)" if allow_flips else "")
+            if fmt == "tflite-int8"
+            else "none (reported only)"
+        ),
+        "passed": True,
+    }
+    atomic.write_json(out_dir / EXPORT_CHECK, check)
     inputs, outputs_info = _io_description(fmt, run, runtime)
     metadata = {
         "format": fmt,
@@ -599,6 +627,8 @@ def _export(
             "runtime": runtime.name,
             "max_abs_diff": diff,
             "top1_agreement": agreement,
+            "decisions_flipped": changes["flipped"],
+            "flip_rate": changes["flip_rate"],
             "limit": (
                 f"top-1 agreement >= {INT8_MIN_AGREEMENT}"
                 if fmt == "tflite-int8"
@@ -614,8 +644,8 @@ def _export(
     metadata_path = out_dir / "metadata.json"
     atomic.write_json(metadata_path, metadata)
     return ExportResult(
-        fmt, target, labels_path, metadata_path, size, diff, agreement, len(images), latency,
-        runtime.name, metadata,
+        fmt, target, labels_path, metadata_path, out_dir / EXPORT_CHECK, size, diff, agreement,
+        len(images), latency, runtime.name, metadata,
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from keras import layers
 from cnnhub.custom.build import BN_MOMENTUM
 from cnnhub.data.sets import input_channels
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.calibration import scale_final_layer
 from cnnhub.layers import BACKBONE_LAYER, preprocessing_layer
 from cnnhub.model_defaults import weights_kind
 from cnnhub.registry import RESCALE, BackboneSpec, check_input_size, get_backbone
@@ -190,8 +191,11 @@ def split_at_backbone(model) -> tuple[keras.Model, keras.Model]:
 
 
 def build_run_model(run: Run, weights: WeightsChoice) -> keras.Model:
-    """The run's model, rebuilt from its config (nothing downloaded) with ``weights`` loaded."""
+    """The run's model, rebuilt from its config (nothing downloaded) with ``weights`` loaded;
+    the chosen weights of a calibrated run get their temperature (as in ``best_model.keras``)."""
     config = dict(run.config, WEIGHTS="none")
     model = build_model(config, run.num_classes)
     load_weights_checked(model, run.folder.check_weights(weights.path))
+    if weights.is_best and run.temperature is not None:
+        scale_final_layer(model, run.temperature)
     return model

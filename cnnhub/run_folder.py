@@ -29,7 +29,7 @@ from cnnhub.data.scan import SKIPPED_FILES
 from cnnhub.data.sets import input_channels
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
-from cnnhub.weights import file_variables
+from cnnhub.weights import WEIGHTS_FILE_SUFFIXES, file_variables
 
 REPOSITORY = "model_repository"
 RUN_CONFIG = "run_config.json"
@@ -43,6 +43,11 @@ FINAL_MODEL = "final_model.keras"
 BEST_MODEL = "best_model.keras"
 CHECKPOINT = "checkpoint"
 EVALUATIONS = "evaluations"
+EXPORT = "export"
+EXPORT_METADATA = "metadata.json"
+EXPORT_CHECK = "check.json"
+REPORT_HTML = "report.html"
+MODEL_CARD = "MODEL_CARD.md"
 ANALYSIS_METRICS_PNG = "analysis_metrics.png"
 WEIGHTS_SUFFIX = ".weights.h5"
 LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
@@ -50,6 +55,16 @@ LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learnin
 
 _EPOCH_FILE = re.compile(r"^weights-(\d+)-.*\.weights\.h5$")
 _HINT = "Pass a run folder made by `cnnhub train` (<save_loc>/model_repository/<run name>)."
+
+
+def weights_stem(path: str | os.PathLike) -> str:
+    """``weights-003-0.8123.weights.h5`` -> ``weights-003-0.8123``; ``best_model.keras`` ->
+    ``best_model``: the stem of the report files of a weights file."""
+    name = Path(path).name
+    for suffix in WEIGHTS_FILE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
 
 
 def epoch_of(path: str | os.PathLike) -> int | None:
@@ -96,6 +111,8 @@ class RunFolder:
     best_model = _inside(BEST_MODEL)
     best_weights = _inside(BEST_WEIGHTS)
     analysis_report = _inside(ANALYSIS_REPORT)
+    report_html = _inside(REPORT_HTML)
+    model_card = _inside(MODEL_CARD)
     split_csv = _inside("split.csv")
     checkpoint = _inside(CHECKPOINT)
     state_file = _inside("state.json", folder="checkpoint")
@@ -192,6 +209,81 @@ class RunFolder:
             self.analysis_report, ["weights_name", "epoch", "threshold", "accuracy", "f1_macro"]
         )
 
+    # ------------------------------------------------------------------ optional results
+    # What a run may hold besides its core files (the report shows what it finds): each reader
+    # returns None or an empty list when the file is absent, and fails like the others when a
+    # file that is there cannot be read.
+
+    def chosen_stem(self, best: dict[str, Any]) -> str:
+        """The report-file stem of the chosen weights: their calibrated reports when the run
+        was calibrated (``<stem>-calibrated``), else the weights file's own."""
+        calibration = best.get("calibration")
+        if isinstance(calibration, dict) and isinstance(calibration.get("reports"), str):
+            return Path(calibration["reports"]).name
+        return weights_stem(best["weights"])
+
+    def weights_reports(self, stem: str) -> dict[str, Any]:
+        """The per-weights CSVs of ``stem`` in ``model_logs`` (predictions, thresholds,
+        classes, confusion) as frames; a missing file is left out."""
+        from cnnhub.evaluation.writer import report_paths  # lazy: loads scikit-learn
+
+        return {
+            kind: self.read_csv(path, [])
+            for kind, path in report_paths(self.model_logs, stem).items()
+            if path.is_file()
+        }
+
+    def read_skipped(self):
+        """``skipped_files.csv`` (columns path, reason), or None when the run skipped nothing."""
+        path = self.path / SKIPPED_FILES
+        return self.read_csv(path, ["path", "reason"]) if path.is_file() else None
+
+    def read_evaluations(self) -> list[tuple[str, dict[str, Any]]]:
+        """``(folder name, summary.json)`` of every evaluation under ``evaluations/``."""
+        folder = self.path / EVALUATIONS
+        if not folder.is_dir():
+            return []
+        return [
+            (entry.name, self._json(entry / "summary.json"))
+            for entry in sorted(folder.iterdir())
+            if (entry / "summary.json").is_file()
+        ]
+
+    def read_exports(self) -> list[dict[str, Any]]:
+        """Every export under ``export/<format>/``: ``{"folder", "metadata", "check"}``
+        (``check``: ``check.json``, the decision-level check, None for older exports)."""
+        folder = self.path / EXPORT
+        if not folder.is_dir():
+            return []
+        found = []
+        for entry in sorted(folder.iterdir()):
+            if not (entry / EXPORT_METADATA).is_file():
+                continue
+            check = entry / EXPORT_CHECK
+            found.append(
+                {
+                    "folder": entry.name,
+                    "metadata": self._json(entry / EXPORT_METADATA),
+                    "check": self._json(check) if check.is_file() else None,
+                }
+            )
+        return found
+
+    def read_deployed_report(self):
+        """``analysis_report.csv`` with the chosen weights' rows as deployed: calibrated when
+        the run was (``--calibrate temperature``), so figures at the deploy threshold (chosen
+        on calibrated probabilities) describe ``best_model.keras`` and its exports."""
+        from cnnhub.evaluation.selection import calibrated_report  # lazy: loads scikit-learn
+
+        report = self.read_report()
+        best = self.read_best()
+        if best is None or not isinstance(best.get("calibration"), dict):
+            return report
+        overall = self.weights_reports(self.chosen_stem(best)).get("thresholds")
+        if overall is None:
+            raise self.damaged(self.best_weights, "names calibrated reports that are missing")
+        return calibrated_report(report, best, overall)
+
     def epoch_weights(self) -> dict[int, Path]:
         """Epoch number -> its weights file in ``model_logs`` (empty when there are none)."""
         found: dict[int, Path] = {}
@@ -278,6 +370,18 @@ class Run:
     @property
     def model_logs(self) -> Path:
         return self.folder.model_logs
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature fitted to the chosen weights (``--calibrate temperature``), else None.
+
+        It belongs to those weights only: ``best_model.keras`` and every export of them have it
+        built in (the final Dense layer divided by it, :mod:`cnnhub.evaluation.calibration`).
+        """
+        calibration = (self.best or {}).get("calibration")
+        if isinstance(calibration, dict) and isinstance(calibration.get("temperature"), float):
+            return calibration["temperature"]
+        return None
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -396,6 +500,7 @@ def check_output_target(
         folder.analysis_report, folder.training_log, folder.final_model, folder.best_model,
         folder.split_csv, folder.stats_png, folder.path / SKIPPED_FILES,
         folder.path / ANALYSIS_METRICS_PNG, folder.path / run_lock.LOCK_FILE,
+        folder.report_html, folder.model_card,
     ]  # fmt: skip
     run_path = folder.path.resolve()
     if resolved == run_path:

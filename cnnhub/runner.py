@@ -8,6 +8,7 @@ nothing behind.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import platform
 import shutil
@@ -354,6 +355,7 @@ def _write_run_files(run, config: dict[str, Any], splits, model) -> dict[str, An
         write_skipped(run.path, splits.skipped)
     info = {
         "run_name": run.path.name,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model_name": config["MODEL_NAME"],
         "class_names": splits.class_names,
         "train_images": len(splits.train),
@@ -362,6 +364,8 @@ def _write_run_files(run, config: dict[str, Any], splits, model) -> dict[str, An
         "skipped_files": len(splits.skipped),
         "environment": environment(),
     }
+    if splits.inspection is not None:
+        info["data"] = splits.inspection.summary()
     atomic.write_json(run.run_info, info)
     return info
 

@@ -57,6 +57,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy"),
     "EVAL_TOP_METRIC": ("val_accuracy", "val_loss"),
     "BEST_WEIGHT_RULE": ("macro_f1", "coverage_at_precision", "min_class_recall"),
+    "CALIBRATE": ("none", "temperature"),
     "STRATEGY": ("auto", "one_device", "mirrored", "multi_worker"),
     "FEATURE_CACHE": ("auto", "true", "false"),
     # "auto" + cnnhub.data.sources.DATA_FORMATS (not imported here: it loads pandas)

@@ -557,7 +557,7 @@ def test_write_weight_reports_files_and_columns(tmp_path):
         top_k_accuracy_score(y_true, proba, k=5, labels=list(range(num_classes)))
     )
     report = analysis_report(result["rows"])
-    assert list(report.columns) == [*REPORT_COLUMNS, "top5_accuracy"]
+    assert list(report.columns) == [*REPORT_COLUMNS, "ece", "top5_accuracy"]
     assert report["threshold"].tolist() == [0.0, 0.5, 0.9]
     assert (report["weights_name"] == "epoch_003.weights.h5").all() and (report["epoch"] == 3).all()
     np.testing.assert_allclose(report[OVERALL_COLUMNS].to_numpy(), result["overall"].to_numpy())

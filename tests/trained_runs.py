@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 TINY_FLAGS = [
     "-e", "6", "-b", "8", "-height", "32", "-width", "32", "-lr", "0.01", "--seed", "7",
@@ -133,3 +134,90 @@ def valid_paths(tiny_data) -> list[str]:
 def error_lines(stderr: str) -> list[str]:
     """The lines of ``stderr`` that are not notes."""
     return [line for line in stderr.splitlines() if line and not line.startswith("note:")]
+
+
+def fabricate_evaluated_run(
+    target: Path,
+    class_names: list[str],
+    epochs: int = 3,
+    images: dict[str, list[str]] | None = None,
+    per_class: int = 6,
+    seed: int = 0,
+    **config: object,
+) -> Path:
+    """A post-evaluated run folder without training: packaged-default config (``config``
+    overrides keys), training.log, every epoch's validation reports from seeded random
+    probabilities that sharpen with the epochs (written by cnnhub's own report writers),
+    analysis_report.csv, best_weights.json (cnnhub's rule) and run_info.json. No weights.
+
+    ``images`` maps each class to its validation image paths (default: ``per_class`` made-up
+    paths per class that do not exist).
+    """
+    from cnnhub.evaluation.run_evaluation import append_report, thresholds_of
+    from cnnhub.evaluation.selection import choose_best
+    from cnnhub.evaluation.writer import write_weight_reports
+    from cnnhub.run_folder import LOG_COLUMNS
+    from cnnhub.settings import load_defaults
+
+    rng = np.random.default_rng(seed)
+    defaults, _ = load_defaults(user_config=False)
+    run_config = dict(defaults, IMG_HEIGHT=32, IMG_WIDTH=32, WEIGHTS="none", SEED=seed)
+    run_config.update(config)
+    if target.exists():
+        shutil.rmtree(target)
+    logs = target / "model_logs"
+    logs.mkdir(parents=True)
+    (target / "run_config.json").write_text(json.dumps(run_config), encoding="utf-8")
+    (target / "index_class_mapping.json").write_text(
+        json.dumps({str(i): n for i, n in enumerate(class_names)}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    images = images or {n: [f"valid/{n}/{i}.png" for i in range(per_class)] for n in class_names}
+    paths = [p for n in class_names for p in images[n]]
+    labels = np.array([i for i, n in enumerate(class_names) for _ in images[n]])
+    log_rows = []
+    for epoch in range(1, epochs + 1):
+        logits = rng.normal(size=(len(labels), len(class_names)))
+        logits[np.arange(len(labels)), labels] += 0.15 * epoch
+        proba = np.exp(logits * 2) / np.exp(logits * 2).sum(axis=1, keepdims=True)
+        accuracy = float((proba.argmax(1) == labels).mean())
+        name = f"weights-{epoch:03d}-{accuracy:.4f}.weights.h5"
+        result = write_weight_reports(
+            logs, name[: -len(".weights.h5")], paths, labels, proba.astype(np.float32),
+            class_names, thresholds_of(run_config), weights_name=name, epoch=epoch,
+        )  # fmt: skip
+        append_report(target / "analysis_report.csv", result["rows"], epoch)
+        log_rows.append(
+            [epoch, 1.5 / epoch, 0.5 + 0.04 * epoch, result["log_loss"], accuracy, 0.001, 1.0]
+        )
+    log = pd.DataFrame(log_rows, columns=LOG_COLUMNS)
+    log.to_csv(target / "training.log", index=False)
+    from cnnhub.evaluation.safe_csv import read_csv_safe
+
+    report = read_csv_safe(target / "analysis_report.csv")
+    best = choose_best(report, None, run_config["BEST_WEIGHT_RULE"])
+    (target / "best_weights.json").write_text(json.dumps(best), encoding="utf-8")
+    counts = {n: len(images[n]) for n in class_names}
+    info = {
+        "run_name": target.name,
+        "model_name": run_config["MODEL_NAME"],
+        "class_names": class_names,
+        "train_images": 4 * len(labels),
+        "valid_images": len(labels),
+        "params": 1234,
+        "skipped_files": 0,
+        "environment": {"python": "3.11", "platform": "test", "cpu_count": 2, "gpus": []},
+        "data": {
+            "splits": [
+                {"name": "train", "origin": "train", "format": "folder", "duplicates": 0,
+                 "counts": {n: 4 * k for n, k in counts.items()}},
+                {"name": "valid", "origin": "valid", "format": "folder", "duplicates": 0,
+                 "counts": counts},
+            ],  # fmt: skip
+            "leakage": [],
+            "content_sha256": "0" * 64,
+        },
+        "train_seconds": 12.5,
+    }
+    (target / "run_info.json").write_text(json.dumps(info), encoding="utf-8")
+    return target

@@ -64,6 +64,12 @@ def _run(argv: Sequence[str], prog: str) -> int:
         help="tflite-int8: how many calibration images. [default: 200]",
     )
     parser.add_argument("--opset", type=int, default=17, help="onnx: ONNX opset. [default: 17]")
+    parser.add_argument(
+        "--allow_flips",
+        action="store_true",
+        help="tflite-int8: keep the export even when its decisions at the threshold change on "
+        "more than 1%% of the validation images (see check.json).",
+    )
     args = parser.parse_args(list(argv))
     fmt = parse_format(args.format)
     if args.calibration_images < 1:
@@ -91,7 +97,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
     quiet_tensorflow()
     result = export_run(
         run, weights, fmt, out_dir, threshold, args.valid, args.calibration,
-        args.calibration_images, args.opset,
+        args.calibration_images, args.opset, args.allow_flips,
     )  # fmt: skip
     print(
         f"Exported {run.name} ({weights.path.name}, {weights.how}) as {fmt}: {result.path} "
@@ -101,6 +107,12 @@ def _run(argv: Sequence[str], prog: str) -> int:
         f"Checked with {result.runtime} on {result.metadata['verification']['source']}: "
         f"max |p - keras| = {result.max_abs_diff:.3g}, top-1 agreement "
         f"{result.top1_agreement:.1%} ({result.metadata['verification']['limit']})"
+    )
+    check = result.metadata["verification"]
+    print(
+        f"Decisions at threshold {threshold:g}: {check['decisions_flipped']} of "
+        f"{result.images_checked} images change (accepted <-> abstained or class; "
+        f"{check['flip_rate']:.1%}), per class in {result.check_path}"
     )
     print(f"Latency: {result.latency_ms:.3f} ms per image (batch 1, median, this machine)")
     print(

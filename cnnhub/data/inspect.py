@@ -8,9 +8,11 @@ their caches, are :mod:`cnnhub.data.scan`'s.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +84,38 @@ class Inspection:
 
         weights = balanced_weights(self.splits[0].counts)
         return {name: round(float(w), 4) for name, w in zip(self.class_names, weights)}
+
+    def summary(self) -> dict[str, Any]:
+        """What a run records of its data (``run_info.json``'s ``data``): per split its origin,
+        layout and images per class, the leakage found between splits, and a SHA-256 of the
+        sorted (split, file path relative to the split's folder, content hash) list: the same
+        for the same files wherever the folders are, different when a file, its name (so its
+        class folder) or a split changes."""
+        digest = hashlib.sha256()
+        for line in sorted(
+            f"{s.name}\t{_relative(key, s.origin)}\t{h}"
+            for s in self.splits
+            for key, h in zip(s.keys, s.hashes)
+        ):
+            digest.update(line.encode("utf-8", "surrogatepass") + b"\n")
+        return {
+            "splits": [
+                {
+                    "name": s.name,
+                    "origin": str(s.origin),
+                    "format": s.data_format,
+                    "counts": {c: int(n) for c, n in zip(self.class_names, s.counts)},
+                    "duplicates": sum(len(g) - 1 for g in s.duplicate_groups()),
+                }
+                for s in self.splits
+            ],
+            "leakage": [
+                {"from": a, "into": b, "images": len(pairs), "examples": pairs[:5]}
+                for a, b, pairs in self.cross_duplicates()
+                if pairs
+            ],
+            "content_sha256": digest.hexdigest(),
+        }
 
     # ------------------------------------------------------------ text
 
@@ -160,6 +194,14 @@ class Inspection:
             weights = json.dumps(self.suggested_weights(), ensure_ascii=False)
             lines.append(f"  suggested class weights (balanced): --class_weight '{weights}'")
         return "\n".join(printable(line) for line in lines)
+
+
+def _relative(key: str, origin: str) -> str:
+    """``key`` relative to ``origin`` when it lies inside it (as '/'-separated text)."""
+    try:
+        return Path(key).relative_to(origin).as_posix()
+    except ValueError:
+        return str(key)
 
 
 def _more(total: int, shown: int) -> list[str]:

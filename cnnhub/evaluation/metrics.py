@@ -46,6 +46,7 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, log_loss, top_k_accuracy_score
 
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.calibration import expected_calibration_error
 
 OVERALL_COLUMNS = [
     "threshold",
@@ -408,14 +409,16 @@ def _chunked_mean(
 def summary_metrics(
     y_true: npt.ArrayLike, proba: npt.ArrayLike, num_classes: int
 ) -> dict[str, float | None]:
-    """Threshold-free metrics: ``{"log_loss": float, "top5_accuracy": float | None}``.
+    """Threshold-free metrics: ``{"log_loss": float, "top5_accuracy": float | None, "ece":
+    float}``.
 
     ``log_loss`` is ``sklearn.metrics.log_loss(y_true, proba, labels=range(K))``
     (probabilities clipped to ``[eps, 1 - eps]`` with ``eps`` the machine epsilon of
     ``proba``'s dtype, no renormalisation). ``top5_accuracy`` is
     ``top_k_accuracy_score(..., k=5, labels=range(K))`` (among equal scores the higher class
-    index ranks first) and is ``None`` when ``K <= 5``. A classifier has at least two classes
-    (scikit-learn's log loss is undefined for one).
+    index ranks first) and is ``None`` when ``K <= 5``. ``ece`` is the expected calibration
+    error over 15 confidence bins (:mod:`cnnhub.evaluation.calibration`). A classifier has at
+    least two classes (scikit-learn's log loss is undefined for one).
     """
     if (
         isinstance(num_classes, bool)
@@ -436,7 +439,8 @@ def summary_metrics(
         # exactly one (rounded or float16 outputs) are not the user's to fix.
         warnings.filterwarnings("ignore", message=".*do not sum to one", category=UserWarning)
         loss = _chunked_mean(log_loss, labels, array)
-    return {"log_loss": loss, "top5_accuracy": top5}
+    ece = expected_calibration_error(labels, array)
+    return {"log_loss": loss, "top5_accuracy": top5, "ece": ece}
 
 
 def predictions_frame(

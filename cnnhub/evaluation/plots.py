@@ -231,3 +231,51 @@ def plot_metrics_by_epoch(
             axes.xaxis.get_major_locator().set_params(integer=True)
         figure.suptitle(plain_text(title) if title else "Validation metrics by epoch")
         save_figure(path, figure, dpi=100)
+
+
+def draw_reliability(
+    axes, labels: np.ndarray, proba: np.ndarray, calibrated: np.ndarray | None = None
+) -> None:
+    """Draw the reliability diagram (accuracy against mean confidence per confidence bin, with
+    the ECE) of ``proba``, and of ``calibrated`` when given, on ``axes``."""
+    from cnnhub.evaluation.calibration import expected_calibration_error, reliability_table
+
+    axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    curves = [("uncalibrated" if calibrated is not None else "model", proba, "o")]
+    if calibrated is not None:
+        curves.append(("calibrated", calibrated, "s"))
+    for name, values, marker in curves:
+        table = reliability_table(labels, values)
+        present = table["count"] > 0
+        ece = expected_calibration_error(labels, values)
+        axes.plot(
+            table["confidence"][present],
+            table["accuracy"][present],
+            marker=marker,
+            label=f"{name} (ECE {ece:.3f})",
+        )
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.02)
+    axes.set_xlabel("Mean confidence in bin (15 bins)")
+    axes.set_ylabel("Accuracy in bin")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper left")
+
+
+def plot_reliability(
+    labels: np.ndarray,
+    proba: np.ndarray,
+    calibrated: np.ndarray | None,
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> None:
+    """Save the reliability diagram of :func:`draw_reliability` to ``path``."""
+    with _figure(5.5, 5.0) as figure:
+        axes = figure.add_subplot()
+        draw_reliability(axes, labels, proba, calibrated)
+        axes.set_title(plain_text(title) if title else "Reliability diagram")
+        save_figure(path, figure, dpi=100)
+
+
+new_figure = _figure
+"""A fresh Agg figure drawn with plain-text settings (a context manager; see ``_figure``)."""

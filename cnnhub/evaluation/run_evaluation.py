@@ -18,7 +18,6 @@ Two ways in, one set of files out:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from pathlib import Path
@@ -34,30 +33,33 @@ from cnnhub.data.scan import write_skipped
 from cnnhub.data.sets import check_same_classes, evaluation_source, input_channels, split_of_source
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation import reporting
+from cnnhub.evaluation.calibration import (
+    apply_temperature,
+    calibration_summary,
+    fit_temperature,
+    scale_final_layer,
+)
 from cnnhub.evaluation.headline import HEADLINE_FIGURES
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
-from cnnhub.evaluation.selection import analysis_report, choose_best
+from cnnhub.evaluation.selection import analysis_report, calibrated_report, choose_best
 from cnnhub.evaluation.targets import (
     VALIDATION_FOLDER,
     heldout_folder_name,
     printable_path,
 )
 from cnnhub.evaluation.writer import report_paths, write_best_plots, write_weight_reports
-from cnnhub.run_folder import ANALYSIS_METRICS_PNG, EVALUATIONS, Run, open_run
-from cnnhub.weights import WEIGHTS_FILE_SUFFIXES, check_weights_file, load_weights_checked
+from cnnhub.run_folder import (  # noqa: F401  (weights_stem: this module's public API)
+    ANALYSIS_METRICS_PNG,
+    EVALUATIONS,
+    Run,
+    RunFolder,
+    open_run,
+    weights_stem,
+)
+from cnnhub.weights import check_weights_file, load_weights_checked
 
 WEIGHTS_SUFFIX = ".weights.h5"
 _EPOCH = re.compile(r"weights-(\d+)-")
-
-
-def weights_stem(path: Path | str) -> str:
-    """``weights-003-0.8123.weights.h5`` -> ``weights-003-0.8123``; ``best_model.keras`` ->
-    ``best_model``."""
-    name = Path(path).name
-    for suffix in WEIGHTS_FILE_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 def weights_epoch(path: Path | str) -> int:
@@ -283,11 +285,17 @@ def evaluate_run(
     dataset = evaluation_dataset(split, config, len(run.class_names))
     scorer = BatchedScorer(model, dataset, config["TRAINING_TYPE"] == "freeze_all")
 
+    temperature = run.temperature
+    calibrated_file = run.model_logs / str((run.best or {}).get("weights"))
+
     def score_into(folder: Path | None) -> pd.DataFrame:
-        """Score every chosen file; its CSVs go to ``folder`` (None: beside the weights)."""
+        """Score every chosen file; its CSVs go to ``folder`` (None: beside the weights, the
+        run's own uncalibrated reports); elsewhere the calibrated weights are scored calibrated."""
         rows = []
         for path in chosen:
             load_weights_checked(model, path, check=False)  # all checked above
+            if folder is not None and temperature and path.resolve() == calibrated_file.resolve():
+                scale_final_layer(model, temperature)
             result = write_weight_reports(
                 folder or path.parent,
                 weights_stem(path),
@@ -368,21 +376,31 @@ def _with_validation_choice(run: RunContents, chosen: list[Path]) -> list[Path]:
 
 
 def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any]:
-    """Choose the best weights from ``analysis_report.csv``; write best_weights.json, the best
-    weights' plots, the metrics-by-epoch plot and ``best_model.keras``; print the table."""
+    """Choose the best weights from ``analysis_report.csv``; with CALIBRATE temperature, fit the
+    chosen weights' temperature and re-choose the threshold on calibrated probabilities
+    (:func:`calibrate_choice`); write best_weights.json, the best weights' plots (reliability
+    diagram included), the metrics-by-epoch plot and ``best_model.keras`` (calibrated); print the
+    table; write ``report.html`` and ``MODEL_CARD.md``."""
     from cnnhub.evaluation import plots  # lazy: heavy import, kept off the --help path
 
     run_dir = Path(run_dir)
     report = read_csv_safe(run_dir / "analysis_report.csv")
     logs = run_dir / "model_logs"
-    per_class = None
-    if config["BEST_WEIGHT_RULE"] == "min_class_recall":
-        per_class = {
-            name: read_csv_safe(report_paths(logs, weights_stem(name))["classes"])
-            for name in report["weights_name"].unique()
-        }
-    best = choose_best(report, per_class, config["BEST_WEIGHT_RULE"], config["BEST_MIN_PRECISION"])
+    class_names = RunFolder(run_dir).read_class_names()
+    rule = config["BEST_WEIGHT_RULE"]
+    per_class = (
+        _per_class_tables(logs, report["weights_name"].unique())
+        if rule == "min_class_recall"
+        else None
+    )
+    best = choose_best(report, per_class, rule, config["BEST_MIN_PRECISION"])
     stem = weights_stem(best["weights"])
+    predictions = read_csv_safe(report_paths(logs, stem)["predictions"])
+    labels, proba = predictions_arrays(predictions, class_names)
+    calibrated = None
+    if config.get("CALIBRATE", "none") == "temperature":
+        best, calibrated = calibrate_choice(logs, best, predictions, class_names, config)
+        stem = best["calibration"]["reports"]
     files = report_paths(logs, stem)
     write_best_plots(
         logs,
@@ -392,16 +410,107 @@ def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any
         read_csv_safe(files["classes"]),
         best["threshold"],
     )
+    plots.plot_reliability(
+        labels, proba, calibrated, logs / f"{stem}-reliability.png", title=f"{stem}: reliability"
+    )
     plots.plot_metrics_by_epoch(report, best["threshold"], run_dir / ANALYSIS_METRICS_PNG)
     if model is None:
         from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
 
-        class_count = len(json.loads((run_dir / "index_class_mapping.json").read_text("utf-8")))
-        model = build_model(dict(config, WEIGHTS="none"), class_count)
+        model = build_model(dict(config, WEIGHTS="none"), len(class_names))
     load_weights_checked(model, logs / best["weights"])
+    if "calibration" in best:
+        scale_final_layer(model, best["calibration"]["temperature"])
     with atomic.atomic_path(run_dir / "best_model.keras") as tmp:
         model.save(tmp)
     atomic.write_json(run_dir / "best_weights.json", best)
+    if "calibration" in best:
+        report = calibrated_report(report, best, read_csv_safe(files["thresholds"]))
     reporting.print_table(report, reporting.VALIDATION, best["threshold"], best["weights"])
     reporting.print_validation_choice(report, best)
+    if "calibration" in best:
+        done = best["calibration"]
+        print(
+            f"Calibrated with temperature {done['temperature']:.3f}: expected calibration error "
+            f"{done['ece_before']:.4f} -> {done['ece_after']:.4f} (15 bins, validation); deploy "
+            f"threshold {best['threshold']:g} chosen on the calibrated probabilities."
+        )
+    write_run_report(run_dir)
     return best
+
+
+def write_run_report(run_dir: Path) -> None:
+    """Write the run's ``report.html`` and ``MODEL_CARD.md`` (:mod:`cnnhub.report`)."""
+    from cnnhub.report import write_report  # lazy: matplotlib and the page builder
+
+    paths = write_report(run_dir)
+    print(f"Report: {paths['html']}; model card: {paths['card']}")
+
+
+def _per_class_tables(logs: Path, names) -> dict[str, pd.DataFrame]:
+    """Every weights file's per-class table (the min_class_recall rule needs them)."""
+    return {
+        name: read_csv_safe(report_paths(logs, weights_stem(name))["classes"]) for name in names
+    }
+
+
+def predictions_arrays(
+    predictions: pd.DataFrame, class_names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of a per-image report (``<stem>.csv``).
+
+    Class names are matched as text: a CSV reader turns a class named ``7`` into a number.
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = predictions["actual"].astype(str).map(index)
+    if labels.isna().any():
+        raise CnnhubError(
+            "A per-image report names a class the run does not have. Received: "
+            f"{predictions['actual'][labels.isna()].iloc[0]!r}"
+        )
+    labels = labels.to_numpy(dtype=np.int64)
+    proba = predictions[[f"p_{name}" for name in class_names]].to_numpy(dtype=np.float64)
+    return labels, proba
+
+
+def calibrate_choice(
+    logs: Path,
+    best: dict[str, Any],
+    predictions: pd.DataFrame,
+    class_names: list[str],
+    config: dict[str, Any],
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit the temperature of the chosen weights on their validation predictions, score the
+    calibrated probabilities into ``<stem>-calibrated*.csv`` and choose the deploy threshold
+    again on them (same rule). Returns (best_weights.json content, calibrated probabilities).
+
+    The per-epoch reports and ``analysis_report.csv`` keep the uncalibrated scores: they are
+    what the weights were chosen on, and what the temperature is fitted to again next time.
+    """
+    labels, proba = predictions_arrays(predictions, class_names)
+    temperature = fit_temperature(labels, proba)
+    calibrated = apply_temperature(proba, temperature)
+    stem = f"{weights_stem(best['weights'])}-calibrated"
+    result = write_weight_reports(
+        logs,
+        stem,
+        predictions["image_path"].astype(str).tolist(),
+        labels,
+        calibrated,
+        class_names,
+        thresholds_of(config),
+        weights_name=best["weights"],
+        epoch=best["epoch"],
+    )
+    rows = analysis_report(result["rows"])
+    chosen = choose_best(
+        rows,
+        {best["weights"]: result["per_class"]},
+        config["BEST_WEIGHT_RULE"],
+        config["BEST_MIN_PRECISION"],
+    )
+    summary = calibration_summary(labels, proba, calibrated, temperature)
+    summary["reports"] = stem
+    summary["threshold_before"] = best["threshold"]
+    return dict(best, **{k: chosen[k] for k in ("threshold", "value", "fallback")},
+                calibration=summary), calibrated  # fmt: skip

@@ -37,9 +37,11 @@ RULES = ("macro_f1", "coverage_at_precision", "min_class_recall")
 """Names accepted by :func:`choose_best`'s ``rule``."""
 
 REPORT_COLUMNS = ["weights_name", "epoch", *OVERALL_COLUMNS, "log_loss"]
-"""Columns of ``analysis_report.csv``; ``top5_accuracy`` follows when there are > 5 classes."""
+"""Columns of ``analysis_report.csv``; ``ece`` (expected calibration error) follows when the
+rows have it (every cnnhub run since it was added), then ``top5_accuracy`` when there are more
+than 5 classes."""
 
-_OPTIONAL_COLUMN = "top5_accuracy"
+_OPTIONAL_COLUMNS = ("ece", "top5_accuracy")
 
 
 def _missing(value: Any) -> bool:
@@ -51,13 +53,15 @@ def analysis_report(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.Data
 
     Args:
         rows: mappings (or a DataFrame) with at least the keys of :data:`REPORT_COLUMNS`;
-            ``top5_accuracy`` is optional. :func:`cnnhub.evaluation.writer.write_weight_reports`
-            returns such rows under ``"rows"`` (pass ``weights_name`` and ``epoch`` to it, or
-            add them yourself). Extra keys are dropped.
+            ``ece`` and ``top5_accuracy`` are optional.
+            :func:`cnnhub.evaluation.writer.write_weight_reports` returns such rows under
+            ``"rows"`` (pass ``weights_name`` and ``epoch`` to it, or add them yourself).
+            Extra keys are dropped.
 
     Returns:
-        A frame with columns :data:`REPORT_COLUMNS`, plus ``top5_accuracy`` when any row has
-        a value for it (i.e. the model has more than 5 classes). Rows keep their order.
+        A frame with columns :data:`REPORT_COLUMNS`, plus ``ece`` and ``top5_accuracy`` when
+        any row has a value for them (``top5_accuracy``: the model has more than 5 classes).
+        Rows keep their order.
     """
     records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else [dict(r) for r in rows]
     for index, record in enumerate(records):
@@ -67,8 +71,11 @@ def analysis_report(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.Data
                 f"Every row of the analysis report needs the keys {REPORT_COLUMNS}. "
                 f"Received: row {index} without {missing}"
             )
-    with_top5 = any(not _missing(record.get(_OPTIONAL_COLUMN)) for record in records)
-    columns = REPORT_COLUMNS + ([_OPTIONAL_COLUMN] if with_top5 else [])
+    columns = REPORT_COLUMNS + [
+        column
+        for column in _OPTIONAL_COLUMNS
+        if any(not _missing(record.get(column)) for record in records)
+    ]
     frame = pd.DataFrame(
         [[record.get(column) for column in columns] for record in records], columns=columns
     )
@@ -78,6 +85,27 @@ def analysis_report(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.Data
     for column in columns[3:]:
         frame[column] = frame[column].astype(np.float64)
     return frame
+
+
+def calibrated_report(
+    report: pd.DataFrame, best: Mapping[str, Any], overall: pd.DataFrame
+) -> pd.DataFrame:
+    """``report`` with the chosen weights' rows replaced by their calibrated scores.
+
+    ``best`` is ``best_weights.json`` of a calibrated run (its ``calibration`` holds the log
+    loss and ECE after calibration) and ``overall`` the calibrated threshold table
+    (``<stem>-calibrated-thresholds.csv``): the figures of the model as deployed.
+    ``top5_accuracy`` is kept (a temperature does not change the ranking of the classes).
+    """
+    calibration = best["calibration"]
+    mine = report["weights_name"] == best["weights"]
+    extra = {"weights_name": best["weights"], "epoch": int(best["epoch"])}
+    extra |= {"log_loss": calibration["log_loss_after"], "ece": calibration["ece_after"]}
+    if "top5_accuracy" in report and mine.any():
+        extra["top5_accuracy"] = report.loc[mine, "top5_accuracy"].iloc[0]
+    rows = [dict(row, **extra) for row in overall.to_dict("records")]
+    merged = analysis_report([*report[~mine].to_dict("records"), *rows])
+    return merged.sort_values("epoch", kind="mergesort").reset_index(drop=True)
 
 
 def _check_columns(frame: pd.DataFrame, needed: list[str], name: str) -> None:

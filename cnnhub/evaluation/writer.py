@@ -93,10 +93,10 @@ def write_weight_reports(
             straight into :func:`~cnnhub.evaluation.selection.analysis_report`.
 
     Returns:
-        ``{"rows": [...], "log_loss": float, "top5_accuracy": float | None,
+        ``{"rows": [...], "log_loss": float, "top5_accuracy": float | None, "ece": float,
         "overall": DataFrame, "per_class": DataFrame, "confusion": DataFrame,
         "files": {"predictions", "thresholds", "classes", "confusion": Path}}``.
-        Each row is one threshold's overall metrics plus ``log_loss`` (and
+        Each row is one threshold's overall metrics plus ``log_loss``, ``ece`` (and
         ``top5_accuracy`` when there are more than 5 classes; the key is absent otherwise).
         The frames are the unescaped originals, ready for :func:`write_best_plots` and
         :func:`~cnnhub.evaluation.selection.choose_best` (``per_class``).
@@ -113,7 +113,7 @@ def write_weight_reports(
     write_csv_safe(paths["classes"], per_class)
     write_csv_safe(paths["confusion"], confusion)
 
-    extra: dict[str, Any] = {"log_loss": summary["log_loss"]}
+    extra: dict[str, Any] = {"log_loss": summary["log_loss"], "ece": summary["ece"]}
     if summary["top5_accuracy"] is not None:
         extra["top5_accuracy"] = summary["top5_accuracy"]
     prefix: dict[str, Any] = {}
@@ -129,6 +129,7 @@ def write_weight_reports(
         "rows": rows,
         "log_loss": summary["log_loss"],
         "top5_accuracy": summary["top5_accuracy"],
+        "ece": summary["ece"],
         "overall": overall,
         "per_class": per_class,
         "confusion": confusion,

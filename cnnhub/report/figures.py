@@ -1,0 +1,86 @@
+"""The report's pictures, as ``data:image/png;base64,...`` URIs (inlined: the page fetches nothing).
+
+Figures are small (72 dpi) so that a 20-epoch, 10-class report stays well under 2 MB; untrusted
+text (class names) goes through :func:`cnnhub.evaluation.plots.plain_text`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from cnnhub.evaluation.plots import draw_reliability, new_figure
+
+DPI = 72
+THUMBNAIL = 96
+"""Longest side, in pixels, of a gallery image."""
+
+
+def png_uri(data: bytes) -> str:
+    """``data`` (PNG bytes) as a data URI."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _figure_uri(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return png_uri(buffer.getvalue())
+
+
+def curves(log: pd.DataFrame, chosen_epoch: int | None) -> str:
+    """Loss and accuracy by epoch (training and validation), the chosen epoch marked."""
+    with new_figure(10.0, 3.6) as figure:
+        left, right = figure.subplots(1, 2)
+        for axes, metric in ((left, "loss"), (right, "accuracy")):
+            for column, style in ((metric, "-o"), (f"val_{metric}", "-s")):
+                if column in log:
+                    axes.plot(log["epoch"], log[column], style, markersize=3, label=column)
+            if chosen_epoch is not None:
+                axes.axvline(chosen_epoch, color="tab:red", linestyle=":", label="chosen epoch")
+            axes.set_xlabel("Epoch")
+            axes.set_title(metric)
+            axes.grid(True, alpha=0.3)
+            axes.legend(loc="best", fontsize=8)
+            axes.xaxis.get_major_locator().set_params(integer=True)
+        return _figure_uri(figure)
+
+
+def thresholds(overall: pd.DataFrame, deploy: float | None) -> str:
+    """Precision, recall and coverage against threshold, the deploy threshold marked."""
+    frame = overall.sort_values("threshold", kind="mergesort")
+    with new_figure(6.5, 4.0) as figure:
+        axes = figure.add_subplot()
+        for column, marker in (("precision_micro", "o"), ("recall_micro", "s"), ("coverage", "D")):
+            axes.plot(frame["threshold"], frame[column], marker=marker, markersize=3, label=column)
+        if deploy is not None:
+            axes.axvline(deploy, color="tab:red", linestyle=":", label=f"deploy {deploy:g}")
+        axes.set_xlim(-0.02, 1.02)
+        axes.set_ylim(-0.02, 1.02)
+        axes.set_xlabel("Confidence threshold")
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="best", fontsize=8)
+        return _figure_uri(figure)
+
+
+def reliability(labels: np.ndarray, proba: np.ndarray, calibrated: np.ndarray | None) -> str:
+    """The reliability diagram of the chosen weights (before and after calibration)."""
+    with new_figure(4.6, 4.2) as figure:
+        draw_reliability(figure.add_subplot(), labels, proba, calibrated)
+        return _figure_uri(figure)
+
+
+def thumbnail(path: Path) -> str | None:
+    """A small PNG of an image file, or None when it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((THUMBNAIL, THUMBNAIL))
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="PNG", optimize=True)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return png_uri(buffer.getvalue())
