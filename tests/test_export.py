@@ -112,11 +112,73 @@ def test_export_loads_in_its_runtime_and_matches_keras(
     assert metadata["size_bytes"] > 0 and metadata["latency_ms_per_image"] > 0
     assert "ms per image" in stdout and "bytes" in stdout and "max |p - keras|" in stdout
     assert not list(out.glob(".export-*"))  # the staging folder is gone
+    check_decisions(out, reference, outputs, metadata["threshold"])
     print(
         f"\n[export] {fmt}: {metadata['size_bytes']} bytes, "
         f"{metadata['latency_ms_per_image']:.3f} ms/image, max diff {diff:.3g} (tool: "
         f"{metadata['verification']['max_abs_diff']:.3g}), top-1 agreement {agreement:.0%}"
     )
+
+
+def decide(proba: np.ndarray, threshold: float) -> np.ndarray:
+    """Class index per image, -1 when the top probability is under the threshold."""
+    return np.where(proba.max(axis=1) >= threshold, proba.argmax(axis=1), -1)
+
+
+def check_decisions(out: Path, reference, outputs, threshold: float) -> dict:
+    """check.json counts the decision changes that the test counts itself."""
+    check = json.loads((out / "check.json").read_text(encoding="utf-8"))
+    before, after = decide(reference, threshold), decide(outputs, threshold)
+    assert check["threshold"] == threshold and check["images"] == len(reference)
+    assert check["accepted_to_abstained"] == int(((before >= 0) & (after < 0)).sum())
+    assert check["abstained_to_accepted"] == int(((before < 0) & (after >= 0)).sum())
+    changed = (before >= 0) & (after >= 0) & (before != after)
+    assert check["class_changed"] == int(changed.sum())
+    assert check["flipped"] == int((before != after).sum())
+    assert check["flip_rate"] == pytest.approx(check["flipped"] / len(reference))
+    assert sum(c["flipped"] for c in check["per_class"]) == check["flipped"]
+    assert sum(c["images"] for c in check["per_class"]) == len(reference)
+    return check
+
+
+def test_int8_export_whose_decisions_flip_fails_unless_allowed(run, tmp_path, capsys, monkeypatch):
+    """Two images of 18 (11%) go from accepted to abstained, top class unchanged (so top-1
+    agreement stays 100%): the int8 export is refused (exit 2, one line, nothing kept), and kept
+    with --allow_flips, its check.json counting both."""
+    import cnnhub.export
+
+    real = cnnhub.export.load_runtime
+
+    def flipping(fmt, path):
+        runtime = real(fmt, path)
+        inner = runtime.predict
+
+        def predict(x):
+            p = np.asarray(inner(x), dtype=np.float32).copy()
+            for row in np.flatnonzero(p.max(axis=1) >= 0.5)[:2]:  # under 0.5, same top class
+                top = p[row].argmax()
+                p[row] = 0.6 / (p.shape[1] - 1)
+                p[row, top] = 0.4
+            return p
+
+        runtime.predict = predict
+        return runtime
+
+    monkeypatch.setattr(cnnhub.export, "load_runtime", flipping)
+    out = tmp_path / "int8"
+    args = ["export", str(run), "--format", "tflite-int8", "--out", str(out), "--threshold", "0.5"]
+    code, _, stderr = run_main(capsys, *args)
+    assert code == 2
+    (line,) = error_lines(stderr)
+    assert "decisions at threshold 0.5 change on 2 of 18 images" in line
+    assert "--allow_flips" in line and "The export was removed" in line
+    assert not out.exists()
+    code, stdout, stderr = run_main(capsys, *args, "--allow_flips")
+    assert code == 0, stderr
+    check = json.loads((out / "check.json").read_text(encoding="utf-8"))
+    assert check["accepted_to_abstained"] == 2 and check["flipped"] == 2
+    assert check["class_changed"] == 0 and "waived" in check["limit"]
+    assert "2 of 18 images change" in stdout
 
 
 def test_onnx_metadata_carries_labels_and_threshold(run, tmp_path, capsys):
