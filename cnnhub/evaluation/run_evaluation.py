@@ -47,7 +47,12 @@ from cnnhub.evaluation.targets import (
     heldout_folder_name,
     printable_path,
 )
-from cnnhub.evaluation.writer import report_paths, write_best_plots, write_weight_reports
+from cnnhub.evaluation.writer import (
+    predictions_arrays,
+    report_paths,
+    write_best_plots,
+    write_weight_reports,
+)
 from cnnhub.run_folder import (  # noqa: F401  (weights_stem: this module's public API)
     ANALYSIS_METRICS_PNG,
     EVALUATIONS,
@@ -452,25 +457,6 @@ def _per_class_tables(logs: Path, names) -> dict[str, pd.DataFrame]:
     return {
         name: read_csv_safe(report_paths(logs, weights_stem(name))["classes"]) for name in names
     }
-
-
-def predictions_arrays(
-    predictions: pd.DataFrame, class_names: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) of a per-image report (``<stem>.csv``).
-
-    Class names are matched as text: a CSV reader turns a class named ``7`` into a number.
-    """
-    index = {name: i for i, name in enumerate(class_names)}
-    labels = predictions["actual"].astype(str).map(index)
-    if labels.isna().any():
-        raise CnnhubError(
-            "A per-image report names a class the run does not have. Received: "
-            f"{predictions['actual'][labels.isna()].iloc[0]!r}"
-        )
-    labels = labels.to_numpy(dtype=np.int64)
-    proba = predictions[[f"p_{name}" for name in class_names]].to_numpy(dtype=np.float64)
-    return labels, proba
 
 
 def calibrate_choice(

@@ -12,6 +12,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
@@ -135,6 +136,25 @@ def write_weight_reports(
         "confusion": confusion,
         "files": paths,
     }
+
+
+def predictions_arrays(
+    predictions: pd.DataFrame, class_names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, probabilities) of a per-image report (``<stem>.csv``).
+
+    Class names are matched as text: a CSV reader turns a class named ``7`` into a number.
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = predictions["actual"].astype(str).map(index)
+    if labels.isna().any():
+        raise CnnhubError(
+            "A per-image report names a class the run does not have. Received: "
+            f"{predictions['actual'][labels.isna()].iloc[0]!r}"
+        )
+    labels = labels.to_numpy(dtype=np.int64)
+    proba = predictions[[f"p_{name}" for name in class_names]].to_numpy(dtype=np.float64)
+    return labels, proba
 
 
 def _python(value: Any) -> Any:

@@ -269,7 +269,7 @@ def _calibration(c: ReportContents) -> str | None:
     predictions = c.uncalibrated if c.uncalibrated is not None else c.chosen.get("predictions")
     if predictions is None:
         return None
-    from cnnhub.evaluation.run_evaluation import predictions_arrays  # lazy: scikit-learn
+    from cnnhub.evaluation.writer import predictions_arrays  # lazy: scikit-learn
 
     labels, proba = predictions_arrays(predictions, c.class_names)
     calibrated = None
