@@ -353,6 +353,7 @@ def test_report_in_headless_chromium(big_run, tmp_path):
     """The page renders offline in Chromium with no console error, and the hostile class
     name is text, not an element."""
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
@@ -363,7 +364,10 @@ def test_report_in_headless_chromium(big_run, tmp_path):
         options.add_argument(argument)
     options.binary_location = chromium
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    except WebDriverException:  # chromedriver slow to start on a loaded machine: once more
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
         driver.get((big_run / "report.html").resolve().as_uri())
         shot = tmp_path / "report.png"
