@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnhub import run_lock, settings
+from cnnhub import run_hooks, run_lock, settings
 from cnnhub.data.images import within
 from cnnhub.data.pipeline import decode_file
 from cnnhub.data.scan import SKIPPED_FILES
@@ -518,11 +518,17 @@ def check_output_target(
     )
 
 
+def repository_path(save_location: str) -> Path:
+    """``<save_location>/model_repository``, or the folder a many-run caller set for its runs
+    (:func:`cnnhub.run_hooks.run_repository`)."""
+    return run_hooks.repository_override() or Path(save_location or ".") / REPOSITORY
+
+
 def repository_root(save_location: str, create: bool = True) -> Path:
     """``<save_location>/model_repository``, checked writable, and created unless ``create`` is
     False: the checks made before training starts create nothing, so a command that fails
     later (a bad layer spec, a refused run name) leaves no empty folder behind."""
-    root = Path(save_location or ".") / REPOSITORY
+    root = repository_path(save_location)
     received = f"save_location={save_location}"
     check_writable(root, "run folders", "-sl/--save_loc", received)
     if not create:
@@ -548,7 +554,7 @@ def _safe_run_name(name: str) -> str:
 def check_run_name(save_location: str, run_name: str, overwrite: bool = False) -> None:
     """Fail early when an explicitly named run folder already exists (never mix runs), or, with
     ``overwrite``, when another process is writing it."""
-    path = Path(save_location or ".") / REPOSITORY / _safe_run_name(run_name) if run_name else None
+    path = repository_path(save_location) / _safe_run_name(run_name) if run_name else None
     if path is None or not path.exists():
         return
     if not overwrite:
@@ -613,7 +619,7 @@ def check_free_space(save_location: str, params: int, epochs: int, optimizer: st
 
 def free_run_name(save_location: str, base: str) -> str:
     """``base``, or the first of ``base-2``, ``base-3``, ... with no folder yet."""
-    root = Path(save_location or ".") / REPOSITORY
+    root = repository_path(save_location)
     for n in range(1, 100_000):
         name = base if n == 1 else f"{base}-{n}"
         if not (root / _safe_run_name(name)).exists():
@@ -672,7 +678,7 @@ def check_save_location(save_location: str, data_dirs: dict[str, str]) -> None:
     (``-dtrain``) to its path; paths that are not folders (CSV, IDX, .npz) are not walked.
     """
 
-    repository = os.path.realpath(os.path.join(save_location or ".", REPOSITORY))
+    repository = os.path.realpath(repository_path(save_location))
     for flag, path in data_dirs.items():
         if path and os.path.isdir(path) and within(repository, os.path.realpath(path)):
             raise CnnhubError(

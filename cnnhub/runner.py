@@ -26,7 +26,7 @@ import numpy
 import tensorflow as tf
 
 import cnnhub
-from cnnhub import atomic, run_lock, settings
+from cnnhub import atomic, run_hooks, run_lock, settings
 from cnnhub.callbacks import FirstBatchTimer
 from cnnhub.data.augment import build_augmenter
 from cnnhub.data.feature_cache import cached_feature_datasets, use_feature_cache
@@ -273,7 +273,11 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         splits.valid.labels,
         _epoch_reporters(config, run, splits),
         extra_callbacks=[randomness, timer],
-        after_commit=[DiskSpaceCheck(run, config["EPOCHS"])],
+        # a tuner's pruning check (run_hooks) may stop the run, like the disk check
+        after_commit=[
+            DiskSpaceCheck(run, config["EPOCHS"]),
+            *run_hooks.make_epoch_checks(run, config),
+        ],
         resume_from=state,
         class_weight=splits.class_weight,
         save_model=model,

@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from cnnhub import run_hooks
 from cnnhub.data.pipeline import make_dataset, prefetched, shuffle_by_epoch
+
+# Feature sets a tuner keeps at most (run_hooks.feature_memo), one per backbone/size/data.
+MEMO_ENTRIES = 4
+# Config keys that change what the augmenter does to an image (with FEATURE_CACHE_COPIES).
+_AUGMENTATION_KEYS = ("SEED", "AUG_")
 
 
 def use_feature_cache(config: dict[str, Any], augmenter) -> bool:
@@ -42,23 +48,60 @@ def cached_feature_datasets(extractor, splits, config: dict[str, Any], augmenter
         )  # fmt: skip
 
     copies = config["FEATURE_CACHE_COPIES"] if augmenter is not None else 1
-    features, labels = [], []
-    for copy in range(copies):
-        ds = images(splits.train)
-        if augmenter is not None:
-            randomness.on_epoch_begin(copy)  # a distinct, reproducible augmentation per copy
-            ds = ds.map(lambda x: augmenter(x, training=True))
-        features.append(extractor.predict(ds, verbose=0))
-        labels.append(splits.train.labels)
-    train_x = np.concatenate(features)
-    train_y = np.eye(splits.num_classes, dtype="float32")[np.concatenate(labels)]
+
+    def compute():
+        features, labels = [], []
+        for copy in range(copies):
+            ds = images(splits.train)
+            if augmenter is not None:
+                randomness.on_epoch_begin(copy)  # a distinct, reproducible augmentation per copy
+                ds = ds.map(lambda x: augmenter(x, training=True))
+            features.append(extractor.predict(ds, verbose=0))
+            labels.append(splits.train.labels)
+        valid_x = extractor.predict(images(splits.valid), verbose=0)
+        return np.concatenate(features), np.concatenate(labels), valid_x
+
+    memo = run_hooks.current_feature_memo()
+    if memo is None:
+        train_x, train_labels, valid_x = compute()
+    else:
+        key = features_key(extractor, splits, config, copies if augmenter is not None else 0)
+        reused = key in memo
+        if not reused:
+            while len(memo) >= MEMO_ENTRIES:  # oldest first: a tuner alternating backbones
+                memo.pop(next(iter(memo)))
+            memo[key] = compute()
+        train_x, train_labels, valid_x = memo[key]
+        print(f"Feature cache: {'reusing' if reused else 'keeping'} this backbone's features.")
+    train_y = np.eye(splits.num_classes, dtype="float32")[train_labels]
     train = tf.data.Dataset.from_tensor_slices((train_x, train_y))
     train = shuffle_by_epoch(train, len(train_x), config["SEED"], randomness.epoch)
     train = prefetched(train.batch(batch))
-    valid_x = extractor.predict(images(splits.valid), verbose=0)
     valid = prefetched(tf.data.Dataset.from_tensor_slices(valid_x).batch(batch))
     print(
         f"Feature cache: backbone features of {len(train_x)} training and {len(valid_x)} "
         f"validation images computed once ({train_x.nbytes / 1e6:,.0f} MB); training the head."
     )
     return train, valid
+
+
+def features_key(extractor, splits, config: dict[str, Any], augmented_copies: int) -> str:
+    """What the backbone features of ``splits`` depend on, as one digest: the extractor's
+    weights and input shape, both splits' images and labels, and, with augmentation
+    (``augmented_copies`` > 0), the copies and every augmentation setting."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(extractor.input_shape).encode())
+    for weight in extractor.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    for split in (splits.train, splits.valid):
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+        digest.update("\0".join(split.paths).encode("utf-8", "surrogateescape"))
+        if split.images is not None:
+            digest.update(np.ascontiguousarray(split.images).tobytes())
+        digest.update(f"|{split.channels}|".encode())
+    if augmented_copies:
+        settings = {k: v for k, v in config.items() if k.startswith(_AUGMENTATION_KEYS)}
+        digest.update(repr((augmented_copies, sorted(settings.items()))).encode())
+    return digest.hexdigest()
