@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnhub.commands.report",
         "Write a run's report.html and MODEL_CARD.md.",
     ),
+    "tune": (
+        "cnnhub.commands.tune",
+        "Search config keys with Optuna (one run folder per trial).",
+    ),
 }
 
 
