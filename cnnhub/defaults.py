@@ -184,6 +184,10 @@ FEATURE_CACHE_COPIES = 1  # range: [1, 1000]
 # ---------------------------------------------------------------- logging
 # Show TensorFlow's start-up log messages.
 VERBOSE = False
+# Log the finished run to MLflow (config as parameters, per-epoch metrics, best weights,
+# artifacts): a tracking URI (sqlite:///path/mlflow.db, http://host:5000), auto for
+# sqlite:///<SAVE_LOCATION>/mlflow.db (the flag alone means auto), or empty for off.
+MLFLOW = ""
 
 # ---------------------------------------------------------------- data sources, splits, protocols
 # Layout of DATA_DIR_TRAIN/VALID/TEST: auto (detected from each path), folder (one sub-folder of

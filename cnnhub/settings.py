@@ -86,6 +86,9 @@ FLAG_ALIASES: dict[str, tuple[str, ...]] = {
 
 DENSE_ACTIVATIONS = ("relu", "gelu", "swish", "elu", "tanh", "sigmoid", "leaky_relu")
 
+# String keys whose flag may be given without a value, meaning this value (`--mlflow`).
+FLAG_CONSTANTS = {"MLFLOW": "auto"}
+
 # Keys whose value is structured (YAML on the command line) rather than a plain scalar or list.
 STRUCTURED_KEYS = frozenset({"CUSTOM_CONV_BLOCKS"})
 
@@ -497,6 +500,8 @@ def build_parser(
             kwargs["type"] = _element_type(key, default)
         else:
             kwargs["type"] = type(default)
+        if key in FLAG_CONSTANTS:
+            kwargs.update(nargs="?", const=FLAG_CONSTANTS[key])
         keys.add_argument(*names, **kwargs)
     return parser
 

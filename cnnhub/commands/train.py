@@ -46,6 +46,7 @@ def _train(argv: list[str] | None, prog: str) -> int:
         # Here, once the flags are checked: the runner loads the data and run modules.
         from cnnhub.runner import post_evaluate, resume_run, train_models
 
+        tracker = None if actions["summary"] else _tracker(config)
         print("Configuration:\n" + settings.format_config(config), flush=True)
         if actions["resume"]:
             runs = [resume_run(actions["resume"], config, actions["given"])]
@@ -71,7 +72,20 @@ def _train(argv: list[str] | None, prog: str) -> int:
     for path in runs:
         if path is not None:
             print(f"Run folder: {path}")
+    if tracker is not None:
+        from cnnhub import tracking
+
+        tracking.log_runs(tracker, [path for path in runs if path is not None])
     return 0
+
+
+def _tracker(config: dict[str, Any]):
+    """``--mlflow``: the tracking store, opened before training so a bad URI fails first."""
+    if not config["MLFLOW"]:
+        return None
+    from cnnhub import tracking  # loads MLflow: only when asked for
+
+    return tracking.Tracker(tracking.resolve_uri(config["MLFLOW"], config["SAVE_LOCATION"]))
 
 
 def command(argv: list[str]) -> int:
