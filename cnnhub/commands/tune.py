@@ -32,11 +32,13 @@ def _parser() -> OneLineParser:
     parser = OneLineParser(
         prog="cnnhub tune",
         allow_abbrev=False,
+        add_help=False,  # -h would swallow the training flags -height ("-h eight")
         description="Search config keys with Optuna: each trial is a run folder under "
         "model_repository/<study>/trial_<n>/. Every flag not listed here is a training flag "
         "(see run_training.py --help) setting the base configuration, e.g. -c base.yaml -e 5; "
         "--mlflow [URI] logs every trial, nested under the study's run. See docs/tuning.md.",
     )
+    parser.add_argument("--help", action="help", help="Show this help and exit.")
     parser.add_argument(
         "--space", required=True, help="YAML of config keys to search: ranges or choices."
     )
@@ -76,6 +78,7 @@ def _parser() -> OneLineParser:
 
 def command(argv: list[str]) -> int:
     """``cnnhub tune``: returns the exit code (2 on bad input, with one line on stderr)."""
+    argv = ["--help" if arg == "-h" else arg for arg in argv]
     args, rest = _parser().parse_known_args(argv)
     if args.trials < 1:
         raise CnnhubError(f"--trials must be at least 1. Received: trials={args.trials}")

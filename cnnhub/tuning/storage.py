@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,14 @@ def open_storage(url: str) -> Any:
         engine: dict[str, Any] = {}
         if url.startswith("sqlite"):
             engine["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-        )
+        with warnings.catch_warnings():  # the heartbeat is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+            )
     except Exception as exc:  # noqa: BLE001 - any failure here is the URL or the database
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CnnhubError(
@@ -84,7 +87,9 @@ def fail_dead_trials(study) -> list[int]:
     """
     import optuna  # lazy: heavy import, kept off the --help path
 
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     host = socket.gethostname()
     failed = []
     storage = study._storage  # Optuna has no public setter for another process's trial
