@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ STUDY_DB = "study.db"
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
 SQLITE_BUSY_SECONDS = 60  # processes sharing one SQLite file wait for its lock this long
+CREATE_ATTEMPTS = 5
+_RACE_ERRORS = ("IntegrityError", "OperationalError")  # sqlalchemy's, on concurrent creation
 
 
 def default_storage(study_dir: Path) -> str:
@@ -44,17 +47,7 @@ def open_storage(url: str) -> Any:
             from optuna.storages.journal import JournalFileBackend
 
             return optuna.storages.JournalStorage(JournalFileBackend(str(url)))
-        engine: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            engine["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
-        with warnings.catch_warnings():  # the heartbeat is marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-            )
+        return _database(url)
     except Exception as exc:  # noqa: BLE001 - any failure here is the URL or the database
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CnnhubError(
@@ -62,6 +55,32 @@ def open_storage(url: str) -> Any:
             "postgresql://user:password@host/db, ...) or a journal file path; "
             f"{type(exc).__name__}: {first}. Received: storage={url!r}"
         ) from None
+
+
+def _database(url: str) -> Any:
+    """RDBStorage with a heartbeat. Processes starting together on a new database race to
+    create its tables; the losers see the winner's rows (a unique-key or locking error) and
+    simply open the database again."""
+    import optuna  # lazy: heavy import, kept off the --help path
+
+    engine: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine["connect_args"] = {"timeout": SQLITE_BUSY_SECONDS}
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                )
+        except Exception as exc:
+            if type(exc).__name__ not in _RACE_ERRORS or attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def owner() -> dict[str, Any]:
