@@ -71,8 +71,13 @@ class Tracker:
     """Log run folders to one MLflow tracking store (``MlflowClient``, no global state)."""
 
     def __init__(self, uri: str, experiment: str = EXPERIMENT):
-        from mlflow.tracking import MlflowClient  # lazy: only with --mlflow
-
+        try:
+            from mlflow.tracking import MlflowClient  # lazy: only with --mlflow
+        except ImportError:
+            raise CnnhubError(
+                "--mlflow needs MLflow: pip install 'mlflow-skinny>=3,<4' (or pip install "
+                f"cnnhub[tune]). Received: mlflow={uri!r}"
+            ) from None
         self.uri = uri
         try:
             self.client = MlflowClient(tracking_uri=uri)

@@ -6,6 +6,7 @@ The command's own flags are below; every other flag is a training flag (``-c bas
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 from cnnhub import settings
@@ -78,6 +79,11 @@ def _parser() -> OneLineParser:
 
 def command(argv: list[str]) -> int:
     """``cnnhub tune``: returns the exit code (2 on bad input, with one line on stderr)."""
+    if importlib.util.find_spec("optuna") is None:
+        raise CnnhubError(
+            "cnnhub tune needs Optuna: pip install 'optuna>=4,<5' (or pip install cnnhub[tune]). "
+            "Received: no optuna module"
+        )
     argv = ["--help" if arg == "-h" else arg for arg in argv]
     args, rest = _parser().parse_known_args(argv)
     if args.trials < 1:
