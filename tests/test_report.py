@@ -238,13 +238,28 @@ def test_calibrate_temperature_is_inside_best_model_and_exports(
 
     outputs = model.predict(pixels(paths), verbose=0)
     np.testing.assert_allclose(outputs, np.stack([by_path[p] for p in paths]), atol=1e-4)
-    # An export of the best weights is calibrated too, and its check is written.
-    out = tmp_path / "keras"
-    assert main(["export", str(calibrated_run), "--format", "keras", "--out", str(out)]) == 0
+    # An export of the best weights is calibrated too, its check is written, and the
+    # report (rewritten by the export) lists it.
+    assert main(["export", str(calibrated_run), "--format", "keras"]) == 0
+    out = calibrated_run / "export" / "keras"
     exported = keras.saving.load_model(out / "model.keras", safe_mode=True)
     np.testing.assert_allclose(exported.predict(pixels(paths), verbose=0), outputs, atol=1e-5)
     check = json.loads((out / "check.json").read_text(encoding="utf-8"))
     assert check["flipped"] == 0 and check["images"] == len(paths) and check["passed"]
+    exports = as_frame(parse(calibrated_run / "report.html").tables["exports-table"])
+    assert exports[["format", "check", "flipped"]].values.tolist() == [["keras", "passed", "0"]]
+    # Held-out scoring (here: the validation images again) scores the calibrated model, so its
+    # figures at the deploy threshold are the calibrated validation figures.
+    assert main(["evaluate", str(calibrated_run), "--data_dir", str(tiny_data["valid"])]) == 0
+    ((name, summary),) = [
+        (p.parent.name, json.loads(p.read_text()))
+        for p in calibrated_run.glob("evaluations/*/*.json")
+    ]
+    row = overall[overall["threshold"] == best["threshold"]].iloc[0]
+    assert summary["coverage@deploy"] == pytest.approx(row["coverage"])
+    assert summary["f1_macro@deploy"] == pytest.approx(row["f1_macro"])
+    heldout = as_frame(parse(calibrated_run / "report.html").tables["heldout-table"])
+    assert heldout["folder"].tolist() == [name]
 
 
 # --------------------------------------------------------------------------- report.html

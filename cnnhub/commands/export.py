@@ -118,6 +118,10 @@ def _run(argv: Sequence[str], prog: str) -> int:
     print(
         f"Labels: {result.labels_path}; metadata: {result.metadata_path} (threshold {threshold:g})"
     )
+    if not args.out and run.folder.report_html.exists():  # its exports section lists this one
+        from cnnhub.report import write_report  # lazy: matplotlib
+
+        print(f"Report updated: {write_report(run.path)['html']}")
     return 0
 
 

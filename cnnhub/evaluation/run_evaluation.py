@@ -338,6 +338,8 @@ def evaluate_run(
         )
         atomic.write_json(tmp / "summary.json", summary)
     _print_evaluation(report, summary, target, heldout)
+    if run.folder.report_html.exists():  # its held-out section lists this evaluation now
+        write_run_report(run.path)
     return summary
 
 
