@@ -66,6 +66,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnhub.commands.tune",
         "Search config keys with Optuna (one run folder per trial).",
     ),
+    "studio": (
+        "cnnhub.commands.studio",
+        "Serve the web app: data, model, train, runs, try, export.",
+    ),
 }
 
 

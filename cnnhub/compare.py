@@ -94,8 +94,8 @@ def _rows(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
-    """Write ``leaderboard.csv`` and ``leaderboard.png`` in ``repository``; return the table."""
+def leaderboard(repository: str | Path = "model_repository") -> pd.DataFrame:
+    """The leaderboard of the evaluated runs in ``repository``, best first (writes nothing)."""
     root = Path(repository)
     if not root.is_dir():
         raise CnnhubError(
@@ -108,9 +108,15 @@ def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
             f"No evaluated runs in {repository}: each run folder needs best_weights.json and "
             "analysis_report.csv (train with -post true, or run `python -m cnnhub evaluate RUN`)."
         )
-    board = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).sort_values(
+    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).sort_values(
         ["f1_macro@deploy", "accuracy@0"], ascending=False, kind="mergesort"
     )
+
+
+def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
+    """Write ``leaderboard.csv`` and ``leaderboard.png`` in ``repository``; return the table."""
+    root = Path(repository)
+    board = leaderboard(root)
     write_csv_safe(root / "leaderboard.csv", board)
     _plot(board, root / "leaderboard.png")
     return board

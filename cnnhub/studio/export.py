@@ -1,0 +1,50 @@
+"""Export page: the verified export of :func:`cnnhub.export.export_run` (the ``cnnhub export``
+command's), its check, and the file to download."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cnnhub.studio.workspace import Workspace
+
+
+def formats() -> list[str]:
+    """The export formats, as ``cnnhub export --format`` names them."""
+    from cnnhub.export import FORMATS
+
+    return list(FORMATS)
+
+
+@dataclass
+class Exported:
+    """What the Export page shows after an export."""
+
+    path: Path
+    text: str
+
+
+def export(workspace: Workspace, name: str, fmt: str) -> Exported:
+    """Export run ``name``'s best weights as ``fmt`` into ``<run>/export/<fmt>/``, verified."""
+    from cnnhub.export import export_run, human_size
+    from cnnhub.run_folder import check_writable
+    from cnnhub.run_loading import choose_threshold, choose_weights, open_run
+
+    run = open_run(workspace.run(name))
+    quiet = lambda _message: None  # noqa: E731 (notes are for the terminal)
+    weights = choose_weights(run, "best", show=quiet)
+    threshold = choose_threshold(run, "best", weights, show=quiet)
+    out_dir = run.path / "export" / fmt
+    check_writable(out_dir, "the export", "--out", f"out={out_dir}")
+    result = export_run(run, weights, fmt, out_dir, threshold)
+    check = result.metadata.get("verification", {})
+    text = (
+        f"Exported {run.name} ({weights.path.name}) as {fmt}: {result.path.name}, "
+        f"{human_size(result.size_bytes)}.\n"
+        f"Check with {result.runtime} on {check.get('source', 'validation images')}: "
+        f"max |p - keras| = {result.max_abs_diff:.3g}, top-1 agreement "
+        f"{result.top1_agreement:.1%} ({check.get('limit', '')}).\n"
+        f"Latency: {result.latency_ms:.3f} ms per image (batch 1, this machine). "
+        f"Threshold {threshold:g}."
+    )
+    return Exported(result.path, text)
