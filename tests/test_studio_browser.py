@@ -83,6 +83,7 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_window_size(1280, 800)
+    driver.implicitly_wait(WAIT)  # elements appear as Gradio renders the page
     yield driver
     driver.quit()
 
