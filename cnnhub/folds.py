@@ -46,7 +46,7 @@ from cnnhub.data.splits import assign_folds, split_frame
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.headline import HEADLINE_COLUMNS, HEADLINE_FIGURES, headline_figures
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
-from cnnhub.run_folder import claim_folder, repository_root
+from cnnhub.run_folder import RunFolder, claim_folder, repository_root
 
 SUMMARY_COLUMNS = ["fold", "run", "best_weights", "best_epoch", *HEADLINE_COLUMNS, "val_loss"]
 """Then, per held-out set ``<name>`` a fold was scored on, ``test_<figure>[<name>]`` for each
@@ -185,7 +185,7 @@ def fold_row(run: Path) -> dict[str, Any]:
     best_file = run / "best_weights.json"
     if best_file.is_file():
         best = json.loads(best_file.read_text(encoding="utf-8"))
-        report = read_csv_safe(run / "analysis_report.csv")
+        report = RunFolder(run).read_deployed_report()  # calibrated figures of a calibrated run
         row.update(
             best_weights=best["weights"],
             best_epoch=int(best["epoch"]),

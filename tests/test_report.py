@@ -260,6 +260,10 @@ def test_calibrate_temperature_is_inside_best_model_and_exports(
     assert summary["f1_macro@deploy"] == pytest.approx(row["f1_macro"])
     heldout = as_frame(parse(calibrated_run / "report.html").tables["heldout-table"])
     assert heldout["folder"].tolist() == [name]
+    # The leaderboard shows the deployed (calibrated) model's figures at its threshold.
+    assert main(["compare", str(calibrated_run.parent)]) == 0
+    board = read_csv_safe(calibrated_run.parent / "leaderboard.csv")
+    assert board["coverage@deploy"].iloc[0] == pytest.approx(row["coverage"])
 
 
 # --------------------------------------------------------------------------- report.html
