@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -35,6 +36,7 @@ from cnnhub.data.scan import write_skipped
 from cnnhub.data.sets import DataOptions, input_channels, run_splits, splits_from_config
 from cnnhub.data.splits import write_split_file
 from cnnhub.devices import adapt_model_to_strategy, is_chief, scaled_learning_rate, setup_devices
+from cnnhub.durations import format_duration
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.run_evaluation import EpochReports, evaluate_run, finalize
 from cnnhub.folds import plan_folds, run_folds
@@ -56,6 +58,7 @@ from cnnhub.run_folder import (
     create_run_folder,
     repository_root,
 )
+from cnnhub.time_budget import make_budget
 from cnnhub.training import FitContext, fit, freeze_for_epoch, trainable_summary
 from cnnhub.weights import load_weights_checked
 
@@ -214,8 +217,9 @@ def train_with_data(
     if prefix is not None:
         splits.train.cache_file = f"{prefix}-train"
         splits.valid.cache_file = f"{prefix}-valid"
+    budget = make_budget(config, splits)
     try:
-        run = train_one(config, splits, resume=resume, overwrite=overwrite)
+        run = train_one(config, splits, resume=resume, overwrite=overwrite, budget=budget)
     finally:
         if prefix is not None:
             splits.train.cache_file = splits.valid.cache_file = None
@@ -227,9 +231,27 @@ def train_with_data(
         print(f"\nTest data {config['DATA_DIR_TEST']}:")
         with _write_errors(run):
             evaluate_run(run.path, source=splits.test_source)
-
+    if budget is not None:
+        _report_budget(run, budget)
     mark_finalized(run)
     return run.path
+
+
+def _report_budget(run, budget) -> None:
+    """The time budget's plan and the actual time, on the console and in run_info.json."""
+    report = budget.report()
+    with _write_errors(run):
+        info = json.loads(run.run_info.read_text(encoding="utf-8"))
+        atomic.write_json(run.run_info, dict(info, time_budget=report))
+    inside = "inside" if report["actual_seconds"] <= report.get("budget_seconds", 0) else "OVER"
+    planned = report.get("planned_seconds")
+    print(
+        f"Time budget {format_duration(budget.seconds)}: planned "
+        f"{format_duration(planned) if planned is not None else '-'} "
+        f"({report.get('planned_epochs', '-')} epochs), actual "
+        f"{format_duration(report['actual_seconds'])} ({inside} the budget"
+        + ("; this resumed process only)" if report["resumed"] else ")")
+    )
 
 
 @contextlib.contextmanager
@@ -247,12 +269,13 @@ def _write_errors(run) -> Iterator[None]:
         ) from None
 
 
-def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = False):
+def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = False, budget=None):
     """Build, train and save one model; returns its RunFolder (None on a non-chief worker).
 
     With ``resume`` (a :class:`ResumePlan`), continue that run after its last completed epoch
     instead, or only finish it when every epoch is done; with ``overwrite``, replace an
-    existing run folder of the same explicit name.
+    existing run folder of the same explicit name; ``budget`` (a TimeBudget) may end the run
+    before EPOCHS.
     """
 
     started = time.perf_counter()
@@ -281,6 +304,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
         resume_from=state,
         class_weight=splits.class_weight,
         save_model=model,
+        budget=budget,
     )
     run_warnings = _fit(config, model, trained, train_ds, valid_ds, context, resume, strategy)
     _finish(config, run, model, info, run_warnings, started, timer)

@@ -624,7 +624,10 @@ def check_ranges(config: dict[str, Any], ranges: dict[str, Range] | None = None)
 
 
 def check_schedule(config: dict[str, Any]) -> None:
-    """The warm-up leaves at least one epoch to the schedule."""
+    """The warm-up leaves at least one epoch to the schedule; the time budget parses."""
+    from cnnhub.durations import parse_duration  # lazy: kept off the --help path
+
+    parse_duration(config["TIME_BUDGET"])
     if config["WARMUP_EPOCHS"] >= config["EPOCHS"]:
         raise CnnhubError(
             "`warmup_epochs` must be less than `epochs` (the warm-up comes before the "

@@ -160,6 +160,7 @@ class FitContext:
     resume_from: TrainingState | None = None
     class_weight: dict[int, float] | None = None
     save_model: Any = None
+    budget: Any = None  # a cnnhub.time_budget.TimeBudget, which may shorten the run
 
 
 def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) -> list[str]:
@@ -182,6 +183,9 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
         run.training_log, lambda frame: plot_training_stats(frame, run.stats_png, title)
     )
     stateful = make_stateful_callbacks(config, checkpoint, full)
+    if context.budget is not None:  # its plan is committed with each epoch's state
+        stateful["time_budget"] = context.budget
+    planned = context.budget.planned_epochs if context.budget is not None else None
     start = 0
     if resume_from is not None:
         start = resume_from.epoch
@@ -215,7 +219,7 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
             *context.extra_callbacks,
             scorer,
             *per_epoch,
-            make_step_schedule(config, config["LEARNING_RATE"] * phase.lr_factor, steps),
+            make_step_schedule(config, config["LEARNING_RATE"] * phase.lr_factor, steps, planned),
             *stateful.values(),
             tensorboard,
             ResumeCheckpoint(run, checkpoint, index, stateful),

@@ -1,0 +1,38 @@
+"""Durations written as ``90s``, ``10m``, ``1.5h`` or plain seconds (``600``)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from cnnhub.errors import CnnhubError
+
+UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+
+
+def parse_duration(text: str, name: str = "time_budget") -> float | None:
+    """Seconds in ``text`` (None for an empty string).
+
+    Raises:
+        CnnhubError: not a positive number with an optional unit s, m or h.
+    """
+    text = str(text).strip().lower()
+    if not text:
+        return None
+    match = _DURATION.fullmatch(text)
+    seconds = float(match.group(1)) * UNITS[match.group(2)] if match else math.nan
+    if not 0 < seconds < math.inf:
+        raise CnnhubError(
+            f"`{name}` must be a positive duration: a number with an optional unit s, m or h "
+            f"(90s, 10m, 1.5h; no unit = seconds), or empty for none. Received: {name}={text!r}"
+        )
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` as ``9 min 41 s`` (or ``41.2 s`` under a minute)."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"

@@ -1,0 +1,141 @@
+"""``TIME_BUDGET``: fit a run into a wall-clock budget by choosing its number of epochs.
+
+The clock starts when the run starts (``train_with_data``: model build, training, per-epoch
+scoring, finishing steps and test evaluation; the command's start-up and data checks before it
+are not counted). After the first epoch this process trains, the plan is made once:
+
+- an epoch's cost = its training steps, without the first step (graph tracing, a one-off),
+  scaled to all steps, plus its scoring (validation pass, per-epoch reports, weights file);
+- the finishing steps (final model, best-weight choice and reports, test evaluation) are
+  estimated as ``scoring x (2 + 2 x test images / validation images)``;
+- planned epochs = the epochs done + as many more as fit in what is left, at most EPOCHS
+  (EPOCHS stays the maximum), at least the epoch done.
+
+Schedules (cosine, step, onecycle) run over the planned epochs from the second epoch on (the
+first used EPOCHS). The plan is part of the epoch's commit (``state.json``), so ``--resume``
+finishes the same plan with the same learning rates; the resumed process does not re-plan or
+re-measure (the time before the kill is unknown to it), and reports its own time only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from cnnhub.durations import format_duration, parse_duration
+
+FINISH_SCORING_PASSES = 2.0  # final/best model saves and the best-weight reports
+TEST_SCORING_FACTOR = 2.0  # loading the run and scoring test data, per image vs validation
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Plan the run's epochs after its first epoch (see the module docstring); stop the run
+    when the planned epochs are done. Resumable: ``get_state`` / ``carry``."""
+
+    def __init__(
+        self,
+        seconds: float,
+        max_epochs: int,
+        test_fraction: float = 0.0,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        super().__init__()
+        self.seconds = seconds
+        self.max_epochs = max_epochs
+        self.test_fraction = test_fraction
+        self.clock = clock
+        self.started = clock()
+        self.carry: dict[str, Any] | None = None
+        self.plan: dict[str, Any] | None = None
+        self.resumed = False
+        self._epoch_start = self._first_step = self._last_batch_end = 0.0
+        self._batch_start = 0.0
+        self._batches = 0
+
+    def planned_epochs(self) -> int:
+        """The run's length: the plan once made, else EPOCHS."""
+        return self.plan["planned_epochs"] if self.plan else self.max_epochs
+
+    def get_state(self) -> dict[str, Any] | None:
+        return self.plan
+
+    def on_train_begin(self, logs=None):
+        if self.plan is None and self.carry:
+            self.plan, self.resumed = dict(self.carry), True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.clock()
+        self._batches = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.plan is None and batch == 0:
+            self._batch_start = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.plan is None:
+            self._last_batch_end = self.clock()
+            self._batches = batch + 1
+            if batch == 0:
+                self._first_step = self._last_batch_end - self._batch_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.plan is None:
+            self.plan = self.make_plan(epoch + 1)
+            print(self.describe_plan(), flush=True)
+        if epoch + 1 >= self.planned_epochs():
+            self.model.stop_training = True
+
+    def make_plan(self, done: int) -> dict[str, Any]:
+        """The plan after ``done`` epochs, the last of them just measured."""
+        now = self.clock()
+        training = self._last_batch_end - self._epoch_start
+        scoring = now - self._last_batch_end
+        if self._batches > 1:  # the first step traces the graph: a one-off, not per epoch
+            training = (training - self._first_step) * self._batches / (self._batches - 1)
+        epoch_seconds = training + scoring
+        finishing = scoring * (FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction)
+        elapsed = now - self.started
+        more = math.floor((self.seconds - elapsed - finishing) / max(epoch_seconds, 1e-9))
+        planned = min(max(done + more, done), self.max_epochs)
+        return {
+            "budget_seconds": self.seconds,
+            "planned_epochs": planned,
+            "measured_after_epoch": done,
+            "elapsed_seconds": round(elapsed, 2),
+            "epoch_seconds": round(epoch_seconds, 2),
+            "scoring_seconds": round(scoring, 2),
+            "finishing_seconds": round(finishing, 2),
+            "planned_seconds": round(elapsed + (planned - done) * epoch_seconds + finishing, 2),
+        }
+
+    def describe_plan(self) -> str:
+        plan = self.plan
+        line = (
+            f"\nTime budget {format_duration(plan['budget_seconds'])}: an epoch costs "
+            f"{plan['epoch_seconds']:.1f} s (scoring {plan['scoring_seconds']:.1f} s), finishing "
+            f"~{plan['finishing_seconds']:.1f} s: {plan['planned_epochs']} epoch(s) planned, "
+            f"ending at ~{format_duration(plan['planned_seconds'])}"
+        )
+        if plan["planned_epochs"] == self.max_epochs:
+            line += f" (EPOCHS = {self.max_epochs} is the maximum)"
+        if plan["planned_seconds"] > plan["budget_seconds"]:
+            line += "; the budget is too small for more than the epoch done"
+        return line + "."
+
+    def report(self) -> dict[str, Any]:
+        """For run_info.json: the plan, the actual seconds of this process, whether resumed."""
+        actual = round(self.clock() - self.started, 2)
+        return {**(self.plan or {}), "actual_seconds": actual, "resumed": self.resumed}
+
+
+def make_budget(config: dict[str, Any], splits) -> TimeBudget | None:
+    """The run's TimeBudget (None without TIME_BUDGET); its clock starts now."""
+    seconds = parse_duration(config["TIME_BUDGET"])
+    if seconds is None:
+        return None
+    test = len(splits.test) if getattr(splits, "test", None) is not None else 0
+    return TimeBudget(seconds, config["EPOCHS"], test / max(len(splits.valid), 1))

@@ -1,0 +1,159 @@
+"""``--time_budget``: durations, the plan after the first epoch (fake clock), the plan carried
+by --resume, and real tiny runs that stop inside a budget and report planned vs actual."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnnhub.commands.train import train_main
+from cnnhub.durations import parse_duration
+from cnnhub.errors import CnnhubError
+from cnnhub.time_budget import TimeBudget
+
+
+@pytest.mark.parametrize(
+    "text,seconds", [("90s", 90), ("10m", 600), ("1.5h", 5400), ("600", 600), (" 2M ", 120)]
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["10x", "0", "-5m", "m", "1e3s", "10 minutes", "nan"])
+def test_bad_durations(text):
+    with pytest.raises(CnnhubError, match=r"`time_budget` must be a positive duration"):
+        parse_duration(text)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeModel:
+    stop_training = False
+
+
+def run_epoch(budget: TimeBudget, clock: FakeClock, epoch: int, step_ends, end: float) -> None:
+    """One epoch: its batches end at ``step_ends`` (the first begins at the epoch's start),
+    the epoch (scoring included) at ``end``."""
+    budget.on_epoch_begin(epoch)
+    budget.on_train_batch_begin(0)
+    for batch, t in enumerate(step_ends):
+        clock.now = t
+        budget.on_train_batch_end(batch)
+        if batch + 1 < len(step_ends):
+            budget.on_train_batch_begin(batch + 1)
+    clock.now = end
+    budget.on_epoch_end(epoch)
+
+
+def test_plan_after_the_first_epoch_with_a_fake_clock(capsys):
+    clock = FakeClock()
+    budget = TimeBudget(100, max_epochs=50, test_fraction=0.5, clock=clock)
+    budget.set_model(FakeModel())
+    budget.on_train_begin()
+    clock.now = 2.0  # model build etc. before the first epoch: counted
+    # 4 steps: the first 3 s (tracing), then 1 s each; scoring 2 s.
+    run_epoch(budget, clock, 0, [5.0, 6.0, 7.0, 8.0], 10.0)
+    # Epoch cost: (8 - 2 - 3) x 4/3 + 2 = 6 s; finishing: 2 x (2 + 2 x 0.5) = 6 s;
+    # left after epoch 1: 100 - 10 - 6 = 84 s = 14 epochs: 15 planned.
+    plan = budget.plan
+    assert plan["planned_epochs"] == 15 and budget.planned_epochs() == 15
+    assert plan["epoch_seconds"] == 6.0 and plan["finishing_seconds"] == 6.0
+    assert plan["planned_seconds"] == 10 + 14 * 6 + 6 <= 100
+    assert "15 epoch(s) planned" in capsys.readouterr().out
+    for epoch in range(1, 14):  # later epochs do not re-plan, however long they take
+        run_epoch(budget, clock, epoch, [clock.now + 50], clock.now + 60)
+        assert not budget.model.stop_training and budget.planned_epochs() == 15
+    run_epoch(budget, clock, 14, [clock.now + 1], clock.now + 2)
+    assert budget.model.stop_training
+
+
+@pytest.mark.parametrize(
+    "budget_seconds,max_epochs,planned", [(1000, 7, 7), (5, 50, 1), (9, 50, 1), (14, 50, 3)]
+)
+def test_plan_is_capped_by_epochs_and_keeps_the_epoch_done(budget_seconds, max_epochs, planned):
+    clock = FakeClock()
+    budget = TimeBudget(budget_seconds, max_epochs=max_epochs, clock=clock)
+    budget.set_model(FakeModel())
+    run_epoch(
+        budget, clock, 0, [1.0, 2.0, 3.0], 4.0
+    )  # epoch: (3 - 1) x 3/2 + 1 = 4 s; finishing 2 s
+    assert budget.planned_epochs() == planned
+    assert budget.model.stop_training == (planned == 1)
+
+
+def test_resume_keeps_the_plan_and_does_not_replan():
+    saved = {"planned_epochs": 3, "budget_seconds": 60.0, "planned_seconds": 50.0}
+    clock = FakeClock()
+    budget = TimeBudget(60, max_epochs=10, clock=clock)
+    budget.set_model(FakeModel())
+    budget.carry = saved
+    budget.on_train_begin()
+    assert budget.planned_epochs() == 3 and budget.resumed
+    run_epoch(budget, clock, 1, [100.0], 1000.0)  # a slow epoch 2: no new plan
+    assert budget.get_state() == saved and not budget.model.stop_training
+    run_epoch(budget, clock, 2, [1001.0], 1002.0)
+    assert budget.model.stop_training
+    assert budget.report()["resumed"] is True
+
+
+ARGS = ["-height", "16", "-width", "16", "-b", "16", "--custom_conv_blocks", "c8k3-mp2"]
+ARGS += ["--num_nodes", "8", "-lr", "0.01", "-post", "false"]
+
+
+def test_a_tiny_budget_ends_the_run_after_the_first_epoch(tiny_data, tmp_path, capsys):
+    data = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
+    argv = [*data, *ARGS, "-sl", str(tmp_path), "-e", "3", "--time_budget", "1s"]
+    assert train_main([*argv, "--run_name", "b"]) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "model_repository" / "b"
+    assert len(pd.read_csv(run / "training.log")) == 1
+    report = json.loads((run / "run_info.json").read_text())["time_budget"]
+    assert report["planned_epochs"] == 1 and report["budget_seconds"] == 1.0
+    assert report["actual_seconds"] > 1.0 and report["resumed"] is False
+    assert "the budget is too small" in out
+    assert "Time budget 1.0 s: planned" in out and "(OVER the budget)" in out
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    assert state["finished"] and state["callbacks"]["time_budget"]["planned_epochs"] == 1
+    # Resuming the finished plan has nothing left to do.
+    assert train_main(["--resume", str(run)]) == 2
+    assert "already complete" in capsys.readouterr().err
+
+
+def test_a_generous_budget_keeps_epochs_and_the_schedule(tiny_data, tmp_path, capsys):
+    """EPOCHS stays the maximum; warm-up then one-cycle over the planned 2 epochs: the rate at
+    each epoch's last step (training.log) is the formula's (3 steps per epoch)."""
+    data = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
+    argv = [*data, *ARGS, "-sl", str(tmp_path), "-e", "3", "--time_budget", "1h"]
+    argv += ["--lr_schedule", "onecycle", "--warmup_epochs", "1", "--run_name", "g"]
+    assert train_main(argv) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "model_repository" / "g"
+    log = pd.read_csv(run / "training.log")
+    assert log["epoch"].tolist() == [1, 2, 3]
+    # Epoch 1: warm-up ends at the full rate. One-cycle over steps 0..5 of epochs 2-3:
+    # PyTorch OneCycleLR (pct 0.3 -> rise ends at step 0.8, anneal cos).
+    t = np.array([2.0, 5.0])
+    rise_end, last = 0.3 * 6 - 1, 5.0
+    frac = (t - rise_end) / (last - rise_end)
+    low = 0.01 / 25 / 1e4
+    cycle = low + (0.01 - low) * (1 + np.cos(np.pi * frac)) / 2
+    np.testing.assert_allclose(log["learning_rate"], [0.01, cycle[0], cycle[1]], rtol=1e-5)
+    assert "3 epoch(s) planned" in out and "(EPOCHS = 3 is the maximum)" in out
+    assert "(inside the budget)" in out
+
+
+@pytest.mark.parametrize("value", ["10x", "0s"])
+def test_bad_budget_stops_before_training(tmp_path, capsys, value):
+    assert train_main(["-sl", str(tmp_path), "--time_budget", value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "`time_budget` must be a positive duration" in err[0]
+    assert not (tmp_path / "model_repository").exists()
