@@ -38,7 +38,12 @@ from cnnhub.data.splits import write_split_file
 from cnnhub.devices import adapt_model_to_strategy, is_chief, scaled_learning_rate, setup_devices
 from cnnhub.durations import format_duration
 from cnnhub.errors import CnnhubError
-from cnnhub.evaluation.run_evaluation import EpochReports, evaluate_run, finalize
+from cnnhub.evaluation.run_evaluation import (
+    EpochReports,
+    evaluate_run,
+    finalize,
+    write_run_report,
+)
 from cnnhub.folds import plan_folds, run_folds
 from cnnhub.model_defaults import format_notes, resolve_model_config, weights_kind
 from cnnhub.model_factory import (
@@ -474,7 +479,8 @@ def _fit(config, model, trained, train_ds, valid_ds, context: FitContext, resume
 
 def _finish(config: dict[str, Any], run, model, info: dict[str, Any], warnings, started, timer):
     """Save the final model, complete run_info.json (warnings, timings) and, with POST_EVAL,
-    choose the best weights and write the run's reports."""
+    choose the best weights and write the run's reports; report.html and MODEL_CARD.md are
+    written either way (without POST_EVAL: settings, data and curves only)."""
 
     with _write_errors(run):
         with atomic.atomic_path(run.final_model) as tmp:
@@ -486,6 +492,8 @@ def _finish(config: dict[str, Any], run, model, info: dict[str, Any], warnings, 
         atomic.write_json(run.run_info, info)
         if config["POST_EVAL"]:
             finalize(run.path, config, model)
+        else:
+            write_run_report(run.path)
 
 
 def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | None:

@@ -59,6 +59,8 @@ def test_run_folder_has_every_file(custom_run):
         "best_weights.json",
         "analysis_report.csv",
         "analysis_metrics.png",
+        "report.html",
+        "MODEL_CARD.md",
     }
     assert expected_top <= names
     weights = sorted(n for n in names if n.endswith(".weights.h5"))
@@ -227,6 +229,8 @@ def test_fine_tune_keras_applications_two_phases(tiny_data, tmp_path):
     ]
     assert any(changed)  # phase 2 trained the backbone
     assert not (run / "best_weights.json").exists()  # -post false
+    page = (run / "report.html").read_text(encoding="utf-8")  # written without post-evaluation
+    assert '<table id="epochs-table">' in page and 'id="thresholds"><h2>' in page
 
 
 def test_freeze_some_keeps_the_first_layers(tiny_data, tmp_path):
