@@ -133,6 +133,7 @@ USES = {  # the files each command reads; damage elsewhere does not concern it (
     "evaluate": {"weights_truncated", "weights_random", "mapping_malformed", "config_malformed"},
     "post-eval": {"weights_truncated", "weights_random", "mapping_malformed", "config_malformed"},
     "resume": set(DAMAGE),
+    "report": {"mapping_malformed", "config_malformed"},
 }
 COMMANDS = {
     "predict": lambda run, image: main(["predict", str(run), image]),
@@ -141,6 +142,7 @@ COMMANDS = {
         ["-start", "false", "-post", "true", "--run_dir", str(run)]
     ),
     "resume": lambda run, image: train_main(["--resume", str(run), "-e", "7"]),
+    "report": lambda run, image: main(["report", str(run)]),
 }
 CELLS = [(d, c) for c in COMMANDS for d in DAMAGE if d in USES[c]]
 
