@@ -316,53 +316,49 @@ def _errors(c: ReportContents) -> str | None:
     return f'<div class="gallery">{"".join(items)}</div>'
 
 
+def scalar_columns(records: Sequence[dict[str, Any]], first: Sequence[str]) -> list[str]:
+    """``first`` (those present), then every other key with a plain value (text, number,
+    missing) in first-seen order: the columns of a table of JSON records of any task."""
+    seen: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if value is None or isinstance(value, (str, int, float)):
+                seen.setdefault(key, None)
+    return [k for k in first if k in seen] + [k for k in seen if k not in first]
+
+
 def _heldout(c: ReportContents) -> str | None:
     if not c.evaluations:
         return None
-    from cnnhub.evaluation.headline import HEADLINE_FIGURES
-
-    columns = ["folder", "source", "role", "images", "weights", "deploy_threshold"]
-    rows = [
-        [name, s.get("source"), s.get("role"), s.get("images"), s.get("weights"),
-         s.get("deploy_threshold"), *(s.get(f) for f in HEADLINE_FIGURES)]
-        for name, s in c.evaluations
-    ]  # fmt: skip
-    return table([*columns, *HEADLINE_FIGURES], rows, "heldout-table", text_columns=3)
+    summaries = [s for _, s in c.evaluations]
+    columns = scalar_columns(summaries, ["source", "role", "images", "weights"])
+    rows = [[name, *(s.get(k) for k in columns)] for name, s in c.evaluations]
+    return table(["folder", *columns], rows, "heldout-table", text_columns=3)
 
 
 def _exports(c: ReportContents) -> str | None:
     if not c.exports:
         return None
-    rows = []
+    records = []
     for export in c.exports:
         meta, check = export["metadata"], export["check"] or {}
         verification = meta.get("verification") or {}
-        rows.append(
-            [
-                meta.get("format", export["folder"]),
-                meta.get("weights"),
-                "passed" if check.get("passed", True) else "failed",
-                meta.get("threshold"),
-                meta.get("size_bytes"),
-                verification.get("max_abs_diff"),
-                verification.get("top1_agreement"),
-                check.get("images"),
-                check.get("flipped"),
-                check.get("flip_rate"),
-                check.get("accepted_to_abstained"),
-                check.get("abstained_to_accepted"),
-                check.get("class_changed"),
-            ]
-        )
-    columns = [
-        "format", "weights", "check", "threshold", "size_bytes", "max_abs_diff",
-        "top1_agreement", "images", "flipped", "flip_rate", "accepted_to_abstained",
-        "abstained_to_accepted", "class_changed",
-    ]  # fmt: skip
+        record = {
+            "format": meta.get("format", export["folder"]),
+            "weights": meta.get("weights"),
+            "check": "passed" if check.get("passed", True) else "failed",
+            "threshold": meta.get("threshold"),
+            "size_bytes": meta.get("size_bytes"),
+            "max_abs_diff": verification.get("max_abs_diff"),
+        }
+        skip = {"format", "weights", "source", "runtime", "limit", "passed"}
+        record |= {k: v for k, v in check.items() if k not in skip}
+        records.append(record)
+    columns = scalar_columns(records, ["format", "weights", "check"])
     parts = [
-        '<p class="note">Decisions at the deploy threshold of each export, compared with the '
-        "Keras model on the validation images (export/&lt;format&gt;/check.json).</p>",
-        table(columns, rows, "exports-table", text_columns=3),
+        '<p class="note">Each export compared with the Keras model on the validation images; '
+        "decisions at the deploy threshold (export/&lt;format&gt;/check.json).</p>",
+        table(columns, [[r.get(k) for k in columns] for r in records], "exports-table", 3),
     ]
     for export in c.exports:
         per_class = (export["check"] or {}).get("per_class")
