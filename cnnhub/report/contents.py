@@ -54,7 +54,9 @@ class ReportContents:
 
     @property
     def threshold(self) -> float | None:
-        return None if self.best is None else float(self.best["threshold"])
+        """The deploy threshold (None: not chosen yet, or a task without one)."""
+        value = (self.best or {}).get("threshold")
+        return None if value is None else float(value)
 
     @property
     def calibration(self) -> dict[str, Any] | None:
@@ -62,15 +64,23 @@ class ReportContents:
         return calibration if isinstance(calibration, dict) else None
 
     def epoch_table(self) -> pd.DataFrame | None:
-        """One row per epoch: training.log's columns and, from the analysis report at
-        threshold 0, accuracy, macro F1, log loss and ECE of the validation reports."""
+        """One row per epoch: training.log's columns and the analysis report's figures of that
+        epoch's validation reports (``report_*``): at threshold 0 when the report has one row
+        per threshold (accuracy, macro F1, log loss, ECE), else every figure of its row."""
         frames = []
         if self.log is not None:
             frames.append(self.log.set_index("epoch"))
         if self.report is not None:
-            at_zero = self.report[np.isclose(self.report["threshold"], 0.0, rtol=0, atol=1e-9)]
-            wanted = [c for c in ("accuracy", "f1_macro", "log_loss", "ece") if c in at_zero]
-            scores = at_zero.set_index("epoch")[wanted]
+            rows = self.report
+            if "threshold" in rows:
+                rows = rows[np.isclose(rows["threshold"], 0.0, rtol=0, atol=1e-9)]
+                wanted = [c for c in ("accuracy", "f1_macro", "log_loss", "ece") if c in rows]
+            else:
+                wanted = [
+                    c for c in rows.columns
+                    if c not in ("weights_name", "epoch") and pd.api.types.is_numeric_dtype(rows[c])
+                ]  # fmt: skip
+            scores = rows.drop_duplicates("epoch").set_index("epoch")[wanted]
             frames.append(scores.rename(columns={c: f"report_{c}" for c in wanted}))
         if not frames:
             return None
@@ -82,7 +92,7 @@ class ReportContents:
         """The headline figures of the chosen weights on validation, from their (calibrated,
         when the run was) threshold table: what the deployed model does at its threshold."""
         overall = self.chosen.get("thresholds")
-        if overall is None or self.best is None:
+        if overall is None or self.threshold is None:
             return None
         from cnnhub.evaluation.headline import headline_figures
 
@@ -92,7 +102,7 @@ class ReportContents:
     def per_class_at_threshold(self) -> pd.DataFrame | None:
         """The chosen weights' per-class table at the deploy threshold."""
         classes = self.chosen.get("classes")
-        if classes is None or self.threshold is None:
+        if classes is None or self.threshold is None or "threshold" not in classes:
             return None
         rows = classes[np.isclose(classes["threshold"], self.threshold, rtol=0, atol=1e-9)]
         return rows.reset_index(drop=True)

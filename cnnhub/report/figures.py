@@ -33,10 +33,13 @@ def _figure_uri(figure) -> str:
 
 
 def curves(log: pd.DataFrame, chosen_epoch: int | None) -> str:
-    """Loss and accuracy by epoch (training and validation), the chosen epoch marked."""
-    with new_figure(10.0, 3.6) as figure:
-        left, right = figure.subplots(1, 2)
-        for axes, metric in ((left, "loss"), (right, "accuracy")):
+    """Loss and the task's epoch metric (accuracy, mae, ...: the first other column logged
+    with a ``val_`` twin) by epoch, training and validation, the chosen epoch marked."""
+    other = next((c for c in log if c != "loss" and f"val_{c}" in log), None)
+    metrics = ["loss"] + ([other] if other else [])
+    with new_figure(5.0 * len(metrics), 3.6) as figure:
+        panels = figure.subplots(1, len(metrics), squeeze=False)[0]
+        for axes, metric in zip(panels, metrics):
             for column, style in ((metric, "-o"), (f"val_{metric}", "-s")):
                 if column in log:
                     axes.plot(log["epoch"], log[column], style, markersize=3, label=column)
