@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from cnnhub.evaluation.plots import draw_reliability, new_figure
+from cnnhub.evaluation.plots import draw_reliability, new_figure, plain_text
 
 DPI = 72
+CURVE_COLUMNS = ("precision_micro", "recall_micro", "coverage", "f1_micro", "f1_macro")
+"""Columns of a threshold table drawn against the threshold (the first four present)."""
 THUMBNAIL = 96
 """Longest side, in pixels, of a gallery image."""
 
@@ -54,11 +56,13 @@ def curves(log: pd.DataFrame, chosen_epoch: int | None) -> str:
 
 
 def thresholds(overall: pd.DataFrame, deploy: float | None) -> str:
-    """Precision, recall and coverage against threshold, the deploy threshold marked."""
+    """Precision, recall and coverage (or what the table has of :data:`CURVE_COLUMNS`)
+    against threshold, the deploy threshold marked."""
     frame = overall.sort_values("threshold", kind="mergesort")
     with new_figure(6.5, 4.0) as figure:
         axes = figure.add_subplot()
-        for column, marker in (("precision_micro", "o"), ("recall_micro", "s"), ("coverage", "D")):
+        shown = [c for c in CURVE_COLUMNS if c in frame][:3]
+        for column, marker in zip(shown, "osD^"):
             axes.plot(frame["threshold"], frame[column], marker=marker, markersize=3, label=column)
         if deploy is not None:
             axes.axvline(deploy, color="tab:red", linestyle=":", label=f"deploy {deploy:g}")
@@ -67,6 +71,23 @@ def thresholds(overall: pd.DataFrame, deploy: float | None) -> str:
         axes.set_xlabel("Confidence threshold")
         axes.grid(True, alpha=0.3)
         axes.legend(loc="best", fontsize=8)
+        return _figure_uri(figure)
+
+
+def predicted_vs_actual(predictions: pd.DataFrame, targets: list[str]) -> str:
+    """Predicted against actual values (with the y = x line), one panel per target."""
+    with new_figure(4.0 * len(targets), 3.8) as figure:
+        for axes, target in zip(figure.subplots(1, len(targets), squeeze=False)[0], targets):
+            actual = predictions[f"actual{target}"].to_numpy(np.float64)
+            predicted = predictions[f"predicted{target}"].to_numpy(np.float64)
+            axes.scatter(actual, predicted, s=8, alpha=0.6)
+            low = float(min(actual.min(), predicted.min()))
+            high = float(max(actual.max(), predicted.max()))
+            axes.plot([low, high], [low, high], color="tab:red", lw=1, label="y = x")
+            axes.set_xlabel(f"actual {plain_text(target.lstrip('_') or 'target')}")
+            axes.set_ylabel("predicted")
+            axes.grid(True, alpha=0.3)
+            axes.legend(loc="upper left", fontsize=8)
         return _figure_uri(figure)
 
 

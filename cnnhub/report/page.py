@@ -33,7 +33,37 @@ SECTIONS = {
     "heldout": "Held-out evaluations",
     "exports": "Exports and their checks",
 }
-"""Section id -> heading, in page order."""
+"""Section id -> heading, in page order (a single-label classification run)."""
+
+TASK_SECTIONS = {
+    "regression": {
+        "summary": "What was trained",
+        "data": "Data",
+        "curves": "Training curves",
+        "epochs": "Per-epoch scores",
+        "predictions": "Predicted against actual",
+        "errors": "Largest errors",
+        "heldout": "Held-out evaluations",
+        "exports": "Exports and their checks",
+    },
+    "multi_label": {
+        "summary": "What was trained",
+        "data": "Data",
+        "curves": "Training curves",
+        "epochs": "Per-epoch scores",
+        "thresholds": "Scores by threshold (the same threshold for every class)",
+        "classes": "Per-class scores at each class's threshold",
+        "heldout": "Held-out evaluations",
+        "exports": "Exports and their checks",
+    },
+}
+"""The sections of the other tasks (config key TASK), by task."""
+
+
+def sections_of(task: str) -> dict[str, str]:
+    """Section id -> heading of a run of ``task``."""
+    return TASK_SECTIONS.get(task, SECTIONS)
+
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -228,10 +258,13 @@ def _thresholds(c: ReportContents) -> str | None:
         c.threshold is not None and math.isclose(t, c.threshold, abs_tol=1e-9)
         for t in overall["threshold"]
     ]
+    note = "Chosen weights on validation"
+    if c.threshold is not None:
+        note += f"; deploy threshold {c.threshold:g} highlighted"
     return (
         picture(figures.thresholds(overall, c.threshold), "metrics by threshold")
-        + f'<p class="note">Chosen weights on validation; deploy threshold {c.threshold:g} '
-        "highlighted.</p>" + frame_table(overall, "thresholds-table", 0, chosen)
+        + f'<p class="note">{note}.</p>'
+        + frame_table(overall, "thresholds-table", 0, chosen)
     )
 
 
@@ -293,14 +326,11 @@ def _calibration(c: ReportContents) -> str | None:
     )
 
 
-def _errors(c: ReportContents) -> str | None:
-    if "predictions" not in c.chosen:
-        return None
-    wrong = c.confident_errors()
-    if wrong.empty:
-        return '<p class="note">No validation image is misclassified.</p>'
+def gallery(c: ReportContents, rows: pd.DataFrame, caption) -> str:
+    """Thumbnails of the images of ``rows`` (``image_path``), each with ``caption(row)``
+    (HTML, already escaped)."""
     items = []
-    for row in wrong.itertuples(index=False):
+    for row in rows.itertuples(index=False):
         path = image_file(c.run, row.image_path)
         uri = figures.thumbnail(path) if path is not None else None
         shown = (
@@ -309,11 +339,79 @@ def _errors(c: ReportContents) -> str | None:
             else '<p class="note">(image not readable here)</p>'
         )
         items.append(
-            f"<figure>{shown}<figcaption>{esc(row.image_path)}<br>actual "
-            f"<b>{esc(row.actual)}</b>, predicted <b>{esc(row.predicted)}</b> "
-            f"({number(row.confidence)})</figcaption></figure>"
+            f"<figure>{shown}<figcaption>{esc(row.image_path)}<br>{caption(row)}</figcaption>"
+            "</figure>"
         )
     return f'<div class="gallery">{"".join(items)}</div>'
+
+
+def _errors(c: ReportContents) -> str | None:
+    if "predictions" not in c.chosen or "correct" not in c.chosen["predictions"]:
+        return None
+    wrong = c.confident_errors()
+    if wrong.empty:
+        return '<p class="note">No validation image is misclassified.</p>'
+    return gallery(
+        c,
+        wrong,
+        lambda row: (
+            f"actual <b>{esc(row.actual)}</b>, predicted <b>{esc(row.predicted)}</b> "
+            f"({number(row.confidence)})"
+        ),
+    )
+
+
+def _regression_targets(predictions: pd.DataFrame) -> list[str]:
+    """The ``actual``/``predicted``/``error`` column suffixes of a regression ``<stem>.csv``
+    (``""`` for one target, ``_<name>`` for several)."""
+    return [c[len("actual") :] for c in predictions.columns if c.startswith("actual")]
+
+
+def _largest_errors(c: ReportContents) -> str | None:
+    predictions = c.chosen.get("predictions")
+    if predictions is None or "image_path" not in predictions:
+        return None
+    targets = _regression_targets(predictions)
+    size = sum(predictions[f"error{t}"].abs() for t in targets)
+    worst = predictions.assign(_size=size).sort_values("_size", ascending=False).head(12)
+
+    def caption(row) -> str:
+        values = row._asdict()
+        return "<br>".join(
+            f"{esc(t.lstrip('_') or 'target')}: actual {number(values[f'actual{t}'])}, "
+            f"predicted {number(values[f'predicted{t}'])}"
+            for t in targets
+        )
+
+    return gallery(c, worst.drop(columns="_size"), caption)
+
+
+def _predicted_vs_actual(c: ReportContents) -> str | None:
+    predictions = c.chosen.get("predictions")
+    if predictions is None:
+        return None
+    targets = _regression_targets(predictions)
+    rows = []
+    for t in targets:
+        actual = predictions[f"actual{t}"].to_numpy(np.float64)
+        error = predictions[f"error{t}"].to_numpy(np.float64)
+        rows.append(
+            [t.lstrip("_") or "target", float(np.abs(error).mean()),
+             float(np.sqrt((error**2).mean())), float(actual.mean()), len(actual)]
+        )  # fmt: skip
+    return picture(
+        figures.predicted_vs_actual(predictions, targets), "predicted against actual"
+    ) + table(["target", "mae", "rmse", "mean actual", "images"], rows, "targets-table")
+
+
+def _class_thresholds(c: ReportContents) -> str | None:
+    chosen = c.chosen.get("class_thresholds")
+    if chosen is None:
+        return None
+    return (
+        '<p class="note">Each class at the threshold chosen for it on validation '
+        "(best_weights.json's class_thresholds).</p>" + frame_table(chosen, "classes-table")
+    )
 
 
 def scalar_columns(records: Sequence[dict[str, Any]], first: Sequence[str]) -> list[str]:
@@ -384,11 +482,18 @@ BUILDERS = {
 }
 
 
+TASK_BUILDERS = {
+    "regression": {"predictions": _predicted_vs_actual, "errors": _largest_errors},
+    "multi_label": {"classes": _class_thresholds},
+}
+
+
 def render(contents: ReportContents) -> str:
     """The whole page."""
     sections = []
-    for key, heading in SECTIONS.items():
-        body = BUILDERS[key](contents)
+    builders = BUILDERS | TASK_BUILDERS.get(contents.task, {})
+    for key, heading in sections_of(contents.task).items():
+        body = builders[key](contents)
         if body is None:
             body = '<p class="note">Not in this run folder.</p>'
         sections.append(f'<section id="{key}"><h2>{esc(heading)}</h2>{body}</section>')
