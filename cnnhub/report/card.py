@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from pandas.api.types import is_numeric_dtype
+
 from cnnhub.evaluation.headline import HEADLINE_FIGURES
 from cnnhub.report.contents import ReportContents
 from cnnhub.report.page import esc
@@ -19,6 +21,15 @@ FEW_IMAGES = 20
 """A class with fewer training images than this is named under the limitations."""
 LOW_RECALL = 0.5
 """A class whose validation recall at the deploy threshold is below this is named there too."""
+
+USE = {
+    "single_label": "class probabilities; a top probability below the deploy threshold means "
+    '"uncertain".',
+    "multi_label": "one probability per class; a class is predicted when its probability "
+    "reaches its own threshold (best_weights.json's class_thresholds).",
+    "regression": "the predicted values, in the targets' own units.",
+}
+"""What a task's model outputs, in the card's *How to use*."""
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 
@@ -79,7 +90,7 @@ def render(c: ReportContents) -> str:
     lines = [
         "---",
         "library_name: keras",
-        "pipeline_tag: image-classification",
+        *(["pipeline_tag: image-classification"] if c.task != "regression" else []),
         "tags:",
         "- cnnhub",
         f"- {md(config.get('MODEL_NAME'))}",
@@ -122,8 +133,8 @@ def render(c: ReportContents) -> str:
     lines += _evaluation(c)
     lines += ["", "## How to use", ""]
     lines += [
-        "Every cnnhub model takes raw 0-255 pixels and returns class probabilities; a top "
-        'probability below the deploy threshold means "uncertain".',
+        "Every cnnhub model takes raw 0-255 pixels and returns "
+        + USE.get(c.task, USE["single_label"]),
         "",
         "```python",
         "import keras",
@@ -155,9 +166,44 @@ def _training_data(c: ReportContents) -> list[str]:
     return lines
 
 
+def _task_evaluation(c: ReportContents) -> list[str]:
+    """The evaluation of a run without one deploy threshold (regression, multi-label): the
+    chosen weights' validation row of the analysis report, and each held-out summary."""
+    lines = [
+        f"- **Chosen weights:** {md(c.best['weights'])} (epoch {c.best['epoch']}), by the rule "
+        f"{md(c.best.get('rule'))} on validation"
+    ]
+    if c.best.get("class_thresholds"):
+        chosen = ", ".join(f"{md(k)} {v:g}" for k, v in c.best["class_thresholds"].items())
+        lines.append(f"- **Class thresholds** (chosen on validation): {chosen}")
+    if c.report is None:
+        return lines
+    rows = c.report[c.report["weights_name"] == c.best["weights"]]
+    figures = [
+        k for k in rows.columns
+        if k not in ("weights_name", "epoch", "threshold") and is_numeric_dtype(rows[k])
+    ]  # fmt: skip
+    lines += ["", _row("data", "images", *figures), _row(*["---"] * (len(figures) + 2))]
+    if len(rows):
+        row = rows.iloc[0]
+        images = c.info.get("valid_images", "n/a")
+        lines.append(_row("validation", images, *(_figure(row[k]) for k in figures)))
+    for name, summary in c.evaluations:
+        lines.append(
+            _row(
+                f"{md(summary.get('role', 'held-out'))}: `{md(summary.get('source', name))}`",
+                summary.get("images", "n/a"),
+                *(_figure(summary.get(k)) for k in figures),
+            )
+        )
+    return lines
+
+
 def _evaluation(c: ReportContents) -> list[str]:
     if c.best is None:
         return ["Not evaluated yet (train with post-evaluation, or run `cnnhub evaluate`)."]
+    if c.threshold is None:
+        return _task_evaluation(c)
     rule = c.best.get("rule")
     if rule == "coverage_at_precision":
         rule = f"{rule} (precision target {c.config.get('BEST_MIN_PRECISION')})"

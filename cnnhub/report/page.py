@@ -169,8 +169,9 @@ def _summary(c: ReportContents) -> str:
         rows.append(
             (
                 "chosen weights",
-                f"{c.best['weights']} (epoch {c.best['epoch']}), deploy "
-                f"threshold {c.threshold:g} by rule {c.best.get('rule')}",
+                f"{c.best['weights']} (epoch {c.best['epoch']}), "
+                + ("" if c.threshold is None else f"deploy threshold {c.threshold:g} ")
+                + f"by rule {c.best.get('rule')}",
             )  # fmt: skip
         )
     parts = [table(["item", "value"], rows, "summary-table", text_columns=2)]
