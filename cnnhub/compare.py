@@ -7,6 +7,7 @@ of the weights and deploy threshold in each run's ``best_weights.json``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,17 @@ def data_sources(config: dict[str, Any], run_name: str) -> dict[str, str]:
     return {"train_data": config.get("DATA_DIR_TRAIN", ""), "valid_data": valid}
 
 
-def _rows(root: Path) -> list[dict[str, Any]]:
+RowFunction = Callable[[Path], "dict[str, Any] | None"]
+
+
+def _rows(root: Path, row_of: RowFunction = leaderboard_row) -> list[dict[str, Any]]:
     """Every evaluated run's row; a damaged run is left out with a warning on stderr."""
     rows = []
     for run in sorted(root.iterdir()):
         if not run.is_dir():
             continue
         try:
-            row = leaderboard_row(run)
+            row = row_of(run)
         except CnnhubError as exc:
             sys.stderr.write(f"warning: skipped {run.name}: {' '.join(str(exc).split())}\n")
             continue
@@ -94,15 +98,20 @@ def _rows(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def leaderboard(repository: str | Path = "model_repository") -> pd.DataFrame:
-    """The leaderboard of the evaluated runs in ``repository``, best first (writes nothing)."""
+def leaderboard(
+    repository: str | Path = "model_repository", row_of: RowFunction = leaderboard_row
+) -> pd.DataFrame:
+    """The leaderboard of the evaluated runs in ``repository``, best first (writes nothing).
+
+    ``row_of`` makes one run's row (default :func:`leaderboard_row`; the studio passes one
+    that remembers rows of unchanged runs)."""
     root = Path(repository)
     if not root.is_dir():
         raise CnnhubError(
             f"Model repository not found: {repository}. Pass the folder that holds the run "
             f"folders (default model_repository). Received: {repository}"
         )
-    rows = _rows(root)
+    rows = _rows(root, row_of)
     if not rows:
         raise CnnhubError(
             f"No evaluated runs in {repository}: each run folder needs best_weights.json and "

@@ -301,6 +301,24 @@ def test_runs_page_reads_the_run_folder(trained):
         runs.run_detail(trained, "tiny", 9)
 
 
+def test_leaderboard_rows_are_read_again_only_when_a_run_changes(trained, monkeypatch):
+    import cnnhub.compare
+
+    calls = []
+    real = cnnhub.compare.leaderboard_row
+    monkeypatch.setattr(
+        cnnhub.compare, "leaderboard_row", lambda run: calls.append(run) or real(run)
+    )
+    first, _ = runs.leaderboard(trained)
+    again, _ = runs.leaderboard(trained)
+    pd.testing.assert_frame_equal(first, again)
+    assert len(calls) <= 1  # read once (or not at all: an earlier test read it)
+    log = trained.repository / "tiny" / "training.log"
+    os.utime(log, ns=(log.stat().st_atime_ns, log.stat().st_mtime_ns + 10**9))
+    runs.leaderboard(trained)
+    assert calls[-1] == trained.repository / "tiny" and len(calls) in (1, 2)
+
+
 def test_try_page_predicts_as_keras_does(trained, tiny_data):
     run = trained.repository / "tiny"
     image = valid_paths(tiny_data)[0]

@@ -9,6 +9,7 @@ it as text, never as HTML or Markdown.
 from __future__ import annotations
 
 import os
+import threading
 from functools import wraps
 from typing import Any
 
@@ -521,6 +522,8 @@ def launch(
     """Serve the studio on ``host:port``; returns the Blocks (and does not block when
     ``block`` is false: the caller closes it)."""
     trainer = trainer or Trainer(cwd=workspace.root)
+    # Read every run's leaderboard row now, so that the Runs page answers from memory.
+    threading.Thread(target=runs_page.leaderboard, args=(workspace,), daemon=True).start()
     app = build_app(workspace, trainer)
     app.queue(default_concurrency_limit=4)
     app.launch(

@@ -6,6 +6,7 @@ Everything is read from the run folders with the engine's readers (:mod:`cnnhub.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,40 @@ ERRORS_SHOWN = 8
 THUMBNAIL = (96, 96)
 
 
+# The files a leaderboard row is made of (cnnhub.compare.leaderboard_row).
+ROW_FILES = ("run_config.json", "best_weights.json", "run_info.json", "analysis_report.csv",
+             "training.log", "index_class_mapping.json")  # fmt: skip
+_rows: dict[Path, tuple[tuple, Any]] = {}
+_rows_lock = threading.Lock()
+
+
+def _signature(run: Path) -> tuple:
+    signature = []
+    for name in ROW_FILES:
+        try:
+            stat = (run / name).stat()
+            signature.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            signature.append(None)
+    return tuple(signature)
+
+
+def remembered_row(run: Path):
+    """:func:`cnnhub.compare.leaderboard_row`, computed again only when one of the run's
+    files changed: with a hundred runs the page then answers from memory."""
+    from cnnhub.compare import leaderboard_row
+
+    key, signature = run.resolve(), _signature(run)
+    with _rows_lock:
+        cached = _rows.get(key)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    row = leaderboard_row(run)  # a CnnhubError (damaged run) is not remembered
+    with _rows_lock:
+        _rows[key] = (signature, row)
+    return row
+
+
 def leaderboard(workspace: Workspace):
     """``(table, message)``: the leaderboard (as ``cnnhub compare``, nothing written)."""
     import pandas as pd  # lazy: heavy import
@@ -27,7 +62,7 @@ def leaderboard(workspace: Workspace):
     from cnnhub.compare import leaderboard as board
 
     try:
-        return board(workspace.repository), ""
+        return board(workspace.repository, remembered_row), ""
     except CnnhubError as exc:
         return pd.DataFrame(), " ".join(str(exc).split())
 
