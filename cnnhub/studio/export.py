@@ -47,4 +47,15 @@ def export(workspace: Workspace, name: str, fmt: str) -> Exported:
         f"Latency: {result.latency_ms:.3f} ms per image (batch 1, this machine). "
         f"Threshold {threshold:g}."
     )
-    return Exported(result.path, text)
+    return Exported(_downloadable(workspace, run.name, fmt, result.path), text)
+
+
+def _downloadable(workspace: Workspace, run_name: str, fmt: str, path: Path) -> Path:
+    """The file to download: the model file, or a zip of a SavedModel folder."""
+    if not path.is_dir():
+        return path
+    import shutil
+
+    folder = workspace.studio_dir / "exports"
+    folder.mkdir(exist_ok=True)
+    return Path(shutil.make_archive(str(folder / f"{run_name}-{fmt}"), "zip", path))
