@@ -25,6 +25,11 @@ from PIL import Image
 
 from conftest import ROOT, cli_env, make_image_folder
 
+# Gradio's own use of pandas, not ours.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:'future.no_silent_downcasting'", "ignore:The copy keyword is deprecated"
+)
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ODD_CLASS = "<b>dog"  # shown as text, never as a bold tag
@@ -83,6 +88,11 @@ def browser():
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_window_size(1280, 800)
+    # The page itself 1280x800 (the window size includes the browser's own frame).
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False},
+    )
     driver.implicitly_wait(WAIT)  # elements appear as Gradio renders the page
     yield driver
     driver.quit()
@@ -147,7 +157,14 @@ def _table_rows(driver, elem_id: str) -> list[list[str]]:
     )
 
 
-def _shot(driver, folder: Path, name: str) -> Path:
+def _shot(driver, folder: Path, name: str, anchor: str | None = None) -> Path:
+    """A screenshot of the page, scrolled to the top or to element ``anchor``."""
+    driver.execute_script(
+        "const e = arguments[0] && document.getElementById(arguments[0]);"
+        "if (e) { e.scrollIntoView({block: 'start'}); } else { window.scrollTo(0, 0); }",
+        anchor,
+    )
+    time.sleep(0.3)
     path = folder / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
@@ -213,7 +230,7 @@ def test_studio_end_to_end(studio, browser, tmp_path):
     _wait_value(driver, "model-status", "ok: custom at 16x16x3")
     layers = _table_rows(driver, "model-layers")
     assert ["backbone/block2_pool", "4x4x16", "0"] in [row[:3] for row in layers], layers
-    shots.append(_shot(driver, tmp_path, "model"))
+    shots.append(_shot(driver, tmp_path, "model", "model-blocks"))
 
     # Train 2 epochs: the per-epoch table fills as epochs end.
     _tab(driver, "Train")
