@@ -7,6 +7,7 @@ The command's own flags are below; every other flag is a training flag (``-c bas
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 
 from cnnhub import settings
@@ -96,6 +97,10 @@ def command(argv: list[str]) -> int:
             "Received: " + ", ".join(k for k in ("resume", "list_models", "summary") if actions[k])
         )
     quiet_tensorflow(config["VERBOSE"])
+    if not config["VERBOSE"]:
+        # Every trial builds new models in this process: TensorFlow's retracing warnings about
+        # that say nothing wrong.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from cnnhub import run_lock
     from cnnhub.tuning.study import TuneOptions, tune
 

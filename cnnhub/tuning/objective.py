@@ -112,7 +112,9 @@ class Objective:
         finally:
             self.seconds[trial.number] = time.perf_counter() - started
             run_lock.release_all()
-            keras.backend.clear_session()  # graphs of earlier trials would pile up in memory
+            # Keras names and graphs of earlier trials would pile up; a full gc.collect() here
+            # takes over a second with TensorFlow loaded, and Python collects them anyway.
+            keras.backend.clear_session(free_memory=False)
         run = runs[0]
         best = best_value(run, self.metric)
         trial.set_user_attr("run", str(run))
