@@ -100,6 +100,8 @@ class Objective:
             trial.set_user_attr("error", message)
             print(f"Trial {trial.number} skipped: {message}", flush=True)
             raise InvalidTrial(message) from None
+        # Known before training, so a trial whose process dies still names its partial folder.
+        trial.set_user_attr("run", str(self.study_dir / name))
         check = PruningCheck(trial, self.metric)
         started = time.perf_counter()
         try:
@@ -117,7 +119,6 @@ class Objective:
             keras.backend.clear_session(free_memory=False)
         run = runs[0]
         best = best_value(run, self.metric)
-        trial.set_user_attr("run", str(run))
         trial.set_user_attr("best_" + self.metric, best)
         if check.pruned_at is not None:
             trial.set_user_attr("pruned_epoch", check.pruned_at)

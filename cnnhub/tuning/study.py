@@ -48,6 +48,7 @@ class TuneResult:
     study_dir: Path
     trials_run: int
     overhead_seconds: float
+    train_seconds: dict[int, float]  # per trial number: time inside the training entry point
 
 
 def check_study_name(name: str) -> str:
@@ -157,7 +158,7 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
     def after_trial(study, trial) -> None:
         results.write_tables(study, study_dir, options.metric)
         run = trial.user_attrs.get("run")
-        if tracker is not None and run and Path(run).is_dir():
+        if tracker is not None and trial.state in finished_states and run:
             tags = {"optuna.trial": str(trial.number), "optuna.state": trial.state.name}
             tracker.log_run_folder(Path(run), parent=parent, tags=tags)
 
@@ -199,7 +200,7 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
         files = [study_dir / n for n in (results.STUDY_CSV, results.BEST_CONFIG)]
         files += [study_dir / results.HISTORY_PNG, study_dir / results.IMPORTANCE_PNG]
         tracker.finish(parent, figures, files)
-    return TuneResult(study_dir, runs, overhead)
+    return TuneResult(study_dir, runs, overhead, dict(objective.seconds))
 
 
 def _mlflow_parent(tracker, study, config: dict[str, Any], dimensions) -> str:
