@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cnnhub import atomic
-from cnnhub.run_folder import LOG_COLUMNS  # noqa: F401  (training.log's columns)
+from cnnhub.run_folder import LOG_COLUMNS  # single_label's training.log columns
 
 
 def current_learning_rate(model) -> float:
@@ -27,50 +27,53 @@ def current_learning_rate(model) -> float:
 
 
 class ValidationScorer(keras.callbacks.Callback):
-    """Predict the validation set once per epoch; add val_loss/val_accuracy to the logs.
+    """Predict the validation set once per epoch; add the task's val_loss and
+    val_<metric> (single_label: val_accuracy) to the logs.
 
-    The epoch's probabilities stay in ``probabilities`` for later callbacks (per-epoch reports).
+    The epoch's model outputs (class probabilities, regression values) stay in
+    ``probabilities`` for later callbacks (per-epoch reports).
     """
 
-    def __init__(self, dataset, labels: np.ndarray, loss_fn):
+    def __init__(self, dataset, labels: np.ndarray, loss_fn, task=None):
         super().__init__()
+        from cnnhub.tasks import get_task  # lazy: heavy import, kept off the --help path
+
         self.dataset = dataset
-        self.labels = np.asarray(labels)
+        self.labels = np.asarray(labels)  # the split's model_targets()
         self.loss_fn = loss_fn
+        self.task = task or get_task()
         self.probabilities: np.ndarray | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         proba = self.model.predict(self.dataset, verbose=0)
-        num_classes = proba.shape[1]
-        one_hot = np.eye(num_classes, dtype="float32")[self.labels]
-        # `call` gives per-image losses without the 1/replicas scaling a strategy would apply.
-        per_image = keras.ops.convert_to_numpy(self.loss_fn.call(one_hot, proba))
-        logs["val_loss"] = float(np.mean(per_image))
-        logs["val_accuracy"] = float(np.mean(proba.argmax(axis=1) == self.labels))
+        logs.update(self.task.validation_logs(proba, self.labels, self.loss_fn, self.model))
         self.probabilities = proba
 
 
 def weights_file_name(epoch: int, val_accuracy: float) -> str:
-    """The per-epoch weights file name; epochs are numbered from 1."""
+    """The per-epoch weights file name; epochs are numbered from 1. The number is the epoch's
+    validation metric (the task's: val_accuracy for single_label, val_mae for regression)."""
     return f"weights-{epoch:03d}-{val_accuracy:.4f}.weights.h5"
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Save every epoch's weights as ``weights-{epoch:03d}-{val_accuracy:.4f}.weights.h5``.
+    """Save every epoch's weights as ``weights-{epoch:03d}-{<metric>:.4f}.weights.h5``
+    (``metric``: the log entry in the name, val_accuracy unless the task says otherwise).
 
     Written to a temporary file and renamed, so a crash never leaves a truncated weights file.
     """
 
-    def __init__(self, folder: Path, source=None):
+    def __init__(self, folder: Path, source=None, metric: str = "val_accuracy"):
         super().__init__()
         self.folder = Path(folder)
         self.source = source  # the model whose weights are saved; default: the one training
+        self.metric = metric
         self.saved: dict[int, Path] = {}
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        path = self.folder / weights_file_name(epoch + 1, logs.get("val_accuracy", 0.0))
+        path = self.folder / weights_file_name(epoch + 1, logs.get(self.metric, 0.0))
         with atomic.atomic_path(path) as tmp:
             (self.source or self.model).save_weights(tmp)
         self.saved[epoch + 1] = path
@@ -85,10 +88,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
 class TrainingLog(keras.callbacks.Callback):
     """``training.log``: one CSV row per epoch, rewritten atomically after each epoch."""
 
-    def __init__(self, path: Path, on_update: Callable[[pd.DataFrame], None] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        on_update: Callable[[pd.DataFrame], None] | None = None,
+        columns: list[str] | None = None,
+    ):
         super().__init__()
         self.path = Path(path)
         self.on_update = on_update
+        self.columns = columns or LOG_COLUMNS  # the task's (Task.log_columns)
         self.rows: list[dict] = []
         self._started = 0.0
 
@@ -102,12 +111,12 @@ class TrainingLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        row = {key: logs.get(key, np.nan) for key in LOG_COLUMNS}
+        row = {key: logs.get(key, np.nan) for key in self.columns}
         row["epoch"] = epoch + 1
         row["learning_rate"] = current_learning_rate(self.model)
         row["seconds"] = round(time.perf_counter() - self._started, 3)
         self.rows.append(row)
-        frame = pd.DataFrame(self.rows, columns=LOG_COLUMNS)
+        frame = pd.DataFrame(self.rows, columns=self.columns)
         atomic.write_csv(self.path, frame)
         if self.on_update is not None:
             self.on_update(frame)
@@ -179,8 +188,11 @@ class FirstBatchTimer(keras.callbacks.Callback):
             print(f"\nFirst training batch done {self.seconds:.1f} s after start-up", flush=True)
 
 
-def plot_training_stats(frame: pd.DataFrame, path: Path, title: str) -> None:
-    """Loss and accuracy per epoch, train vs validation, as one PNG."""
+def plot_training_stats(
+    frame: pd.DataFrame, path: Path, title: str, metric: str = "accuracy"
+) -> None:
+    """Loss and ``metric`` (the task's, e.g. accuracy or mae) per epoch, train vs validation,
+    as one PNG."""
     import matplotlib  # lazy: heavy import, kept off the --help path
 
     matplotlib.use("Agg")
@@ -189,9 +201,10 @@ def plot_training_stats(frame: pd.DataFrame, path: Path, title: str) -> None:
     from cnnhub.evaluation.plots import plain_text  # lazy: heavy import, kept off the --help path
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric, label in ((ax_loss, "loss", "Loss"), (ax_acc, "accuracy", "Accuracy")):
-        ax.plot(frame["epoch"], frame[metric], marker="o", label="train")
-        ax.plot(frame["epoch"], frame[f"val_{metric}"], marker="o", label="validation")
+    name = "Accuracy" if metric == "accuracy" else metric.upper()
+    for ax, column, label in ((ax_loss, "loss", "Loss"), (ax_acc, metric, name)):
+        ax.plot(frame["epoch"], frame[column], marker="o", label="train")
+        ax.plot(frame["epoch"], frame[f"val_{column}"], marker="o", label="validation")
         ax.set_xlabel("Epoch")
         ax.set_ylabel(label)
         ax.set_title(label)

@@ -1,7 +1,11 @@
 """Compare runs: one leaderboard row per run folder of a model repository.
 
-The figures are the headline figures of :mod:`cnnhub.evaluation.headline` on validation data,
-of the weights and deploy threshold in each run's ``best_weights.json``.
+The figures are each run's task's headline figures on validation data (single_label: those of
+:mod:`cnnhub.evaluation.headline`, at the weights and deploy threshold in its
+``best_weights.json``; regression: mae, rmse, r2, mape of its best weights). Runs are ranked by
+their task's figure (``Task.ranking``); a repository holding runs of several tasks gets a
+``task`` column, each task's runs together (in the order of :data:`cnnhub.tasks.TASK_NAMES`),
+and only those tasks' figure columns.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import pandas as pd
 
 from cnnhub import atomic
 from cnnhub.errors import CnnhubError
-from cnnhub.evaluation.headline import HEADLINE_COLUMNS, headline_figures
+from cnnhub.evaluation.headline import HEADLINE_COLUMNS
 from cnnhub.evaluation.safe_csv import write_csv_safe
 from cnnhub.run_folder import BEST_WEIGHTS, RUN_CONFIG, open_run
+from cnnhub.tasks import TASK_NAMES, get_task
 
 LEADERBOARD_COLUMNS = [
     "run",
@@ -31,6 +36,8 @@ LEADERBOARD_COLUMNS = [
     "best_epoch",
     *HEADLINE_COLUMNS,
 ]
+"""The columns of a single_label leaderboard; other tasks put their headline columns after
+``best_epoch``."""
 
 
 def leaderboard_row(run: Path) -> dict[str, Any] | None:
@@ -49,7 +56,9 @@ def leaderboard_row(run: Path) -> dict[str, Any] | None:
     folder.check_weights(folder.model_logs / best["weights"])
     if not (report["weights_name"] == best["weights"]).any():
         raise folder.damaged(folder.analysis_report, f"has no rows of {best['weights']}")
+    task = get_task(config)
     return {
+        "task": task.name,
         "run": run.name,
         "model": config["MODEL_NAME"],
         **data_sources(config, run.name),
@@ -58,7 +67,7 @@ def leaderboard_row(run: Path) -> dict[str, Any] | None:
         "epochs": int(len(log)),
         "seconds_per_epoch": round(float(log["seconds"].mean()), 2),
         "best_epoch": int(best["epoch"]),
-        **headline_figures(report, best["weights"], float(best["threshold"])),
+        **task.headline_figures(report, best["weights"], best),
     }
 
 
@@ -117,9 +126,27 @@ def leaderboard(
             f"No evaluated runs in {repository}: each run folder needs best_weights.json and "
             "analysis_report.csv (train with -post true, or run `python -m cnnhub evaluate RUN`)."
         )
-    return pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS).sort_values(
-        ["f1_macro@deploy", "accuracy@0"], ascending=False, kind="mergesort"
-    )
+    return _board(rows)
+
+
+def _board(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The leaderboard of :func:`leaderboard_row` rows: each task's runs ranked by its figure
+    (single_label: ``f1_macro@deploy``, then ``accuracy@0``), tasks in TASK_NAMES order. The
+    tasks present are in the frame's ``attrs["tasks"]``."""
+    tasks = [name for name in TASK_NAMES if any(row["task"] == name for row in rows)]
+    base = [c for c in LEADERBOARD_COLUMNS if c not in HEADLINE_COLUMNS]
+    figures = [c for name in tasks for c in get_task(name).headline_columns()]
+    columns = base[:2] + ["task"] + base[2:] if len(tasks) > 1 else base
+    columns += list(dict.fromkeys(figures))
+    parts = []
+    for name in tasks:
+        part = pd.DataFrame([r for r in rows if r["task"] == name], columns=columns)
+        key, higher = get_task(name).ranking()
+        keys = [key, "accuracy@0"] if name == "single_label" else [key]
+        parts.append(part.sort_values(keys, ascending=not higher, kind="mergesort"))
+    board = pd.concat(parts) if len(parts) > 1 else parts[0]
+    board.attrs["tasks"] = tasks
+    return board
 
 
 def compare(repository: str | Path = "model_repository") -> pd.DataFrame:
@@ -139,16 +166,27 @@ def _plot(board: pd.DataFrame, path: Path) -> None:
 
     from cnnhub.evaluation.plots import plain_text  # lazy: heavy import, kept off the --help path
 
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(board) + 1.5))
-    labels = [plain_text(f"{r} ({m})") for r, m in zip(board["run"], board["model"])]
-    f1 = board["f1_macro@deploy"].to_numpy()[::-1]
-    ax.barh(labels[::-1], f1, color="tab:blue", label="f1_macro@deploy")
-    accuracy = board["accuracy@0"].to_numpy()[::-1]
-    ax.plot(accuracy, labels[::-1], "o", color="tab:orange", label="accuracy@0")
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("Validation score of the best weights (@0: threshold 0, @deploy: chosen)")
-    ax.set_title("Leaderboard")
-    ax.legend(loc="lower right")
+    tasks = board.attrs.get("tasks", ["single_label"])
+    panels = [  # one panel per task
+        (name, board if len(tasks) == 1 else board[board["task"] == name]) for name in tasks
+    ]
+    height = sum(0.5 * len(part) + 1.5 for _, part in panels)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, height), squeeze=False)
+    for ax, (name, part) in zip(axes[:, 0], panels):
+        labels = [plain_text(f"{r} ({m})") for r, m in zip(part["run"], part["model"])]
+        if name == "single_label":
+            f1 = part["f1_macro@deploy"].to_numpy()[::-1]
+            ax.barh(labels[::-1], f1, color="tab:blue", label="f1_macro@deploy")
+            accuracy = part["accuracy@0"].to_numpy()[::-1]
+            ax.plot(accuracy, labels[::-1], "o", color="tab:orange", label="accuracy@0")
+            ax.set_xlim(0, 1)
+            ax.set_xlabel("Validation score of the best weights (@0: threshold 0, @deploy: chosen)")
+        else:
+            key, _ = get_task(name).ranking()
+            ax.barh(labels[::-1], part[key].to_numpy()[::-1], color="tab:blue", label=key)
+            ax.set_xlabel(f"Validation {key} of the best weights")
+        ax.set_title("Leaderboard" if len(panels) == 1 else f"Leaderboard: {name}")
+        ax.legend(loc="lower right")
     fig.tight_layout()
     atomic.save_figure(path, fig, dpi=100)
     plt.close(fig)

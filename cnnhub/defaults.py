@@ -23,6 +23,17 @@ DATA_DIR_VALID = ""
 # Keep decoded, resized images in memory after the first epoch (fast; needs RAM for the dataset).
 CACHE = True
 
+# ---------------------------------------------------------------- task
+# What a label is (see docs/tasks.md): single_label (one class per image), multi_label (a set of
+# classes per image) or regression (one or more numbers per image).
+TASK = "single_label"
+# regression with csv_paths data: the CSV column(s) holding the numeric target, comma-separated
+# for several (as many as NUM_TARGETS). Empty: the `label` column. Folder data: the class
+# folders' names are the targets (numbers).
+TARGET_COLUMN = ""
+# regression: numbers predicted per image (one linear output each).
+NUM_TARGETS = 1  # range: [1, 1000]
+
 # ---------------------------------------------------------------- output
 # Folder in which `model_repository/<run name>/` is created.
 SAVE_LOCATION = "."
@@ -113,13 +124,16 @@ LR_STEP_EPOCHS = 5  # range: [1, 100000]
 LR_DECAY_FACTOR = 0.1  # range: (0, 1]
 # plateau schedule: epochs without val_loss improvement before a decay.
 LR_PATIENCE = 2  # range: [0, 100000]
-# Loss: categorical_crossentropy or categorical_focal_crossentropy.
-LOSS = "categorical_crossentropy"
+# Loss: auto (the task's first), categorical_crossentropy or categorical_focal_crossentropy
+# (single_label); mse, mae or huber (regression; huber's delta is one standard deviation of the
+# training targets).
+LOSS = "auto"
 # Label smoothing for the loss (0 = off).
 LABEL_SMOOTHING = 0.0  # range: [0, 1)
 # Stop when EARLY_STOPPING_MONITOR has not improved for EARLY_STOPPING_PATIENCE epochs.
 EARLY_STOPPING = False
-# Metric watched by early stopping: val_loss, val_accuracy, loss or accuracy.
+# Metric watched by early stopping: val_loss, val_accuracy, loss or accuracy (regression:
+# val_mae or mae instead of the accuracies).
 EARLY_STOPPING_MONITOR = "val_loss"
 # Epochs without improvement before early stopping.
 EARLY_STOPPING_PATIENCE = 5  # range: [0, 100000]
@@ -135,14 +149,16 @@ DETERMINISTIC = False
 # Which saved weights post-evaluation scores: all, or top:N (the N best epochs by
 # EVAL_TOP_METRIC in training.log).
 EVAL_WEIGHTS = "all"
-# training.log column that ranks epochs for EVAL_WEIGHTS = top:N (val_accuracy or val_loss).
+# training.log column that ranks epochs for EVAL_WEIGHTS = top:N (val_accuracy or val_loss;
+# regression: val_mae, which val_accuracy means there, or val_loss).
 EVAL_TOP_METRIC = "val_accuracy"
 # Confidence thresholds scored for precision/recall; [] = 0.0, 0.05, ..., 0.95, 0.99.
 EVAL_THRESHOLDS = []  # range: [0, 1]
-# How the best weights and deploy threshold are chosen: macro_f1 (best macro F1 at any
-# threshold), coverage_at_precision (most images accepted with precision_micro >=
-# BEST_MIN_PRECISION), or min_class_recall (best worst-class recall).
-BEST_WEIGHT_RULE = "macro_f1"
+# How the best weights and deploy threshold are chosen: auto (the task's first), macro_f1 (best
+# macro F1 at any threshold), coverage_at_precision (most images accepted with precision_micro
+# >= BEST_MIN_PRECISION), or min_class_recall (best worst-class recall); regression: lowest
+# validation mae, rmse or mape, or highest r2.
+BEST_WEIGHT_RULE = "auto"
 # Precision target of the coverage_at_precision rule.
 BEST_MIN_PRECISION = 0.9  # range: [0, 1]
 # Calibrate the chosen weights' confidences: none, or temperature (fit on the validation

@@ -74,10 +74,8 @@ from cnnhub.data.images import UnreadableImage
 from cnnhub.data.pipeline import evaluation_dataset
 from cnnhub.data.sets import DataOptions, evaluation_source, read_source, split_of_source
 from cnnhub.errors import CnnhubError
-from cnnhub.export_check import INT8_MAX_FLIP_RATE, decision_changes, flips_problem
 from cnnhub.run_folder import EXPORT_CHECK
 from cnnhub.run_loading import (
-    UNCERTAIN,
     Run,
     WeightsChoice,
     note,
@@ -85,6 +83,7 @@ from cnnhub.run_loading import (
     spread,
     walk_images,
 )
+from cnnhub.tasks import get_task
 
 FORMATS: dict[str, str] = {
     "keras": "model.keras",
@@ -122,6 +121,7 @@ class ExportResult:
     latency_ms: float
     runtime: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    check_text: str = ""  # the verification in words (the task's)
 
 
 # --------------------------------------------------------------------------- runtimes
@@ -487,7 +487,7 @@ def _io_description(fmt: str, run: Run, runtime: Runtime) -> tuple[dict, dict]:
         "name": runtime.output_name,
         "shape": [1 if fmt.startswith("tflite") else None, run.num_classes],
         "dtype": "float32",
-        "meaning": "class probabilities (softmax); index i is labels[i]",
+        "meaning": get_task(run.config).export_info(None)["output"],
     }
     return inputs, outputs
 
@@ -542,9 +542,11 @@ def _export(
     model = build_run_model(run, weights)
     reference = np.asarray(model.predict(images, batch_size=32, verbose=0), dtype=np.float64)
     name = FORMATS[fmt]
+    task = get_task(run.config)
     props = {
+        "cnnhub_task": task.name,
         "cnnhub_labels": json.dumps(run.class_names, ensure_ascii=False),
-        "cnnhub_threshold": repr(float(threshold)),
+        "cnnhub_threshold": repr(None if threshold is None else float(threshold)),
         "cnnhub_input": (
             f"float32 NHWC {channel_names(run)} 0-255, {run.image_size[0]}x{run.image_size[1]}"
         ),
@@ -573,9 +575,10 @@ def _export(
                 f"The {fmt} export does not run in its runtime: {type(exc).__name__}: "
                 f"{first[:300]}. The export was removed. Received: format={fmt}"
             ) from exc
-        diff, agreement = compare(reference, outputs)
-        changes = decision_changes(reference, outputs, threshold, run.class_names)
-        problem = check_passes(fmt, diff, agreement) or flips_problem(fmt, changes, allow_flips)
+        verdict = task.export_check(
+            fmt, reference, outputs, threshold, run.class_names, allow_flips
+        )
+        diff, agreement, problem = (verdict[k] for k in ("max_abs_diff", "agreement", "problem"))
         if problem is not None:
             raise CnnhubError(
                 f"The {fmt} export failed its check on {source} with {runtime.name}: {problem}. "
@@ -595,14 +598,8 @@ def _export(
         "source": source,
         "runtime": runtime.name,
         "max_abs_diff": diff,
-        "top1_agreement": agreement,
-        **changes,
-        "limit": (
-            f"flip_rate <= {INT8_MAX_FLIP_RATE}"
-            + (" (waived: --allow_flips)" if allow_flips else "")
-            if fmt == "tflite-int8"
-            else "none (reported only)"
-        ),
+        verdict["agreement_name"]: agreement,
+        **verdict["check"],
         "passed": True,
     }
     atomic.write_json(out_dir / EXPORT_CHECK, check)
@@ -616,9 +613,10 @@ def _export(
         "weights": weights.path.name,
         "weights_choice": weights.how,
         "epoch": weights.epoch,
+        "task": task.name,
         "labels": run.class_names,
         "threshold": threshold,
-        "decision": f"labels[argmax] if max probability >= threshold else '{UNCERTAIN}'",
+        "decision": task.export_info(threshold)["decision"],
         "input": inputs,
         "output": outputs_info,
         "verification": {
@@ -626,14 +624,9 @@ def _export(
             "source": source,
             "runtime": runtime.name,
             "max_abs_diff": diff,
-            "top1_agreement": agreement,
-            "decisions_flipped": changes["flipped"],
-            "flip_rate": changes["flip_rate"],
-            "limit": (
-                f"top-1 agreement >= {INT8_MIN_AGREEMENT}"
-                if fmt == "tflite-int8"
-                else f"max_abs_diff <= {FLOAT_TOLERANCE}"
-            ),
+            verdict["agreement_name"]: agreement,
+            **verdict["verification"],
+            "limit": verdict["limit"],
         },
         "size_bytes": size,
         "latency_ms_per_image": round(latency, 4),
@@ -645,7 +638,7 @@ def _export(
     atomic.write_json(metadata_path, metadata)
     return ExportResult(
         fmt, target, labels_path, metadata_path, out_dir / EXPORT_CHECK, size, diff, agreement,
-        len(images), latency, runtime.name, metadata,
+        len(images), latency, runtime.name, metadata, verdict["text"],
     )  # fmt: skip
 
 

@@ -44,13 +44,16 @@ from cnnhub.data.sets import (
 )
 from cnnhub.data.splits import assign_folds, split_frame
 from cnnhub.errors import CnnhubError
-from cnnhub.evaluation.headline import HEADLINE_COLUMNS, HEADLINE_FIGURES, headline_figures
+from cnnhub.evaluation.headline import HEADLINE_COLUMNS
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
 from cnnhub.run_folder import RunFolder, claim_folder, repository_root
+from cnnhub.tasks import get_task
 
 SUMMARY_COLUMNS = ["fold", "run", "best_weights", "best_epoch", *HEADLINE_COLUMNS, "val_loss"]
-"""Then, per held-out set ``<name>`` a fold was scored on, ``test_<figure>[<name>]`` for each
-of :data:`~cnnhub.evaluation.headline.HEADLINE_FIGURES`."""
+"""The columns of a single_label summary (other tasks: their headline columns instead of
+HEADLINE_COLUMNS). Then, per held-out set ``<name>`` a fold was scored on,
+``test_<figure>[<name>]`` for each headline figure (single_label: those of
+:data:`~cnnhub.evaluation.headline.HEADLINE_FIGURES`)."""
 
 
 @dataclass
@@ -114,7 +117,7 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
             f"class; too few in: {', '.join(too_few)}. Lower `folds` or add images. "
             f"Received: folds={k}"
         )
-    fold_of = assign_folds(listing.labels, k, options.seed)
+    fold_of = assign_folds(listing.labels, k, options.seed, get_task(options.task).stratified)
     clean = scan_split(listing, options)
     check_classes_present(
         clean.source, len(clean.skipped), f"training data `{train_dir}`", f"-dtrain {train_dir}"
@@ -178,29 +181,41 @@ def run_folds(
 def fold_row(run: Path) -> dict[str, Any]:
     """One fold's figures from its run folder (best_weights.json, analysis_report.csv,
     training.log; without post-evaluation: the epoch of best val_accuracy in training.log,
-    whose val_accuracy is its accuracy@0), then its held-out figures."""
+    whose val_accuracy is its accuracy@0 (regression: best val_mae, its mae)), then its
+    held-out figures. The figures are the run's task's headline figures."""
 
+    task = _task_of(run)
     log = pd.read_csv(run / "training.log")
     row: dict[str, Any] = {"run": run.name}
     best_file = run / "best_weights.json"
     if best_file.is_file():
         best = json.loads(best_file.read_text(encoding="utf-8"))
-        report = RunFolder(run).read_deployed_report()  # calibrated figures of a calibrated run
+        # calibrated figures of a calibrated run
+        report = RunFolder(run, task=task.name).read_deployed_report()
         row.update(
             best_weights=best["weights"],
             best_epoch=int(best["epoch"]),
-            **headline_figures(report, best["weights"], float(best["threshold"])),
+            **task.headline_figures(report, best["weights"], best),
         )
     else:
-        top = log.loc[log["val_accuracy"].idxmax()]
+        metric = task.epoch_metric
+        values = log[f"val_{metric}"]
+        top = log.loc[values.idxmax() if task.higher_is_better else values.idxmin()]
         row.update(best_weights="", best_epoch=int(top["epoch"]))
-        row.update(dict.fromkeys(HEADLINE_COLUMNS, float("nan")))
-        row["accuracy@0"] = float(top["val_accuracy"])
+        row.update(dict.fromkeys(task.headline_columns(), float("nan")))
+        row["accuracy@0" if metric == "accuracy" else metric] = float(top[f"val_{metric}"])
     epoch_rows = log.loc[log["epoch"] == row["best_epoch"], "val_loss"]
     row["val_loss"] = float(epoch_rows.iloc[0]) if len(epoch_rows) else float("nan")
+    figures_of = [c for c in task.headline_columns() if c != "deploy_threshold"]
     for name, figures in heldout_figures(run).items():
-        row.update({f"test_{figure}[{name}]": figures[figure] for figure in HEADLINE_FIGURES})
+        row.update({f"test_{figure}[{name}]": figures[figure] for figure in figures_of})
     return row
+
+
+def _task_of(run: Path):
+    """The task of a fold's run folder (its run_config.json's TASK)."""
+    config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
+    return get_task(config)
 
 
 def heldout_figures(run: Path) -> dict[str, dict[str, float]]:
@@ -210,6 +225,7 @@ def heldout_figures(run: Path) -> dict[str, dict[str, float]]:
     names (chosen on validation), so folders written by earlier versions read the same way.
     """
 
+    task = _task_of(run)
     found = {}
     for summary in sorted((run / "evaluations").glob("*/summary.json")):
         folder = summary.parent
@@ -220,7 +236,9 @@ def heldout_figures(run: Path) -> dict[str, dict[str, float]]:
             continue
         threshold = data.get("deploy_threshold", data.get("threshold", 0.0))
         report = read_csv_safe(folder / "analysis_report.csv")
-        found[folder.name] = headline_figures(report, data["weights"], float(threshold))
+        found[folder.name] = task.headline_figures(
+            report, data["weights"], {"threshold": float(threshold)}
+        )
     return found
 
 
@@ -228,7 +246,10 @@ def summarize(runs: list[Path]) -> pd.DataFrame:
     """Rows fold 1..K, then ``mean`` and ``std`` (sample standard deviation, ddof=1)."""
     rows = [dict(fold=str(i + 1), **fold_row(run)) for i, run in enumerate(runs)]
     frame = pd.DataFrame(rows)
-    columns = SUMMARY_COLUMNS + [c for c in frame.columns if c not in SUMMARY_COLUMNS]
+    first = SUMMARY_COLUMNS
+    if runs and _task_of(runs[0]).name != "single_label":
+        first = [*SUMMARY_COLUMNS[:4], *_task_of(runs[0]).headline_columns(), "val_loss"]
+    columns = first + [c for c in frame.columns if c not in first]
     frame = frame[columns]
     numeric = [c for c in columns if c not in ("fold", "run", "best_weights")]
     values = frame[numeric].astype(float)

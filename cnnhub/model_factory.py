@@ -23,6 +23,7 @@ from cnnhub.model_defaults import weights_kind
 from cnnhub.registry import RESCALE, BackboneSpec, check_input_size, get_backbone
 from cnnhub.run_loading import Run, WeightsChoice, weights_source
 from cnnhub.settings import AUTO, dense_activations
+from cnnhub.tasks import get_task
 from cnnhub.weights import load_pretrained, load_weights_checked
 
 # BatchNormalization momentum of a backbone trained from random init: the custom net's, 0.9
@@ -101,7 +102,8 @@ def prepare_for_scratch_training(backbone) -> int:
 
 
 def build_head(x, num_classes: int, config: dict[str, Any]):
-    """Pooling, then the dense layers of NUM_NODES/NUM_DROPOUTS, then a float32 softmax."""
+    """Pooling, then the dense layers of NUM_NODES/NUM_DROPOUTS, then the task's output
+    layer(s) (``num_classes`` outputs; single_label: a float32 softmax)."""
     pooling = config["POOLING"]
     if pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -119,8 +121,7 @@ def build_head(x, num_classes: int, config: dict[str, Any]):
         x = activation_layer(activation, f"head_act{i}")(x)
         if rate > 0:
             x = layers.Dropout(rate, name=f"head_dropout{i}")(x)
-    # float32 softmax keeps probabilities exact under mixed precision.
-    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return get_task(config).output_layers(x, num_classes, config)
 
 
 def build_model(

@@ -99,6 +99,7 @@ class RunFolder:
 
     path: Path
     model_name: str = ""
+    task: str = "single_label"  # the run's TASK: which columns its logs and reports have
 
     # ------------------------------------------------------------------ file names
     model_logs = _inside(MODEL_LOGS)
@@ -177,13 +178,18 @@ class RunFolder:
             not isinstance(name, str)
             or Path(name).name != name
             or not isinstance(epoch, int)
-            or not isinstance(threshold, (int, float))
-            or not 0.0 <= threshold <= 1.0
+            or (self._thresholded() and not isinstance(threshold, (int, float)))
+            or (isinstance(threshold, (int, float)) and not 0.0 <= threshold <= 1.0)
         ):
             raise self.damaged(
                 self.best_weights, "must hold a weights file name, an epoch and a threshold"
             )
         return best
+
+    def _thresholded(self) -> bool:
+        from cnnhub.tasks import get_task  # lazy: keeps this module light
+
+        return get_task(self.task).thresholded
 
     def read_csv(self, file: Path, columns: list[str]):
         """A CSV file of the run with at least ``columns``."""
@@ -201,13 +207,15 @@ class RunFolder:
 
     def read_training_log(self):
         """``training.log`` as a DataFrame (one row per completed epoch)."""
-        return self.read_csv(self.training_log, LOG_COLUMNS)
+        from cnnhub.tasks import get_task  # lazy: keeps this module light
+
+        return self.read_csv(self.training_log, get_task(self.task).log_columns())
 
     def read_report(self):
         """``analysis_report.csv`` as a DataFrame."""
-        return self.read_csv(
-            self.analysis_report, ["weights_name", "epoch", "threshold", "accuracy", "f1_macro"]
-        )
+        from cnnhub.tasks import get_task  # lazy: keeps this module light
+
+        return self.read_csv(self.analysis_report, list(get_task(self.task).report_columns))
 
     # ------------------------------------------------------------------ optional results
     # What a run may hold besides its core files (the report shows what it finds): each reader
@@ -434,7 +442,7 @@ def open_run(path: str | os.PathLike) -> Run:
         )
     run = RunFolder(folder)
     config = run.read_config()
-    run = RunFolder(folder, config["MODEL_NAME"])
+    run = RunFolder(folder, config["MODEL_NAME"], config["TASK"])
     return Run(run, config, run.read_class_names(), run.read_best())
 
 

@@ -63,6 +63,7 @@ from cnnhub.run_folder import (
     create_run_folder,
     repository_root,
 )
+from cnnhub.tasks import get_task
 from cnnhub.time_budget import make_budget
 from cnnhub.training import FitContext, fit, freeze_for_epoch, trainable_summary
 from cnnhub.weights import load_weights_checked
@@ -298,7 +299,7 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     timer = FirstBatchTimer(cnnhub.STARTED)
     context = FitContext(
         run,
-        splits.valid.labels,
+        splits.valid.model_targets(),
         _epoch_reporters(config, run, splits),
         extra_callbacks=[randomness, timer],
         # a tuner's pruning check (run_hooks) may stop the run, like the disk check
@@ -366,6 +367,8 @@ def _create(config: dict[str, Any], splits, strategy, overwrite: bool):
 
     with strategy.scope():  # building may still reject the input: before mkdir
         model = build_model(config, splits.num_classes, class_names=splits.class_names)
+        # e.g. regression's target scale; saved in every weights file, so resume keeps it
+        get_task(config).prepare_model(model, splits.train.model_targets())
     check_free_space(
         config["SAVE_LOCATION"], model.count_params(), config["EPOCHS"], config["OPTIMIZER"]
     )
@@ -444,7 +447,7 @@ def _epoch_reporters(config: dict[str, Any], run, splits):
     valid, names = splits.valid, splits.class_names
 
     def reporters(scorer, checkpoint):
-        valid_set = (valid.paths, valid.labels, names)
+        valid_set = (valid.paths, valid.model_targets(), names)
         return [EpochReports(scorer, checkpoint, run.path, *valid_set, config)]
 
     return reporters

@@ -53,10 +53,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "TRAINING_TYPE": ("auto", "train_all", "freeze_all", "freeze_some", "fine_tune"),
     "OPTIMIZER": ("sgd", "adam", "adamw", "rmsprop"),
     "LR_SCHEDULE": ("constant", "step", "cosine", "plateau", "onecycle"),
-    "LOSS": ("categorical_crossentropy", "categorical_focal_crossentropy"),
-    "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy"),
-    "EVAL_TOP_METRIC": ("val_accuracy", "val_loss"),
-    "BEST_WEIGHT_RULE": ("macro_f1", "coverage_at_precision", "min_class_recall"),
+    # LOSS and BEST_WEIGHT_RULE: every task's values; each task accepts its own (cnnhub.tasks).
+    "TASK": ("single_label", "multi_label", "regression"),
+    "LOSS": (
+        "auto", "categorical_crossentropy", "categorical_focal_crossentropy", "mse", "mae", "huber"
+    ),
+    "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy", "val_mae", "mae"),
+    "EVAL_TOP_METRIC": ("val_accuracy", "val_loss", "val_mae"),
+    "BEST_WEIGHT_RULE": (
+        "auto", "macro_f1", "coverage_at_precision", "min_class_recall", "mae", "rmse", "r2", "mape"
+    ),
     "CALIBRATE": ("none", "temperature"),
     "STRATEGY": ("auto", "one_device", "mirrored", "multi_worker"),
     "FEATURE_CACHE": ("auto", "true", "false"),
@@ -606,6 +612,10 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
     _check_custom_blocks(config)
     _check_evaluation(config)
     check_data_keys(config)
+    # lazy: heavy import, kept off the --help path
+    from cnnhub.tasks import get_task
+
+    get_task(config).check_config(config)  # the task's refusals and `auto` values
 
 
 def check_ranges(config: dict[str, Any], ranges: dict[str, Range] | None = None) -> None:

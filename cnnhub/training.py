@@ -37,6 +37,7 @@ from cnnhub.resume import (
 )
 from cnnhub.run_folder import RunFolder, TrainingState
 from cnnhub.schedules import make_step_schedule, steps_per_epoch
+from cnnhub.tasks import get_task
 
 
 @dataclass
@@ -110,10 +111,10 @@ def make_optimizer(config: dict[str, Any], learning_rate: float):
     return keras.optimizers.Adam(learning_rate, weight_decay=decay)
 
 
-def make_loss(config: dict[str, Any]):
-    if config["LOSS"] == "categorical_focal_crossentropy":
-        return keras.losses.CategoricalFocalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
-    return keras.losses.CategoricalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
+def make_loss(config: dict[str, Any], model=None):
+    """The task's Keras loss for LOSS (see :mod:`cnnhub.tasks`); ``model`` is the one it
+    trains (regression reads its target scale)."""
+    return get_task(config).make_loss(config, model)
 
 
 def make_stateful_callbacks(
@@ -174,13 +175,16 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
     state (the commit point of the epoch), and last ``context.after_commit``.
     """
     run, valid_labels, resume_from = context.run, context.valid_labels, context.resume_from
-    loss = make_loss(config)
-    scorer = ValidationScorer(valid_ds, valid_labels, loss)
+    task = get_task(config)
     full = context.save_model if context.save_model is not None else model
-    checkpoint = EpochCheckpoint(run.model_logs, full)
+    loss = make_loss(config, full)
+    scorer = ValidationScorer(valid_ds, valid_labels, loss, task)
+    checkpoint = EpochCheckpoint(run.model_logs, full, f"val_{task.epoch_metric}")
     title = f"{run.path.name}: {config['MODEL_NAME']}"
     log = TrainingLog(
-        run.training_log, lambda frame: plot_training_stats(frame, run.stats_png, title)
+        run.training_log,
+        lambda frame: plot_training_stats(frame, run.stats_png, title, task.epoch_metric),
+        task.log_columns(),
     )
     stateful = make_stateful_callbacks(config, checkpoint, full)
     if context.budget is not None:  # its plan is committed with each epoch's state
@@ -192,10 +196,11 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
         log.load_existing()
         for name, callback in stateful.items():
             callback.carry = resume_from.callbacks.get(name)
-    chance = ChanceLevelWarning(valid_labels)
+    # Chance level is a classification idea: accuracy against the most frequent class.
+    chance = ChanceLevelWarning(valid_labels) if task.epoch_metric == "accuracy" else None
     reporters = context.epoch_reporters
     reports = reporters(scorer, checkpoint) if reporters else []
-    per_epoch = [chance, checkpoint, log, *reports]
+    per_epoch = [c for c in (chance, checkpoint, log, *reports) if c is not None]
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(run.tensor_logs), write_graph=False)
     backbone_layers = len(full.get_layer(BACKBONE_LAYER).layers)
     steps = steps_per_epoch(train_ds)
@@ -207,8 +212,8 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
         model.compile(
             optimizer=make_optimizer(config, config["LEARNING_RATE"] * phase.lr_factor),
             loss=loss,
-            metrics=["accuracy"],
             jit_compile=config["JIT_COMPILE"],
+            **task.compile_arguments(config, full),
         )
         first = max(phase.first_epoch, start)
         if resume_from is not None and resume_from.phase == index and first == start:
@@ -235,7 +240,7 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
         )
         if model.stop_training:
             break
-    return [chance.message] if chance.message else []
+    return [chance.message] if chance is not None and chance.message else []
 
 
 def trainable_summary(model) -> str:

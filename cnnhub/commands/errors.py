@@ -20,6 +20,7 @@ from cnnhub.explain.errors import (
 from cnnhub.quiet import quiet_tensorflow
 from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import choose_weights, note, open_run
+from cnnhub.tasks import get_task
 
 
 def _run(argv: Sequence[str], prog: str) -> int:
@@ -51,6 +52,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
                 f"`--{flag}` must be an integer >= 1. Received: {flag}={getattr(args, flag)}"
             )
     run = open_run(args.run)
+    get_task(run.config).check_command("errors", args.run)
     weights = choose_weights(run, args.weights)
     png_folder = Path(args.out).parent if args.out else run.path / "explain"
     check_writable(png_folder, "the errors gallery", "--out", f"out={args.out or png_folder}")

@@ -15,7 +15,8 @@ from cnnhub.export import (
 )
 from cnnhub.quiet import quiet_tensorflow
 from cnnhub.run_folder import check_output_target, check_writable
-from cnnhub.run_loading import choose_threshold, choose_weights, open_run
+from cnnhub.run_loading import choose_weights, open_run
+from cnnhub.tasks import get_task
 
 
 def parse_format(text: str) -> str:
@@ -84,7 +85,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
         )
     run = open_run(args.run)
     weights = choose_weights(run, args.weights)
-    threshold = choose_threshold(run, args.threshold, weights)
+    task = get_task(run.config)
+    threshold = task.predict_threshold(run, args.threshold, weights)
     out_dir = Path(args.out) if args.out else run.path / "export" / fmt
     if out_dir.exists() and not out_dir.is_dir():
         raise CnnhubError(
@@ -105,18 +107,19 @@ def _run(argv: Sequence[str], prog: str) -> int:
     )
     print(
         f"Checked with {result.runtime} on {result.metadata['verification']['source']}: "
-        f"max |p - keras| = {result.max_abs_diff:.3g}, top-1 agreement "
-        f"{result.top1_agreement:.1%} ({result.metadata['verification']['limit']})"
+        f"{result.check_text} ({result.metadata['verification']['limit']})"
     )
     check = result.metadata["verification"]
-    print(
-        f"Decisions at threshold {threshold:g}: {check['decisions_flipped']} of "
-        f"{result.images_checked} images change (accepted <-> abstained or class; "
-        f"{check['flip_rate']:.1%}), per class in {result.check_path}"
-    )
+    if "decisions_flipped" in check:  # classification: decisions at the threshold
+        print(
+            f"Decisions at threshold {threshold:g}: {check['decisions_flipped']} of "
+            f"{result.images_checked} images change (accepted <-> abstained or class; "
+            f"{check['flip_rate']:.1%}), per class in {result.check_path}"
+        )
     print(f"Latency: {result.latency_ms:.3f} ms per image (batch 1, median, this machine)")
     print(
-        f"Labels: {result.labels_path}; metadata: {result.metadata_path} (threshold {threshold:g})"
+        f"Labels: {result.labels_path}; metadata: {result.metadata_path}"
+        + ("" if threshold is None else f" (threshold {threshold:g})")
     )
     if not args.out and run.folder.report_html.exists():  # its exports section lists this one
         from cnnhub.report import write_report  # lazy: matplotlib

@@ -18,6 +18,7 @@ from cnnhub.explain.gradcam import (
 from cnnhub.quiet import quiet_tensorflow
 from cnnhub.run_folder import check_output_target, check_writable
 from cnnhub.run_loading import choose_weights, note, open_run, safe_file_name
+from cnnhub.tasks import get_task
 
 
 def _run(argv: Sequence[str], prog: str) -> int:
@@ -29,7 +30,11 @@ def _run(argv: Sequence[str], prog: str) -> int:
     add_run_argument(parser)
     parser.add_argument("image", help="Image file.")
     parser.add_argument(
-        "--class", dest="class_name", default=None, help="Class to explain. [default: predicted]"
+        "--class",
+        dest="class_name",
+        default=None,
+        help="Class to explain (regression: the target). [default: predicted; regression: the "
+        "first target]",
     )
     parser.add_argument(
         "--layer",
@@ -59,7 +64,8 @@ def _run(argv: Sequence[str], prog: str) -> int:
     from cnnhub.model_factory import build_run_model
 
     model = build_run_model(run, weights)
-    result = grad_cam(model, image, target, args.layer)
+    task = get_task(run.config)
+    result = grad_cam(model, image, task.explained_output(target), args.layer)
     class_name = run.class_names[result.class_index]
     if args.out:
         path = Path(args.out)
@@ -70,14 +76,18 @@ def _run(argv: Sequence[str], prog: str) -> int:
         f"image {Path(args.image).name} | run {run.name} | weights {weights.path.name} "
         f"| layer {result.layer}"
     )
-    plot_gradcam(shown, result, run.class_names, caption, path)
+    plot_gradcam(shown, result, run.class_names, caption, path, task)
     if result.layer_shape[0] * result.layer_shape[1] <= 1:
         note(f"layer {result.layer} has a 1x1 map: the heatmap cannot show where the model looks.")
     elif not result.heatmap.any():
-        note(f"nothing in the image raises the probability of {printable(class_name)} here.")
+        what = "probability" if task.thresholded else "value"
+        note(f"nothing in the image raises the {what} of {printable(class_name)} here.")
+    described = task.describe_output(
+        printable(class_name), result.probabilities[result.class_index]
+    ).removeprefix("class: ").removeprefix("output: ")
     print(
-        f"Grad-CAM for {printable(class_name)} (p={result.probabilities[result.class_index]:.3f}) "
-        f"at layer {result.layer} ({shape_text(result.layer_shape)}): {path}"
+        f"Grad-CAM for {described} at layer {result.layer} "
+        f"({shape_text(result.layer_shape)}): {path}"
     )
     return 0
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from cnnhub.cli import OneLineParser
 from cnnhub.data.images import SPLIT_ROLES, split_folders
@@ -11,7 +12,9 @@ from cnnhub.data.inspect import inspect_sources, sources_first
 from cnnhub.data.sets import DataOptions, read_source
 from cnnhub.data.sources import DATA_FORMATS
 from cnnhub.errors import CnnhubError
+from cnnhub.run_folder import check_writable
 from cnnhub.settings import check_image_shape
+from cnnhub.tasks import TASK_NAMES, get_task
 
 
 def command(argv: list[str]) -> int:
@@ -54,21 +57,43 @@ def command(argv: list[str]) -> int:
     parser.add_argument(
         "--no_cache", action="store_true", help="ignore and do not write the scan/hash cache"
     )
+    parser.add_argument(
+        "--task", default="single_label", choices=TASK_NAMES,
+        help="what the labels are (as for training): regression reports each target's "
+        "distribution",
+    )  # fmt: skip
+    parser.add_argument(
+        "--target_column", default="", help="regression, csv_paths: the target column(s)"
+    )
+    parser.add_argument("--num_targets", type=int, default=1, help="regression: targets")
+    parser.add_argument(
+        "--out", default="",
+        help="folder for the report's figures (regression: target_histogram.png); none without",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     options = DataOptions(
         data_format=args.data_format,
         class_names_file=args.class_names_file,
         image_shape=tuple(args.image_shape),
+        task=args.task,
+        target_column=args.target_column,
+        num_targets=args.num_targets,
     )
+    if args.out:
+        check_writable(Path(args.out), "the inspection figures", "--out", f"out={args.out}")
 
     check_image_shape(list(args.image_shape))
     sources = {}
     for name, (role, path) in _datasets(args.data, args.valid, args.test).items():
         reference = sources_first(sources) if sources else None
         sources[name] = read_source(path, role, options, reference=reference)
-    report = inspect_sources(sources, use_cache=not args.no_cache)
+    report = inspect_sources(sources, use_cache=not args.no_cache, task=args.task)
     print(report.format(detail=True, show=max(args.show, 1)))
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        for path in get_task(args.task).inspection_figures(report, Path(args.out)):
+            print(f"Wrote {path}")
     return 0
 
 

@@ -9,29 +9,19 @@ from pathlib import Path
 from cnnhub.cli import OneLineParser, add_run_argument, run_command
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import write_csv_safe
-from cnnhub.predict import (
-    collect_images,
-    format_table,
-    predict_paths,
-    predictions_frame,
-)
+from cnnhub.predict import collect_images, predict_paths
 from cnnhub.quiet import quiet_tensorflow
 from cnnhub.run_folder import check_output_target, check_writable
-from cnnhub.run_loading import (
-    UNCERTAIN,
-    Run,
-    choose_threshold,
-    choose_weights,
-    note,
-    open_run,
-)
+from cnnhub.run_loading import Run, choose_weights, note, open_run
+from cnnhub.tasks import get_task
 
 
 def build_parser(prog: str) -> OneLineParser:
     parser = OneLineParser(
         prog=prog,
         description="Classify images with a trained run: one row per image with the top-k "
-        "classes and probabilities; below the threshold the label is `uncertain`.",
+        "classes and probabilities; below the threshold the label is `uncertain` "
+        "(regression runs: the predicted value(s)).",
     )
     add_run_argument(parser)
     parser.add_argument(
@@ -73,12 +63,13 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
     if args.out is not None:
         check_writable(Path(args.out).parent, "the predictions", "--out", f"out={args.out}")
     run: Run = open_run(args.run)
+    task = get_task(run.config)
     weights = choose_weights(run, args.weights)
-    threshold = choose_threshold(run, args.threshold, weights)
+    threshold = task.predict_threshold(run, args.threshold, weights)
     paths = collect_images(args.inputs)
     if args.out is not None:
         check_output_target(args.out, run, "--out", f"out={args.out}", paths)
-    if args.top_k > run.num_classes:
+    if args.top_k > run.num_classes and task.thresholded:
         note(f"--top_k {args.top_k} is more than the {run.num_classes} classes; showing all.")
     quiet_tensorflow()
     # Keras loads here, once the flags and the run are checked.
@@ -86,16 +77,13 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
 
     model = build_run_model(run, weights)
     proba, errors = predict_paths(model, run, paths, args.batch_size)
-    frame = predictions_frame(paths, proba, errors, run.class_names, args.top_k, threshold)
-    unreadable = sum(e is not None for e in errors)
-    uncertain = int((frame["label"] == UNCERTAIN).sum())
+    frame = task.predictions_frame(paths, proba, errors, run.class_names, args.top_k, threshold)
     if args.out is None or args.print_table:
-        print(format_table(frame, args.top_k))
+        print(task.format_predictions(frame, args.top_k))
     if args.out is not None:
         write_csv_safe(args.out, frame)
     print(
-        f"{len(paths)} image(s): {len(paths) - unreadable - uncertain} labelled, "
-        f"{uncertain} uncertain (threshold {threshold:g}), {unreadable} unreadable; "
+        f"{len(paths)} image(s): {task.prediction_counts(frame, threshold)}; "
         f"weights {weights.path.name} ({weights.how})."
         + (f" Wrote {args.out}" if args.out is not None else "")
     )

@@ -20,8 +20,10 @@ def _run(argv: Sequence[str], prog: str) -> int:
     args = parser.parse_args(list(argv))
     from cnnhub.report import write_report  # lazy: matplotlib and pandas, kept off --help
     from cnnhub.run_folder import open_run
+    from cnnhub.tasks import get_task
 
-    open_run(args.run)  # not a run folder: one line, before the lock file is created
+    run = open_run(args.run)  # not a run folder: one line, before the lock file is created
+    get_task(run.config).check_command("report", args.run)
     with run_lock.locked(args.run):  # a run being trained or evaluated is not read half-written
         paths = write_report(args.run)
     print(f"Report: {paths['html']}")

@@ -57,7 +57,7 @@ def cached_feature_datasets(extractor, splits, config: dict[str, Any], augmenter
                 randomness.on_epoch_begin(copy)  # a distinct, reproducible augmentation per copy
                 ds = ds.map(lambda x: augmenter(x, training=True))
             features.append(extractor.predict(ds, verbose=0))
-            labels.append(splits.train.labels)
+            labels.append(splits.train.encoded_targets(splits.num_classes))
         valid_x = extractor.predict(images(splits.valid), verbose=0)
         return np.concatenate(features), np.concatenate(labels), valid_x
 
@@ -73,7 +73,7 @@ def cached_feature_datasets(extractor, splits, config: dict[str, Any], augmenter
             memo[key] = compute()
         train_x, train_labels, valid_x = memo[key]
         print(f"Feature cache: {'reusing' if reused else 'keeping'} this backbone's features.")
-    train_y = np.eye(splits.num_classes, dtype="float32")[train_labels]
+    train_y = train_labels  # one-hot classes, or the task's targets
     train = tf.data.Dataset.from_tensor_slices((train_x, train_y))
     train = shuffle_by_epoch(train, len(train_x), config["SEED"], randomness.epoch)
     train = prefetched(train.batch(batch))

@@ -38,6 +38,7 @@ class SplitReport:
     widths: list[int] = field(default_factory=list)
     modes: Counter = field(default_factory=Counter)
     hashes: list[str | None] = field(default_factory=list)
+    targets: np.ndarray | None = None  # the task's per-sample targets (DataSource.targets)
 
     @property
     def total(self) -> int:
@@ -65,6 +66,7 @@ class Inspection:
 
     class_names: list[str]
     splits: list[SplitReport]
+    task: str = "single_label"  # what the labels are: the task describes them (cnnhub.tasks)
 
     def cross_duplicates(self) -> list[tuple[str, str, list[tuple[str, str]]]]:
         """``(split a, split b, [(key in a, key in b), ...])`` for samples in both splits."""
@@ -140,15 +142,14 @@ class Inspection:
         Every line is escaped (:func:`cnnhub.display.printable`): class names, file names and
         decoder messages come from the data.
         """
+        from cnnhub.tasks import get_task  # lazy: the task's modules load on demand
+
+        task = get_task(self.task)
         lines = [
-            f"Data: {len(self.class_names)} classes; "
+            f"Data: {task.count_outputs(len(self.class_names))}; "
             + "; ".join(f"{s.name}: {s.data_format} `{s.origin}`" for s in self.splits)
         ]
-        lines += self.counts_table()
-        lines.append(
-            "  imbalance (largest / smallest class): "
-            + ", ".join(f"{s.name} {_ratio(s.imbalance())}" for s in self.splits)
-        )
+        lines += task.label_lines(self)
         for s in self.splits:
             lines.append(f"  {s.name} images: {_size_line(s)}")
         for s in self.splits:
@@ -190,10 +191,24 @@ class Inspection:
                 if detail:
                     lines += [f"    {kb} = {ka}" for ka, kb in pairs[:show]]
                     lines += _more(len(pairs), show)
+        lines += task.label_advice(self, detail)
+        return "\n".join(printable(line) for line in lines)
+
+    def class_lines(self) -> list[str]:
+        """The counts table and imbalance line (single_label's :meth:`format` lines)."""
+        return [
+            *self.counts_table(),
+            "  imbalance (largest / smallest class): "
+            + ", ".join(f"{s.name} {_ratio(s.imbalance())}" for s in self.splits),
+        ]
+
+    def weights_advice(self, detail: bool) -> list[str]:
+        """The suggested class weights line, when ``detail`` or the training split is
+        imbalanced (over 1.5)."""
         if detail or self.splits[0].imbalance() > 1.5:
             weights = json.dumps(self.suggested_weights(), ensure_ascii=False)
-            lines.append(f"  suggested class weights (balanced): --class_weight '{weights}'")
-        return "\n".join(printable(line) for line in lines)
+            return [f"  suggested class weights (balanced): --class_weight '{weights}'"]
+        return []
 
 
 def _relative(key: str, origin: str) -> str:
@@ -240,6 +255,7 @@ def split_report(name: str, source, scan=None, skipped=(), use_cache: bool = Tru
         keys=list(source.keys),
         skipped=list(skipped),
         hashes=content_hashes(source, use_cache),
+        targets=source.targets,
     )
     if source.in_memory:
         n, height, width, channels = source.images.shape
@@ -254,9 +270,10 @@ def split_report(name: str, source, scan=None, skipped=(), use_cache: bool = Tru
 
 
 def inspect_sources(
-    sources: dict[str, Any], use_cache: bool = True, channels: int = 3
+    sources: dict[str, Any], use_cache: bool = True, channels: int = 3, task: str = "single_label"
 ) -> Inspection:
-    """Scan and inspect sources as read (unreadable files included): the ``inspect`` command."""
+    """Scan and inspect sources as read (unreadable files included): the ``inspect`` command.
+    ``task`` (TASK) says what the sources' labels are."""
     reports = []
     class_names = None
     for name, source in sources.items():
@@ -268,7 +285,7 @@ def inspect_sources(
             skipped = scan.skipped
             source = source.drop_paths([p for p, _ in skipped])
         reports.append(split_report(name, source, scan, skipped, use_cache))
-    return Inspection(list(class_names or []), reports)
+    return Inspection(list(class_names or []), reports, task)
 
 
 def sources_first(sources: dict[str, Any]):

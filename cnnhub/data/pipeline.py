@@ -127,7 +127,8 @@ def make_dataset(
     deterministic: bool = False,
     cache_file: str | None = None,
 ):
-    """Batches of (float32 0-255 images, one-hot labels) for ``split``.
+    """Batches of (float32 0-255 images, one-hot labels or the split's ``targets``) for
+    ``split``.
 
     Training data is shuffled every epoch and augmented; validation data keeps the split's
     order so predictions line up with ``split.labels``. Without ``cache`` the file list is
@@ -146,7 +147,9 @@ def make_dataset(
     import tensorflow as tf  # lazy: keeps --help free of TensorFlow
 
     items, decode = _decoder(split, image_size)
-    ds = tf.data.Dataset.from_tensor_slices((items, split.labels))
+    # Class indices are one-hot encoded per batch; other tasks' targets are the model's already.
+    one_hot = split.targets is None
+    ds = tf.data.Dataset.from_tensor_slices((items, split.model_targets()))
     shuffle = training and with_labels
 
     cache_file = cache_file if cache_file is not None else split.cache_file
@@ -175,7 +178,7 @@ def make_dataset(
             x = augmenter(x, training=True)
         if not with_labels:
             return x
-        return x, tf.one_hot(y, num_classes)
+        return x, tf.one_hot(y, num_classes) if one_hot else y
 
     parallel = None if deterministic and augmenter is not None else tf.data.AUTOTUNE
     return prefetched(ds.map(to_model_input, num_parallel_calls=parallel))

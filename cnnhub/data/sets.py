@@ -29,6 +29,7 @@ from cnnhub.data.scan import scan_source_files
 from cnnhub.data.sources import DataSource, detect_format, load_source
 from cnnhub.data.splits import apply_split_file, split_frame, stratified_split
 from cnnhub.errors import CnnhubError
+from cnnhub.tasks import get_task
 
 
 @dataclass
@@ -46,9 +47,21 @@ class Split:
     needs_pil: frozenset[str] = frozenset()
     channels: int = 3
     cache_file: str | None = None
+    targets: np.ndarray | None = None  # float32 (N, outputs) for tasks other than single_label
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def model_targets(self) -> np.ndarray:
+        """What the model is scored against per sample: ``targets`` when the task has them
+        (regression, multi-label), else the integer class ``labels``."""
+        return self.labels if self.targets is None else self.targets
+
+    def encoded_targets(self, num_classes: int) -> np.ndarray:
+        """float32 (N, outputs): one-hot ``labels``, or ``targets`` when the task has them."""
+        if self.targets is None:
+            return np.eye(num_classes, dtype="float32")[self.labels]
+        return self.targets
 
     def counts(self, num_classes: int) -> np.ndarray:
         return np.bincount(self.labels, minlength=num_classes)
@@ -62,6 +75,7 @@ class Split:
             images=None if self.images is None else self.images[indices],
             needs_pil=self.needs_pil,
             channels=self.channels,
+            targets=None if self.targets is None else self.targets[indices],
         )
 
 
@@ -106,6 +120,9 @@ class DataOptions:
     scan_cache: bool = True
     cache_dir: str = ""
     channels: int = 3
+    task: str = "single_label"
+    target_column: str = ""
+    num_targets: int = 1
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DataOptions:
@@ -126,6 +143,9 @@ class DataOptions:
             scan_cache=config["SCAN_CACHE"],
             cache_dir=config["CACHE_DIR"],
             channels=input_channels(config),
+            task=config.get("TASK", "single_label"),
+            target_column=config.get("TARGET_COLUMN", ""),
+            num_targets=config.get("NUM_TARGETS", 1),
         )
 
     @property
@@ -170,15 +190,20 @@ def read_source(path: str, role: str, options: DataOptions, reference=None):
     fmt = detect_format(path) if options.data_format == "auto" else options.data_format
     names = options.class_names_file or None if fmt != "folder" else None
     shape = options.image_shape or None if fmt in ("csv_pixels", "npz") else None
-    source = load_source(path, fmt, shape, names)
+    task = get_task(options.task)
+    source = load_source(path, fmt, shape, names, **_label_column(options, fmt))
+    source = task.label_source(source, options, f"{flag} {path}")
     if reference is None:
-        if len(source.class_names) < 2:
-            raise CnnhubError(
-                "A classifier needs at least two classes (two sub-folders of images, or two "
-                f"label values). Received: classes={source.class_names} in {path}"
-            )
+        task.check_training_source(source, path)
         return source
     return _align_classes(reference, source, what, f"{flag} {path}")
+
+
+def _label_column(options: DataOptions, fmt: str) -> dict[str, str]:
+    """The CSV column a task reads its labels from (csv_paths: TARGET_COLUMN's first)."""
+    if fmt == "csv_paths" and options.target_column:
+        return {"label_column": options.target_column.split(",")[0].strip()}
+    return {}
 
 
 def check_class_names(source, received: str) -> None:
@@ -217,6 +242,7 @@ def _align_classes(reference, source, what: str, received: str):
         root=source.root,
         origin=source.origin,
         data_format=source.data_format,
+        targets=source.targets,
     )
 
 
@@ -283,13 +309,18 @@ def to_split(clean: _Clean, channels: int) -> Split:
     source = clean.source
     if source.in_memory:
         return Split(
-            labels=source.labels, paths=list(source.keys), images=source.images, channels=channels
+            labels=source.labels,
+            paths=list(source.keys),
+            images=source.images,
+            channels=channels,
+            targets=source.targets,
         )
     return Split(
         labels=source.labels,
         paths=list(source.paths),
         needs_pil=clean.needs_pil,
         channels=channels,
+        targets=source.targets,
     )
 
 
@@ -429,7 +460,7 @@ def inspect_clean(cleaned: dict[str, _Clean | None], options: DataOptions):
         if c is not None
     ]
     first = next(c for c in cleaned.values() if c is not None)
-    return Inspection(list(first.source.class_names), reports)
+    return Inspection(list(first.source.class_names), reports, options.task)
 
 
 def splits_from_config(config: dict[str, Any], inspect: bool = True) -> Splits:
@@ -512,7 +543,10 @@ def evaluation_source(
             f"The validation data {where} is not there: {path!r}. Pass the data to score on "
             f"with {flag} PATH. Received: {flag}={path!r}"
         )
-    return load_source(path)
+    options = DataOptions.from_config(config)
+    fmt = detect_format(path)
+    source = load_source(path, fmt, **_label_column(options, fmt))
+    return get_task(options.task).label_source(source, options, f"{flag} {path}")
 
 
 def check_same_classes(source, class_names: list[str], received: str) -> None:

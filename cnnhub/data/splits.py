@@ -180,21 +180,24 @@ def split_frame(source, valid_keys) -> Any:
     )
 
 
-def assign_folds(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+def assign_folds(labels: np.ndarray, k: int, seed: int, stratified: bool = True) -> np.ndarray:
     """The 0-based fold of each sample: stratified, seeded, fold sizes within one of each other.
 
     scikit-learn's ``StratifiedKFold(shuffle=True)``: it deals the label-sorted samples to the
     folds round-robin (so each class is spread evenly and fold sizes differ by at most one), in
-    a random order within each class drawn from ``seed``.
+    a random order within each class drawn from ``seed``. Without ``stratified`` (a task with
+    no classes, e.g. regression): ``KFold(shuffle=True)`` with the same seed.
     """
     # Here, not at the top: scikit-learn's model_selection takes about a second to import and
     # only K-fold runs need it (every command that reads data imports this module).
-    from sklearn.model_selection import (
-        StratifiedKFold,  # lazy: keeps --help free of TensorFlow
+    from sklearn.model_selection import (  # lazy: keeps --help free of TensorFlow
+        KFold,
+        StratifiedKFold,
     )
 
     labels = np.asarray(labels)
-    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    splitter = StratifiedKFold if stratified else KFold
+    folds = splitter(n_splits=k, shuffle=True, random_state=seed)
     fold = np.zeros(len(labels), dtype=np.int64)
     for index, (_, held_out) in enumerate(folds.split(np.zeros((len(labels), 1)), labels)):
         fold[held_out] = index

@@ -18,7 +18,6 @@ Two ways in, one set of files out:
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ from cnnhub.evaluation.calibration import (
     fit_temperature,
     scale_final_layer,
 )
-from cnnhub.evaluation.headline import HEADLINE_FIGURES
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
 from cnnhub.evaluation.selection import analysis_report, calibrated_report, choose_best
 from cnnhub.evaluation.targets import (
@@ -61,6 +59,8 @@ from cnnhub.run_folder import (  # noqa: F401  (weights_stem: this module's publ
     open_run,
     weights_stem,
 )
+from cnnhub.tasks import get_task
+from cnnhub.tasks.checks import resolved
 from cnnhub.weights import check_weights_file, load_weights_checked
 
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -83,7 +83,8 @@ def thresholds_of(config: dict[str, Any]) -> list[float] | None:
 
 
 class EpochReports(keras.callbacks.Callback):
-    """Write each epoch's per-image and threshold reports from the training validation pass."""
+    """Write each epoch's reports (the task's: per-image and threshold reports for
+    single_label) from the training validation pass."""
 
     def __init__(self, scorer, checkpoint, folder: Path, image_ids, labels, class_names, config):
         super().__init__()
@@ -91,31 +92,32 @@ class EpochReports(keras.callbacks.Callback):
         self.checkpoint = checkpoint
         self.folder = Path(folder)
         self.image_ids = list(image_ids)
-        self.labels = np.asarray(labels)
+        self.labels = np.asarray(labels)  # the validation split's model_targets()
         self.class_names = list(class_names)
-        self.thresholds = thresholds_of(config)
+        self.config = config
+        self.task = get_task(config)
 
     def on_epoch_end(self, epoch, logs=None):
         weights = self.checkpoint.saved[epoch + 1]
-        result = write_weight_reports(
+        rows = self.task.write_reports(
             weights.parent,
             weights_stem(weights),
             self.image_ids,
             self.labels,
             self.scorer.probabilities,
             self.class_names,
-            self.thresholds,
+            self.config,
             weights_name=weights.name,
             epoch=epoch + 1,
         )
-        append_report(self.folder / "analysis_report.csv", result["rows"], epoch + 1)
+        append_report(self.folder / "analysis_report.csv", rows, epoch + 1, self.task)
 
 
-def append_report(path: Path, rows: list[dict], epoch: int) -> None:
+def append_report(path: Path, rows: list[dict], epoch: int, task=None) -> None:
     """Add one epoch's rows to ``analysis_report.csv`` (replacing rows of that epoch or later)."""
     previous = read_csv_safe(path) if path.exists() else None
     kept = [] if previous is None else previous[previous["epoch"] < epoch].to_dict("records")
-    write_csv_safe(path, analysis_report([*kept, *rows]))
+    write_csv_safe(path, (task or get_task()).analysis_report([*kept, *rows]))
 
 
 # ---------------------------------------------------------------- reading a run
@@ -152,7 +154,7 @@ def _top_epochs(run: RunContents, count: int, top_metric: str) -> set[int]:
     log_file = run.path / "training.log"
     try:
         log = pd.read_csv(log_file)
-        ascending = top_metric.endswith("loss")
+        ascending = top_metric.endswith(("loss", "mae"))  # lower is better
         return set(log.sort_values(top_metric, ascending=ascending)["epoch"].head(count))
     except (OSError, ValueError, KeyError) as exc:
         raise CnnhubError(
@@ -274,7 +276,8 @@ def evaluate_run(
 
     run = read_run(run_dir)
     config = dict(run.config, WEIGHTS="none")  # rebuild with random init: never download
-    chosen = select_weights(run, weights or config["EVAL_WEIGHTS"], config["EVAL_TOP_METRIC"])
+    task = get_task(config)
+    chosen = select_weights(run, weights or config["EVAL_WEIGHTS"], task.top_metric(config))
     heldout = data_dir is not None or source is not None
     if heldout:
         chosen = _with_validation_choice(run, chosen)
@@ -301,19 +304,20 @@ def evaluate_run(
             load_weights_checked(model, path, check=False)  # all checked above
             if folder is not None and temperature and path.resolve() == calibrated_file.resolve():
                 scale_final_layer(model, temperature)
-            result = write_weight_reports(
-                folder or path.parent,
-                weights_stem(path),
-                split.paths,
-                split.labels,
-                scorer.predict(),
-                run.class_names,
-                thresholds_of(config),
-                weights_name=path.name,
-                epoch=weights_epoch(path),
+            rows.extend(
+                task.write_reports(
+                    folder or path.parent,
+                    weights_stem(path),
+                    split.paths,
+                    split.model_targets(),
+                    scorer.predict(),
+                    run.class_names,
+                    config,
+                    weights_name=path.name,
+                    epoch=weights_epoch(path),
+                )
             )
-            rows.extend(result["rows"])
-        report = analysis_report(rows)
+        report = task.analysis_report(rows)
         write_csv_safe((folder or run.path) / "analysis_report.csv", report)
         if skipped:
             write_skipped(folder or run.path, skipped)
@@ -328,7 +332,7 @@ def evaluate_run(
     best = run.best
     with atomic.atomic_folder(target) as tmp:
         report = score_into(tmp)
-        summary = reporting.evaluation_summary(
+        summary = task.evaluation_summary(
             report,
             role,
             printable_path(Path(source.origin).resolve()),
@@ -337,32 +341,17 @@ def evaluate_run(
             {path.name: printable_path(path.resolve()) for path in chosen},
         )
         atomic.write_json(tmp / "summary.json", summary)
-    _print_evaluation(report, summary, target, heldout)
+    _print_evaluation(task, report, summary, target, heldout)
     if run.folder.report_html.exists():  # its held-out section lists this evaluation now
         write_run_report(run.path)
     return summary
 
 
 def _print_evaluation(
-    report: pd.DataFrame, summary: dict[str, Any], target: Path, heldout: bool
+    task, report: pd.DataFrame, summary: dict[str, Any], target: Path, heldout: bool
 ) -> None:
     """The table and lines of an evaluation that is not the run's own."""
-    role = summary["role"]
-    reporting.print_table(report, role, summary["deploy_threshold"], summary["weights"])
-    if summary["weights"] is not None:
-        figures = {
-            key: math.nan if summary[key] is None else summary[key] for key in HEADLINE_FIGURES
-        }
-        how = (
-            f"both chosen on validation ({summary['rule']})"
-            if summary["chosen_on_validation"]
-            else "the last epoch at threshold 0: no weights were chosen on validation yet"
-        )
-        print(
-            f"{role.capitalize()} ({summary['source']}): weights {summary['weights']} (epoch "
-            f"{summary['epoch']}) and deploy threshold {summary['deploy_threshold']:g}, {how}: "
-            f"{reporting.figures_text(figures)}"
-        )
+    task.print_evaluation(report, summary)
     what = "Held-out data" if heldout else "A subset of the run's weights (or outside weights)"
     print(
         f"{what} scored into {target}; the run's own results (analysis_report.csv, best "
@@ -383,18 +372,40 @@ def _with_validation_choice(run: RunContents, chosen: list[Path]) -> list[Path]:
 
 
 def finalize(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any]:
-    """Choose the best weights from ``analysis_report.csv``; with CALIBRATE temperature, fit the
-    chosen weights' temperature and re-choose the threshold on calibrated probabilities
+    """Choose the best weights from ``analysis_report.csv``, write ``best_weights.json``, its
+    plots and ``best_model.keras``, and print the table: the run's task's way
+    (``Task.finalize``; single_label: :func:`finalize_classes`)."""
+    return get_task(config).finalize(Path(run_dir), config, model)
+
+
+def save_best_model(run_dir: Path, config: dict[str, Any], model, weights: str, outputs: int):
+    """``best_model.keras``: ``model`` (built from ``config`` with ``outputs`` outputs when
+    None) with the weights file ``weights`` of ``model_logs/``; returns the model."""
+    if model is None:
+        from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
+
+        model = build_model(dict(config, WEIGHTS="none"), outputs)
+    load_weights_checked(model, Path(run_dir) / "model_logs" / weights)
+    with atomic.atomic_path(Path(run_dir) / "best_model.keras") as tmp:
+        model.save(tmp)
+    return model
+
+
+def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[str, Any]:
+    """single_label's :func:`finalize`: choose the best weights from ``analysis_report.csv``;
+    with CALIBRATE temperature, fit the chosen weights' temperature and re-choose the threshold
+    on calibrated probabilities
     (:func:`calibrate_choice`); write best_weights.json, the best weights' plots (reliability
     diagram included), the metrics-by-epoch plot and ``best_model.keras`` (calibrated); print the
     table; write ``report.html`` and ``MODEL_CARD.md``."""
     from cnnhub.evaluation import plots  # lazy: heavy import, kept off the --help path
 
     run_dir = Path(run_dir)
+    rule = resolved(config, "BEST_WEIGHT_RULE", get_task("single_label"))  # auto: macro_f1
+    config = dict(config, BEST_WEIGHT_RULE=rule)
     report = read_csv_safe(run_dir / "analysis_report.csv")
     logs = run_dir / "model_logs"
     class_names = RunFolder(run_dir).read_class_names()
-    rule = config["BEST_WEIGHT_RULE"]
     per_class = (
         _per_class_tables(logs, report["weights_name"].unique())
         if rule == "min_class_recall"

@@ -135,9 +135,18 @@ def display_image(path: str | Path) -> np.ndarray:
 
 
 def plot_gradcam(
-    shown: np.ndarray, result: GradCam, class_names: Sequence[str], caption: str, path: Path
+    shown: np.ndarray,
+    result: GradCam,
+    class_names: Sequence[str],
+    caption: str,
+    path: Path,
+    task=None,
 ) -> None:
-    """Save the three-panel Grad-CAM figure (image, heatmap, overlay) to ``path``."""
+    """Save the three-panel Grad-CAM figure (image, heatmap, overlay) to ``path``; the title
+    names the explained output as the run's ``task`` describes it (default: a class)."""
+    from cnnhub.tasks import get_task  # lazy: keeps this module light
+
+    task = task or get_task()
 
     plt = pyplot()
     width, height = FIGURE_PIXELS
@@ -154,12 +163,11 @@ def plot_gradcam(
     axes[2].set_title("overlay", fontsize=10)
     for ax in axes:
         ax.set_axis_off()
-    title = f"class: {plot_text(class_names[target])} (p={result.probabilities[target]:.3f})"
-    if predicted != target:
-        title += (
-            f"   predicted: {plot_text(class_names[predicted])} "
-            f"(p={result.probabilities[predicted]:.3f})"
-        )
+    title = plot_text(task.describe_output(class_names[target], result.probabilities[target]))
+    if task.thresholded and predicted != target:
+        title += "   predicted: " + plot_text(
+            task.describe_output(class_names[predicted], result.probabilities[predicted])
+        ).removeprefix("class: ")
     fig.suptitle(title, fontsize=12)
     fig.text(0.5, 0.03, plot_text(caption), ha="center", fontsize=8, color="0.3")
     fig.subplots_adjust(left=0.02, right=0.98, top=0.82, bottom=0.08, wspace=0.08)

@@ -33,6 +33,9 @@ class DataSource:
             in-memory ones. Filled in when not given.
         root: the folder file-backed keys are relative to.
         origin: what the data was read from; data_format: one of :data:`DATA_FORMATS`.
+        targets: float32 (N, outputs) model targets when the task's labels are not one class
+            per sample (regression values, multi-label indicators; see :mod:`cnnhub.tasks`),
+            else None (``labels`` one-hot encoded).
     """
 
     class_names: list[str]
@@ -43,6 +46,7 @@ class DataSource:
     root: str | None = None
     origin: str = ""
     data_format: str = ""
+    targets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.class_names = [str(name) for name in self.class_names]
@@ -64,6 +68,8 @@ class DataSource:
                 raise ValueError(f"{len(images)} images but {n} labels.")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise ValueError("Labels must index `class_names`.")
+        if self.targets is not None:
+            self.targets = np.asarray(self.targets, dtype=np.float32).reshape(n, -1)
         if self.keys is None:
             self.keys = self._default_keys()
         elif len(self.keys) != n:
@@ -102,6 +108,7 @@ class DataSource:
             root=self.root,
             origin=self.origin,
             data_format=self.data_format,
+            targets=None if self.targets is None else self.targets[idx],
         )
 
     def drop_paths(self, paths: Sequence[str]) -> DataSource:

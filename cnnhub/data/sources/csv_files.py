@@ -135,9 +135,13 @@ def _paths_header(row: list[str]) -> dict[str, int] | None:
 
 
 def read_csv_paths(
-    path: str | os.PathLike, names_file: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    names_file: str | os.PathLike | None = None,
+    label_column: str = "label",
 ) -> DataSource:
     """A CSV with columns ``path,label`` (header optional), paths relative to the CSV's folder.
+
+    ``label_column`` names the header's label column (a regression target, for instance).
 
     Every listed file must exist and appear once; missing ones are reported together.
     """
@@ -157,12 +161,18 @@ def read_csv_paths(
             )
         path_col, label_col, skip = 0, 1, 0
     else:
-        if "label" not in columns:
+        wanted = label_column.strip().lower()
+        if wanted not in columns:
+            if wanted != "label":
+                raise CnnhubError(
+                    f"`{path}` has no column `{label_column}` (target_column). Name one of its "
+                    f"columns. Received: target_column={label_column!r}, columns={rows[0]!r}"
+                )
             raise CnnhubError(
                 f"`{path}` has a `path` column but no `label` column. Add a `label` column with "
                 f"each image's class. Received: columns={rows[0]!r}"
             )
-        path_col, label_col, skip = columns["path"], columns["label"], 1
+        path_col, label_col, skip = columns["path"], columns[wanted], 1
     try:
         frame = pd.read_csv(
             path,
