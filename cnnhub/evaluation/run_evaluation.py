@@ -18,6 +18,7 @@ Two ways in, one set of files out:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -458,9 +459,15 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
 
 
 def write_run_report(run_dir: Path) -> None:
-    """Write the run's ``report.html`` and ``MODEL_CARD.md`` (:mod:`cnnhub.report`)."""
+    """Write the run's ``report.html`` and ``MODEL_CARD.md`` (:mod:`cnnhub.report`), unless
+    the run's task has no such report (``Task.check_command("report")`` refuses it)."""
     from cnnhub.report import write_report  # lazy: matplotlib and the page builder
 
+    config = json.loads((Path(run_dir) / "run_config.json").read_text(encoding="utf-8"))
+    try:
+        get_task(config).check_command("report", str(run_dir))
+    except CnnhubError:
+        return
     paths = write_report(run_dir)
     print(f"Report: {paths['html']}; model card: {paths['card']}")
 
