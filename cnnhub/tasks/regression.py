@@ -306,7 +306,7 @@ class Regression(Task):
     def finalize(self, run_dir: Path, config: Mapping[str, Any], model=None) -> dict[str, Any]:
         from cnnhub import atomic
         from cnnhub.evaluation.reporting import VALIDATION
-        from cnnhub.evaluation.run_evaluation import save_best_model
+        from cnnhub.evaluation.run_evaluation import save_best_model, write_run_report
         from cnnhub.evaluation.safe_csv import read_csv_safe
         from cnnhub.run_folder import ANALYSIS_METRICS_PNG, RunFolder
 
@@ -318,6 +318,7 @@ class Regression(Task):
         atomic.write_json(run_dir / "best_weights.json", best)
         self.print_table(report, VALIDATION, best)
         self.print_choice(report, best)
+        write_run_report(run_dir)
         return best
 
     def plot_by_epoch(self, report, best: Mapping[str, Any], path: Path) -> None:
@@ -399,11 +400,11 @@ class Regression(Task):
 
     # ------------------------------------------------------------------ use
     def check_command(self, command: str, run: str) -> None:
-        if command in ("errors", "report"):
-            what = "confident errors" if command == "errors" else "the classification report"
+        if command == "errors":
             raise CnnhubError(
-                f"`cnnhub {command}` shows {what} of a classifier; {run} is a regression run "
-                "(its per-image errors are model_logs/<weights>.csv, its plots beside them). "
+                "`cnnhub errors` shows confident errors of a classifier; "
+                f"{run} is a regression run (its per-image errors are model_logs/<weights>.csv, "
+                f"its plots beside them, its largest errors in report.html). "
                 f"Received: run={run!r}, task='regression'"
             )
 
