@@ -1,21 +1,305 @@
-"""``multi_label``: a set of classes per image (one sigmoid per class). Not implemented yet:
-the ``multilabel`` work fills in this :class:`~cnnhub.tasks.base.Task`."""
+"""``multi_label``: a set of classes per image; one sigmoid per class, every class its own
+threshold.
+
+Labels come from a ``csv_paths`` CSV whose label cells join an image's labels with
+``LABEL_SEPARATOR`` (``img/001.jpg,beach|people``; an empty cell is an image with no label).
+Binary (focal) cross-entropy, ``binary_accuracy`` per epoch (Keras's: each label right at 0.5);
+scored every epoch by :mod:`cnnhub.evaluation.multilabel` (per-class precision/recall/F1/AP
+on the threshold grid, each class's threshold chosen on validation, micro/macro F1, mAP, subset
+accuracy, Hamming loss) and the best weights chosen by
+:mod:`cnnhub.evaluation.multilabel_reports`. This module only routes the
+:class:`~cnnhub.tasks.base.Task` calls to that code.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cnnhub.errors import CnnhubError
 from cnnhub.tasks.base import Task
+from cnnhub.tasks.checks import check_choice, refuse_set
+from cnnhub.tasks.single_label import CLASSIFICATION_RULES, thresholds_of
+
+MULTI_LABEL_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
+
+HEADLINE = ("map", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
+"""The figures every multi-label summary reports, at each class's chosen threshold."""
+
+# Keras's names of the per-epoch metric; `accuracy` in the shared keys means it here.
+_METRIC = "binary_accuracy"
+
+
+def class_thresholds(best: Mapping[str, Any] | None, names: Sequence[str]) -> np.ndarray | None:
+    """The per-class thresholds of ``best_weights.json`` in class order (None without them)."""
+    if not best or not best.get("class_thresholds"):
+        return None
+    chosen = best["class_thresholds"]
+    missing = [name for name in names if name not in chosen]
+    if missing:
+        raise CnnhubError(
+            f"best_weights.json has no class threshold for {missing[0]!r}; re-run "
+            f"`cnnhub evaluate` on the run to choose them again. Received: "
+            f"class_thresholds for {sorted(chosen)[:5]}"
+        )
+    return np.array([float(chosen[name]) for name in names])
 
 
 class MultiLabel(Task):
     """Several classes per image."""
 
     name = "multi_label"
+    epoch_metric = _METRIC
+    higher_is_better = True
+    stratified = False  # scikit-learn has no multi-label stratified split (docs/tasks.md)
+    losses = MULTI_LABEL_LOSSES
+    rules = CLASSIFICATION_RULES
+    report_columns = ("weights_name", "epoch", "map", "f1_micro", "f1_macro")
 
+    # ------------------------------------------------------------------ config
     def check_config(self, config: dict[str, Any]) -> None:
-        raise CnnhubError(
-            "Task multi_label is not available yet; use --task single_label or regression. "
-            "Received: task='multi_label'"
+        check_choice(config, "LOSS", self)
+        check_choice(config, "BEST_WEIGHT_RULE", self)
+        refuse_set(config, self, ("TARGET_COLUMN", "NUM_TARGETS", "CLASS_WEIGHT", "OVERSAMPLE"))
+        from cnnhub.data.multi_hot import check_separator
+
+        check_separator(config["LABEL_SEPARATOR"])
+        for key in ("EARLY_STOPPING_MONITOR", "EVAL_TOP_METRIC"):
+            value = config[key]
+            if value.endswith("mae"):
+                raise CnnhubError(
+                    f"`{key.lower()}` {value} is a regression metric; a multi_label run logs "
+                    f"loss and {_METRIC}. Received: {key.lower()}={value!r}, task='multi_label'"
+                )
+            if value.endswith("accuracy") and _METRIC not in value:
+                config[key] = value.replace("accuracy", _METRIC)
+
+    # ------------------------------------------------------------------ data
+    def label_source(self, source, options, received: str):
+        from dataclasses import replace
+
+        from cnnhub.data.multi_hot import encode_multi_hot
+        from cnnhub.data.sources.base import read_names_file
+
+        if source.data_format != "csv_paths":
+            raise CnnhubError(
+                "Task multi_label reads each image's labels from a csv_paths CSV (columns "
+                f"path,label; labels joined by {options.label_separator!r}); {source.origin} is "
+                f"{source.data_format} data. Received: {received}"
+            )
+        names = read_names_file(options.class_names_file) if options.class_names_file else None
+        cells = np.asarray(source.class_names, dtype=object)[source.labels]
+        matrix, class_names = encode_multi_hot(
+            cells.tolist(), options.label_separator, names, source.origin
         )
+        # `labels` keeps one class per image for what needs one (dev subsets, split files):
+        # its first label, or the first class for an image without any.
+        return replace(
+            source, class_names=class_names, labels=matrix.argmax(axis=1), targets=matrix
+        )
+
+    def check_training_source(self, source, path: str) -> None:
+        counts = source.targets.sum(axis=0)
+        if len(source.class_names) < 1 or not counts.any():
+            raise CnnhubError(
+                f"The multi-label training data needs at least one label. Received: {path}"
+            )
+
+    # ------------------------------------------------------------------ model
+    def output_layers(self, x, num_outputs: int, config: Mapping[str, Any]):
+        from keras import layers  # lazy: heavy import, kept off the --help path
+
+        # One independent yes/no per class; float32 keeps probabilities exact under mixed
+        # precision.
+        return layers.Dense(num_outputs, activation="sigmoid", dtype="float32", name="predictions")(
+            x
+        )
+
+    # ------------------------------------------------------------------ training
+    def make_loss(self, config: Mapping[str, Any]):
+        import keras  # lazy: heavy import, kept off the --help path
+
+        if config["LOSS"] == "binary_focal_crossentropy":
+            return keras.losses.BinaryFocalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
+        return keras.losses.BinaryCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
+
+    def validation_logs(self, outputs: np.ndarray, targets: np.ndarray, loss_fn) -> dict:
+        import keras  # lazy: heavy import, kept off the --help path
+
+        truth = np.asarray(targets, dtype="float32")
+        # `call` gives per-image losses without the 1/replicas scaling a strategy would apply.
+        per_image = keras.ops.convert_to_numpy(loss_fn.call(truth, outputs))
+        return {
+            "val_loss": float(np.mean(per_image)),
+            # Keras's binary_accuracy: a label is predicted above 0.5.
+            f"val_{_METRIC}": float(np.mean((outputs > 0.5) == (truth > 0.5))),
+        }
+
+    # ------------------------------------------------------------------ scoring
+    def write_reports(
+        self,
+        folder: Path,
+        stem: str,
+        image_ids: Sequence[str],
+        targets: np.ndarray,
+        outputs: np.ndarray,
+        names: Sequence[str],
+        config: Mapping[str, Any],
+        weights_name: str,
+        epoch: int,
+        best: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        from cnnhub.evaluation.multilabel_reports import threshold_rule, write_multilabel_reports
+
+        result = write_multilabel_reports(
+            folder,
+            stem,
+            image_ids,
+            targets,
+            outputs,
+            names,
+            thresholds_of(config),
+            min_precision=threshold_rule(config["BEST_WEIGHT_RULE"], config["BEST_MIN_PRECISION"]),
+            class_thresholds=class_thresholds(best, names),
+            separator=config["LABEL_SEPARATOR"],
+            weights_name=weights_name,
+            epoch=epoch,
+        )
+        return result["rows"]
+
+    def analysis_report(self, rows):
+        from cnnhub.evaluation.multilabel_reports import multilabel_analysis_report
+
+        return multilabel_analysis_report(rows)
+
+    def choose_best(self, report, logs: Path, config: Mapping[str, Any]) -> dict[str, Any]:
+        from cnnhub.evaluation.multilabel_reports import (
+            choose_best_multilabel,
+            multilabel_report_paths,
+            write_multilabel_best_plots,
+        )
+        from cnnhub.evaluation.run_evaluation import weights_stem
+        from cnnhub.evaluation.safe_csv import read_csv_safe
+
+        chosen = {
+            name: read_csv_safe(multilabel_report_paths(logs, weights_stem(name))["class_thresholds"])
+            for name in report["weights_name"].unique()
+        }
+        best = choose_best_multilabel(report, chosen, config["BEST_WEIGHT_RULE"])
+        write_multilabel_best_plots(logs, weights_stem(best["weights"]), chosen[best["weights"]])
+        return best
+
+    def plot_by_epoch(self, report, best: Mapping[str, Any], path: Path) -> None:
+        from cnnhub.evaluation import plots  # lazy: loads matplotlib
+
+        plots.plot_metrics_by_epoch(
+            report.assign(threshold=0.0),
+            0.0,
+            path,
+            title="Validation metrics by epoch, each class at its own threshold",
+        )
+
+    def headline_columns(self) -> tuple[str, ...]:
+        return HEADLINE
+
+    def headline_figures(self, report, weights_name: str, best: Mapping[str, Any]) -> dict:
+        rows = report[report["weights_name"] == weights_name]
+        if rows.empty:
+            raise ValueError(
+                f"The report has no rows for the weights {weights_name!r}. "
+                f"Received: weights_name={weights_name!r}"
+            )
+        return {key: float(rows.iloc[0][key]) for key in HEADLINE}
+
+    def _table(self, report) -> Any:
+        return report[["weights_name", "epoch", *HEADLINE]].sort_values(
+            ["f1_macro", "epoch"], ascending=[False, True], kind="mergesort"
+        )
+
+    def print_table(self, report, role: str, best: Mapping[str, Any] | None) -> None:
+        table = self._table(report)
+        shown = table.head(10)
+        chosen = best["weights"] if best else None
+        if chosen is not None and chosen not in set(shown["weights_name"]):
+            import pandas as pd
+
+            shown = pd.concat([shown.head(9), table[table["weights_name"] == chosen]])
+        print(f"{role.capitalize()} figures of each weights file, each class at its threshold:")
+        print(shown.to_string(index=False, float_format="%.4f"))
+
+    def print_choice(self, report, best: Mapping[str, Any]) -> None:
+        figures = self.headline_figures(report, best["weights"], best)
+        print(
+            f"Best weights (chosen on validation): {best['weights']} (epoch {best['epoch']}) by "
+            f"rule {best['rule']} = {best['value']:.4f}, with a threshold per class "
+            f"(best_weights.json). Validation: {_figures_text(figures)}"
+        )
+
+    def evaluation_summary(self, report, role, source, images, best, scored) -> dict[str, Any]:
+        chosen_on_validation = best is not None
+        if best is None:
+            last = report.loc[report["epoch"].idxmax()]
+            best = {"weights": last["weights_name"], "epoch": int(last["epoch"]),
+                    "rule": "last_epoch (no weights chosen on validation yet)"}  # fmt: skip
+        per_weights = [
+            {"weights": row["weights_name"], "path": scored[row["weights_name"]],
+             "epoch": int(row["epoch"])} | {key: _json(row[key]) for key in HEADLINE}
+            for _, row in report.iterrows()
+        ]  # fmt: skip
+        chosen = next((row for row in per_weights if row["weights"] == best["weights"]), None)
+        summary: dict[str, Any] = {
+            "task": self.name,
+            "role": role,
+            "source": source,
+            "images": int(images),
+            "chosen_on_validation": chosen_on_validation,
+            "weights": best["weights"] if chosen else None,
+            "epoch": int(best["epoch"]) if chosen else None,
+            "rule": best.get("rule"),
+            "class_thresholds": best.get("class_thresholds"),
+        }
+        for key in HEADLINE:
+            summary[key] = chosen[key] if chosen else None
+        summary["scored"] = per_weights
+        return summary
+
+    def print_evaluation(self, report, summary: Mapping[str, Any]) -> None:
+        self.print_table(report, summary["role"], {"weights": summary["weights"]})
+        if summary["weights"] is None:
+            return
+        how = (
+            f"thresholds chosen on validation ({summary['rule']})"
+            if summary["class_thresholds"]
+            else "thresholds chosen on this data: no weights were chosen on validation yet"
+        )
+        figures = {key: math.nan if summary[key] is None else summary[key] for key in HEADLINE}
+        print(
+            f"{summary['role'].capitalize()} ({summary['source']}): weights {summary['weights']} "
+            f"(epoch {summary['epoch']}), {how}: {_figures_text(figures)}"
+        )
+
+    def ranking(self) -> tuple[str, bool]:
+        return "f1_macro", True
+
+    # ------------------------------------------------------------------ use
+    def export_metadata(self, best: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {
+            "task": self.name,
+            "class_thresholds": dict(best["class_thresholds"]) if best else None,
+        }
+
+
+def _json(value: Any) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _figures_text(figures: Mapping[str, float]) -> str:
+    return ", ".join(
+        f"{name} {figures[name]:.4f}" if not math.isnan(figures[name]) else f"{name} n/a"
+        for name in HEADLINE
+    )

@@ -116,12 +116,13 @@ def load_source(
     image_shape: Sequence[int] | None = None,
     names_file: str | os.PathLike | None = None,
     label_column: str = "label",
+    allow_empty_labels: bool = False,
 ) -> DataSource:
     """Read any supported dataset into a :class:`DataSource` (``data_format="auto"`` detects it).
 
     ``image_shape`` applies to ``csv_pixels`` and flat ``npz`` arrays; ``names_file`` to every
     format except ``folder`` (whose class names are the folder names); ``label_column`` to
-    ``csv_paths`` with a header.
+    ``csv_paths`` with a header; ``allow_empty_labels`` (multi-label data) to ``csv_paths``.
     """
     path = os.fspath(path)
     if data_format != "auto" and data_format not in DATA_FORMATS:
@@ -147,7 +148,7 @@ def load_source(
     if fmt == "csv_pixels":
         return read_csv_pixels(path, image_shape, names_file)
     if fmt == "csv_paths":
-        return read_csv_paths(path, names_file, label_column)
+        return read_csv_paths(path, names_file, label_column, allow_empty_labels)
     if fmt == "idx":
         return read_idx(path, names_file=names_file)
     if fmt == "cifar_bin":

@@ -189,13 +189,16 @@ def _labels_to_array(raw: Sequence | np.ndarray) -> np.ndarray:
 
 
 def _encode_labels(
-    raw: Sequence | np.ndarray, names: list[str] | None, origin: str
+    raw: Sequence | np.ndarray, names: list[str] | None, origin: str, allow_empty: bool = False
 ) -> tuple[np.ndarray, list[str]]:
-    """Class indices and class names for raw labels (see the module docstring for the rules)."""
+    """Class indices and class names for raw labels (see the module docstring for the rules).
+
+    ``allow_empty`` keeps empty label cells as the class ``""`` (a multi-label image without a
+    label) instead of refusing them."""
     values = _labels_to_array(raw)
     if values.dtype.kind != "i":
         blank = np.flatnonzero(values == "")
-        if len(blank):
+        if len(blank) and not allow_empty:
             raise CnnhubError(
                 f"{len(blank)} sample(s) in `{origin}` have an empty label (first at sample "
                 f"{blank[0]}). Give every sample a label. Received: label=''"
@@ -235,12 +238,14 @@ def labelled_source(
     names_file: str | os.PathLike | None,
     origin: str,
     data_format: str,
+    allow_empty: bool = False,
     **samples: Any,
 ) -> DataSource:
     """A DataSource of ``samples`` (``images=`` or ``paths=``, optionally ``keys=``, ``root=``)
     labelled by ``raw_labels``, encoded by the module docstring's rules (class names from
-    ``names_file`` when given). Every source that reads labels from a file ends here."""
-    labels, class_names = _encode_labels(raw_labels, _names(names_file), origin)
+    ``names_file`` when given; ``allow_empty`` as in :func:`_encode_labels`). Every source that
+    reads labels from a file ends here."""
+    labels, class_names = _encode_labels(raw_labels, _names(names_file), origin, allow_empty)
     return DataSource(class_names, labels, origin=origin, data_format=data_format, **samples)
 
 

@@ -138,10 +138,13 @@ def read_csv_paths(
     path: str | os.PathLike,
     names_file: str | os.PathLike | None = None,
     label_column: str = "label",
+    allow_empty_labels: bool = False,
 ) -> DataSource:
     """A CSV with columns ``path,label`` (header optional), paths relative to the CSV's folder.
 
     ``label_column`` names the header's label column (a regression target, for instance).
+    ``allow_empty_labels`` reads an empty label cell as the class ``""`` (multi-label data: an
+    image without a label) instead of refusing it.
 
     Every listed file must exist and appear once; missing ones are reported together.
     """
@@ -207,7 +210,9 @@ def read_csv_paths(
             f"List each image once. Received: path={repeated[0]!r}"
         )
     raw_labels = frame.iloc[:, label_col].to_numpy()
-    return labelled_source(raw_labels, names_file, path, "csv_paths", paths=resolved, root=base)
+    return labelled_source(
+        raw_labels, names_file, path, "csv_paths", allow_empty_labels, paths=resolved, root=base
+    )
 
 
 def _has_image_extension(text: str) -> bool:
