@@ -33,6 +33,9 @@ TASK = "single_label"
 TARGET_COLUMN = ""
 # regression: numbers predicted per image (one linear output each).
 NUM_TARGETS = 1  # range: [1, 1000]
+# multi_label: what separates an image's labels in a csv_paths label cell (img.jpg,beach|people;
+# an empty cell is an image with no label).
+LABEL_SEPARATOR = "|"
 
 # ---------------------------------------------------------------- output
 # Folder in which `model_repository/<run name>/` is created.
@@ -125,8 +128,8 @@ LR_DECAY_FACTOR = 0.1  # range: (0, 1]
 # plateau schedule: epochs without val_loss improvement before a decay.
 LR_PATIENCE = 2  # range: [0, 100000]
 # Loss: auto (the task's first), categorical_crossentropy or categorical_focal_crossentropy
-# (single_label); mse, mae or huber (regression; huber's delta is one standard deviation of the
-# training targets).
+# (single_label); binary_crossentropy or binary_focal_crossentropy (multi_label); mse, mae or
+# huber (regression; huber's delta is one standard deviation of the training targets).
 LOSS = "auto"
 # Label smoothing for the loss (0 = off).
 LABEL_SMOOTHING = 0.0  # range: [0, 1)

@@ -56,7 +56,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     # LOSS and BEST_WEIGHT_RULE: every task's values; each task accepts its own (cnnhub.tasks).
     "TASK": ("single_label", "multi_label", "regression"),
     "LOSS": (
-        "auto", "categorical_crossentropy", "categorical_focal_crossentropy", "mse", "mae", "huber"
+        "auto", "categorical_crossentropy", "categorical_focal_crossentropy",
+        "binary_crossentropy", "binary_focal_crossentropy", "mse", "mae", "huber",
     ),
     "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy", "val_mae", "mae"),
     "EVAL_TOP_METRIC": ("val_accuracy", "val_loss", "val_mae"),

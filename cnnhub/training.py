@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import numpy as np
 
 from cnnhub.callbacks import (
     ChanceLevelWarning,
@@ -196,8 +197,10 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
         log.load_existing()
         for name, callback in stateful.items():
             callback.carry = resume_from.callbacks.get(name)
-    # Chance level is a classification idea: accuracy against the most frequent class.
-    chance = ChanceLevelWarning(valid_labels) if task.epoch_metric == "accuracy" else None
+    # Chance level is a single-label idea: accuracy against the most frequent class (one class
+    # index per image; multi-label targets are a 0/1 matrix).
+    single = task.epoch_metric == "accuracy" and np.ndim(valid_labels) == 1
+    chance = ChanceLevelWarning(valid_labels) if single else None
     reporters = context.epoch_reporters
     reports = reporters(scorer, checkpoint) if reporters else []
     per_epoch = [c for c in (chance, checkpoint, log, *reports) if c is not None]

@@ -16,7 +16,7 @@ the sources' keys (``train.csv#17``), which the per-image reports show as ``imag
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -123,6 +123,7 @@ class DataOptions:
     task: str = "single_label"
     target_column: str = ""
     num_targets: int = 1
+    label_separator: str = "|"
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DataOptions:
@@ -146,6 +147,7 @@ class DataOptions:
             task=config.get("TASK", "single_label"),
             target_column=config.get("TARGET_COLUMN", ""),
             num_targets=config.get("NUM_TARGETS", 1),
+            label_separator=config.get("LABEL_SEPARATOR", "|"),
         )
 
     @property
@@ -188,22 +190,27 @@ def read_source(path: str, role: str, options: DataOptions, reference=None):
             f"images per class, or a CSV, IDX, CIFAR .bin or .npz file. Received: {flag} {path}"
         )
     fmt = detect_format(path) if options.data_format == "auto" else options.data_format
-    names = options.class_names_file or None if fmt != "folder" else None
-    shape = options.image_shape or None if fmt in ("csv_pixels", "npz") else None
     task = get_task(options.task)
+    # Label sets: the task reads the names file itself (a cell joins several names).
+    names = options.class_names_file or None if fmt != "folder" and not task.label_sets else None
+    shape = options.image_shape or None if fmt in ("csv_pixels", "npz") else None
     source = load_source(path, fmt, shape, names, **_label_column(options, fmt))
     source = task.label_source(source, options, f"{flag} {path}")
     if reference is None:
         task.check_training_source(source, path)
         return source
-    return _align_classes(reference, source, what, f"{flag} {path}")
+    return _align_classes(reference, source, what, f"{flag} {path}", task.label_sets)
 
 
-def _label_column(options: DataOptions, fmt: str) -> dict[str, str]:
-    """The CSV column a task reads its labels from (csv_paths: TARGET_COLUMN's first)."""
+def _label_column(options: DataOptions, fmt: str) -> dict[str, Any]:
+    """How the task's labels are read: the CSV column (csv_paths: TARGET_COLUMN's first), and
+    whether an empty label cell is an image without a label (label sets)."""
+    found: dict[str, Any] = {}
     if fmt == "csv_paths" and options.target_column:
-        return {"label_column": options.target_column.split(",")[0].strip()}
-    return {}
+        found["label_column"] = options.target_column.split(",")[0].strip()
+    if fmt == "csv_paths" and get_task(options.task).label_sets:
+        found["allow_empty_labels"] = True
+    return found
 
 
 def check_class_names(source, received: str) -> None:
@@ -218,11 +225,14 @@ def check_class_names(source, received: str) -> None:
         )
 
 
-def _align_classes(reference, source, what: str, received: str):
-    """``source`` relabelled to ``reference``'s class order; different classes are an error."""
+def _align_classes(reference, source, what: str, received: str, label_sets: bool = False):
+    """``source`` relabelled to ``reference``'s class order; different classes are an error
+    (with ``label_sets``, multi-label data, ``source`` may lack some of them)."""
 
     if source.class_names == reference.class_names:
         return source
+    if label_sets and set(source.class_names) <= set(reference.class_names):
+        return _align_label_sets(reference, source)
     if set(source.class_names) != set(reference.class_names):
         only_train = sorted(set(reference.class_names) - set(source.class_names))
         only_other = sorted(set(source.class_names) - set(reference.class_names))
@@ -243,6 +253,20 @@ def _align_classes(reference, source, what: str, received: str):
         origin=source.origin,
         data_format=source.data_format,
         targets=source.targets,
+    )
+
+
+def _align_label_sets(reference, source):
+    """Multi-label ``source`` with ``reference``'s label columns: a split may lack a label
+    (rare labels), which is then a column of zeros."""
+    index = {name: i for i, name in enumerate(reference.class_names)}
+    targets = np.zeros((len(source), len(reference.class_names)), dtype=np.float32)
+    targets[:, [index[name] for name in source.class_names]] = source.targets
+    return replace(
+        source,
+        class_names=list(reference.class_names),
+        labels=targets.argmax(axis=1),
+        targets=targets,
     )
 
 
@@ -514,7 +538,8 @@ def run_validation_source(config: dict[str, Any], run_dir: str | Path, class_nam
             return None
         valid = read_source(valid_dir, "valid", options)
     reference = SimpleNamespace(class_names=list(class_names), origin=config["DATA_DIR_TRAIN"])
-    valid = _align_classes(reference, valid, "validation", f"-dvalid {valid_dir}")
+    label_sets = get_task(options.task).label_sets
+    valid = _align_classes(reference, valid, "validation", f"-dvalid {valid_dir}", label_sets)
     if options.dev:
         valid = dev_subset(valid, options.dev, options.seed, "valid")
     return valid
@@ -546,7 +571,12 @@ def evaluation_source(
     options = DataOptions.from_config(config)
     fmt = detect_format(path)
     source = load_source(path, fmt, **_label_column(options, fmt))
-    return get_task(options.task).label_source(source, options, f"{flag} {path}")
+    task = get_task(options.task)
+    source = task.label_source(source, options, f"{flag} {path}")
+    if task.label_sets:  # the run's label columns, even where the data lacks a label
+        reference = SimpleNamespace(class_names=list(class_names), origin=source.origin)
+        return _align_classes(reference, source, "evaluation", f"{flag} {path}", True)
+    return source
 
 
 def check_same_classes(source, class_names: list[str], received: str) -> None:

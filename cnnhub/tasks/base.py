@@ -31,6 +31,10 @@ class Task:
     """The BEST_WEIGHT_RULE values this task accepts (the first is what ``auto`` means)."""
     thresholded: bool = True
     """Whether ``best_weights.json`` holds a confidence ``threshold`` in [0, 1]."""
+    label_sets: bool = False
+    """Whether an image's labels are a set of classes joined in one CSV cell (multi-label): the
+    readers then keep empty cells, the task reads the names file itself, and a validation or
+    test split may lack a class (its column is all zeros)."""
     report_columns: tuple[str, ...] = ()
     """Columns every ``analysis_report.csv`` of this task has (checked when a run is read)."""
 

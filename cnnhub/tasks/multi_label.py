@@ -3,7 +3,8 @@ threshold.
 
 Labels come from a ``csv_paths`` CSV whose label cells join an image's labels with
 ``LABEL_SEPARATOR`` (``img/001.jpg,beach|people``; an empty cell is an image with no label).
-Binary (focal) cross-entropy, ``binary_accuracy`` per epoch (Keras's: each label right at 0.5);
+Binary (focal) cross-entropy; the per-epoch ``accuracy`` (training.log, the weights file names,
+early stopping) is Keras's binary accuracy: the share of (image, label) pairs right at 0.5;
 scored every epoch by :mod:`cnnhub.evaluation.multilabel` (per-class precision/recall/F1/AP
 on the threshold grid, each class's threshold chosen on validation, micro/macro F1, mAP, subset
 accuracy, Hamming loss) and the best weights chosen by
@@ -22,17 +23,13 @@ import numpy as np
 
 from cnnhub.errors import CnnhubError
 from cnnhub.tasks.base import Task
-from cnnhub.tasks.checks import check_choice, refuse_set
+from cnnhub.tasks.checks import check_choice, refuse_set, resolved
 from cnnhub.tasks.single_label import CLASSIFICATION_RULES, thresholds_of
 
 MULTI_LABEL_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
 
 HEADLINE = ("map", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
 """The figures every multi-label summary reports, at each class's chosen threshold."""
-
-# Keras's names of the per-epoch metric; `accuracy` in the shared keys means it here.
-_METRIC = "binary_accuracy"
-
 
 def class_thresholds(best: Mapping[str, Any] | None, names: Sequence[str]) -> np.ndarray | None:
     """The per-class thresholds of ``best_weights.json`` in class order (None without them)."""
@@ -53,9 +50,11 @@ class MultiLabel(Task):
     """Several classes per image."""
 
     name = "multi_label"
-    epoch_metric = _METRIC
+    epoch_metric = "accuracy"  # Keras's BinaryAccuracy under the shared name
     higher_is_better = True
     stratified = False  # scikit-learn has no multi-label stratified split (docs/tasks.md)
+    thresholded = False  # a threshold per class: best_weights.json's class_thresholds
+    label_sets = True
     losses = MULTI_LABEL_LOSSES
     rules = CLASSIFICATION_RULES
     report_columns = ("weights_name", "epoch", "map", "f1_micro", "f1_macro")
@@ -69,14 +68,12 @@ class MultiLabel(Task):
 
         check_separator(config["LABEL_SEPARATOR"])
         for key in ("EARLY_STOPPING_MONITOR", "EVAL_TOP_METRIC"):
-            value = config[key]
-            if value.endswith("mae"):
+            if config[key].endswith("mae"):
                 raise CnnhubError(
-                    f"`{key.lower()}` {value} is a regression metric; a multi_label run logs "
-                    f"loss and {_METRIC}. Received: {key.lower()}={value!r}, task='multi_label'"
+                    f"`{key.lower()}` {config[key]} is a regression metric; a multi_label run "
+                    f"logs loss and accuracy. Received: {key.lower()}={config[key]!r}, "
+                    "task='multi_label'"
                 )
-            if value.endswith("accuracy") and _METRIC not in value:
-                config[key] = value.replace("accuracy", _METRIC)
 
     # ------------------------------------------------------------------ data
     def label_source(self, source, options, received: str):
@@ -120,14 +117,22 @@ class MultiLabel(Task):
         )
 
     # ------------------------------------------------------------------ training
-    def make_loss(self, config: Mapping[str, Any]):
+    def make_loss(self, config: Mapping[str, Any], model=None):
         import keras  # lazy: heavy import, kept off the --help path
 
-        if config["LOSS"] == "binary_focal_crossentropy":
+        if resolved(config, "LOSS", self) == "binary_focal_crossentropy":
             return keras.losses.BinaryFocalCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
         return keras.losses.BinaryCrossentropy(label_smoothing=config["LABEL_SMOOTHING"])
 
-    def validation_logs(self, outputs: np.ndarray, targets: np.ndarray, loss_fn) -> dict:
+    def compile_arguments(self, config: Mapping[str, Any], model=None) -> dict[str, Any]:
+        import keras  # lazy: heavy import, kept off the --help path
+
+        # "accuracy" as a string would be categorical accuracy (argmax) for several outputs.
+        return {"metrics": [keras.metrics.BinaryAccuracy(name="accuracy")]}
+
+    def validation_logs(
+        self, outputs: np.ndarray, targets: np.ndarray, loss_fn, model=None
+    ) -> dict:
         import keras  # lazy: heavy import, kept off the --help path
 
         truth = np.asarray(targets, dtype="float32")
@@ -136,7 +141,7 @@ class MultiLabel(Task):
         return {
             "val_loss": float(np.mean(per_image)),
             # Keras's binary_accuracy: a label is predicted above 0.5.
-            f"val_{_METRIC}": float(np.mean((outputs > 0.5) == (truth > 0.5))),
+            "val_accuracy": float(np.mean((outputs > 0.5) == (truth > 0.5))),
         }
 
     # ------------------------------------------------------------------ scoring
@@ -163,7 +168,9 @@ class MultiLabel(Task):
             outputs,
             names,
             thresholds_of(config),
-            min_precision=threshold_rule(config["BEST_WEIGHT_RULE"], config["BEST_MIN_PRECISION"]),
+            min_precision=threshold_rule(
+                resolved(config, "BEST_WEIGHT_RULE", self), config["BEST_MIN_PRECISION"]
+            ),
             class_thresholds=class_thresholds(best, names),
             separator=config["LABEL_SEPARATOR"],
             weights_name=weights_name,
@@ -182,14 +189,16 @@ class MultiLabel(Task):
             multilabel_report_paths,
             write_multilabel_best_plots,
         )
-        from cnnhub.evaluation.run_evaluation import weights_stem
         from cnnhub.evaluation.safe_csv import read_csv_safe
+        from cnnhub.evaluation.writer import weights_stem
 
         chosen = {
-            name: read_csv_safe(multilabel_report_paths(logs, weights_stem(name))["class_thresholds"])
+            name: read_csv_safe(
+                multilabel_report_paths(logs, weights_stem(name))["class_thresholds"]
+            )
             for name in report["weights_name"].unique()
         }
-        best = choose_best_multilabel(report, chosen, config["BEST_WEIGHT_RULE"])
+        best = choose_best_multilabel(report, chosen, resolved(config, "BEST_WEIGHT_RULE", self))
         write_multilabel_best_plots(logs, weights_stem(best["weights"]), chosen[best["weights"]])
         return best
 
