@@ -9,6 +9,7 @@ from pathlib import Path
 from cnnhub.cli import OneLineParser
 from cnnhub.data.images import SPLIT_ROLES, split_folders
 from cnnhub.data.inspect import inspect_sources, sources_first
+from cnnhub.data.multi_hot import check_separator
 from cnnhub.data.sets import DataOptions, read_source
 from cnnhub.data.sources import DATA_FORMATS
 from cnnhub.errors import CnnhubError
@@ -52,6 +53,9 @@ def command(argv: list[str]) -> int:
         help="height width [channels] of csv_pixels rows / flat npz arrays",
     )
     parser.add_argument(
+        "--label_separator", default="|", help="multi_label: what separates a cell's labels"
+    )
+    parser.add_argument(
         "--show", type=int, default=20, help="list at most this many items per finding"
     )
     parser.add_argument(
@@ -60,7 +64,8 @@ def command(argv: list[str]) -> int:
     parser.add_argument(
         "--task", default="single_label", choices=TASK_NAMES,
         help="what the labels are (as for training): regression reports each target's "
-        "distribution",
+        "distribution, multi_label (csv_paths label cells of several labels) the images per "
+        "label and the labels that occur together",
     )  # fmt: skip
     parser.add_argument(
         "--target_column", default="", help="regression, csv_paths: the target column(s)"
@@ -79,6 +84,7 @@ def command(argv: list[str]) -> int:
         task=args.task,
         target_column=args.target_column,
         num_targets=args.num_targets,
+        label_separator=check_separator(args.label_separator),
     )
     if args.out:
         check_writable(Path(args.out), "the inspection figures", "--out", f"out={args.out}")

@@ -42,7 +42,8 @@ class SplitReport:
 
     @property
     def total(self) -> int:
-        return int(self.counts.sum())
+        """Images in the split (with label sets, ``counts`` counts labels, not images)."""
+        return len(self.keys)
 
     def duplicate_groups(self) -> list[list[str]]:
         """Keys of samples sharing content, groups of two or more, in first-seen order."""

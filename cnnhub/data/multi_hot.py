@@ -95,11 +95,6 @@ def join_labels(
     return [separator.join(names[np.flatnonzero(row)]) for row in np.asarray(multi_hot)]
 
 
-def label_counts(multi_hot: np.ndarray) -> np.ndarray:
-    """Images per label, ``(K,)``."""
-    return np.asarray(multi_hot, dtype=np.int64).sum(axis=0)
-
-
 def co_occurrence(multi_hot: np.ndarray) -> np.ndarray:
     """``(K, K)`` images having both labels (the diagonal: images per label)."""
     matrix = np.asarray(multi_hot, dtype=np.int64)

@@ -316,6 +316,7 @@ def evaluate_run(
                     config,
                     weights_name=path.name,
                     epoch=weights_epoch(path),
+                    best=run.best if heldout else None,  # held-out: validation's choices
                 )
             )
         report = task.analysis_report(rows)

@@ -114,9 +114,12 @@ class Task:
         config: Mapping[str, Any],
         weights_name: str,
         epoch: int,
+        best: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Score one weights file's outputs; write its CSVs into ``folder`` (named by
-        ``stem``); return its rows of the analysis report."""
+        ``stem``); return its rows of the analysis report. ``best`` (``best_weights.json``,
+        given for held-out data) holds what was chosen on validation and must be used as is
+        (multi-label: the per-class thresholds)."""
         raise NotImplementedError
 
     def analysis_report(self, rows):

@@ -96,7 +96,11 @@ class MultiLabel(Task):
         # `labels` keeps one class per image for what needs one (dev subsets, split files):
         # its first label, or the first class for an image without any.
         return replace(
-            source, class_names=class_names, labels=matrix.argmax(axis=1), targets=matrix
+            source,
+            class_names=class_names,
+            labels=matrix.argmax(axis=1),
+            targets=matrix,
+            label_sets=True,
         )
 
     def check_training_source(self, source, path: str) -> None:
@@ -105,6 +109,38 @@ class MultiLabel(Task):
             raise CnnhubError(
                 f"The multi-label training data needs at least one label. Received: {path}"
             )
+
+    def label_lines(self, inspection) -> list[str]:
+        """Images per label (the counts table), then per split the images without a label,
+        the mean labels per image and the pairs of labels that occur together (most frequent
+        first, at most ten)."""
+        from cnnhub.data.multi_hot import co_occurrence
+
+        lines = inspection.class_lines()
+        names = inspection.class_names
+        for split in inspection.splits:
+            matrix = co_occurrence(split.targets)
+            pairs = sorted(
+                (
+                    (int(matrix[i, j]), names[i], names[j])
+                    for i in range(len(names))
+                    for j in range(i + 1, len(names))
+                    if matrix[i, j]
+                ),
+                key=lambda pair: -pair[0],
+            )
+            shown = ", ".join(f"{a}+{b} {n}" for n, a, b in pairs[:10]) or "none"
+            more = f" (and {len(pairs) - 10} more pairs)" if len(pairs) > 10 else ""
+            none = int((split.targets.sum(axis=1) == 0).sum())
+            lines.append(
+                f"  {split.name}: {none} image(s) without a label; labels per image mean "
+                f"{split.targets.sum() / max(split.total, 1):.2f}; co-occurring labels: "
+                f"{shown}{more}"
+            )
+        return lines
+
+    def label_advice(self, inspection, detail: bool) -> list[str]:
+        return []  # class weights do not apply to multi-label training
 
     # ------------------------------------------------------------------ model
     def output_layers(self, x, num_outputs: int, config: Mapping[str, Any]):
@@ -295,10 +331,112 @@ class MultiLabel(Task):
         return "f1_macro", True
 
     # ------------------------------------------------------------------ use
-    def export_metadata(self, best: Mapping[str, Any] | None) -> dict[str, Any]:
+    def predict_threshold(self, run, spec: str, weights) -> dict[str, Any]:
+        """``{"class_thresholds": {class: t}, "label_separator": sep}``: ``--threshold best``
+        takes best_weights.json's per-class thresholds (0.5 each without them), a number
+        is every class's threshold."""
+        from cnnhub.run_loading import BEST_WEIGHTS, choose_threshold, note
+
+        names = run.class_names
+        separator = run.config.get("LABEL_SEPARATOR", "|")
+        if str(spec).strip().lower() == "best":
+            chosen = class_thresholds(run.best, names)
+            if chosen is None:
+                note(f"no class thresholds in {run.path / BEST_WEIGHTS}; using 0.5 for each class.")
+                chosen = np.full(len(names), 0.5)
+            elif weights is not None and not weights.is_best:
+                note(
+                    f"the class thresholds were chosen for the best weights "
+                    f"({run.best.get('weights')}), not for {weights.path.name}."
+                )
+        else:
+            chosen = np.full(len(names), choose_threshold(run, spec, weights))
         return {
-            "task": self.name,
-            "class_thresholds": dict(best["class_thresholds"]) if best else None,
+            "class_thresholds": {name: float(t) for name, t in zip(names, chosen)},
+            "label_separator": separator,
+        }
+
+    def predictions_frame(self, paths, outputs, errors, names, top_k: int, threshold):
+        """One row per image: ``image_path, labels, probabilities, p_<class>..., error``:
+        the labels at or above their class's threshold (class order) joined by the label
+        separator, their probabilities joined the same way, every class's probability."""
+        import pandas as pd  # lazy: heavy import, kept off the --help path
+
+        from cnnhub.evaluation.multilabel import binarize
+
+        separator = threshold["label_separator"]
+        cuts = [threshold["class_thresholds"][name] for name in names]
+        hits = binarize(np.nan_to_num(np.asarray(outputs), nan=-1.0), cuts)
+        rows = []
+        for path, row, hit, error in zip(paths, outputs, hits, errors):
+            on = np.flatnonzero(hit) if error is None else []
+            rows.append(
+                {
+                    "image_path": str(path),
+                    "labels": separator.join(names[i] for i in on),
+                    "probabilities": separator.join(f"{row[i]:.4f}" for i in on),
+                }
+                | {f"p_{name}": float(p) for name, p in zip(names, row)}
+                | {"error": error or ""}
+            )
+        columns = ["image_path", "labels", "probabilities", *(f"p_{n}" for n in names), "error"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def format_predictions(self, frame, top_k: int) -> str:
+        from cnnhub.display import printable
+
+        lines = ["image  labels  probabilities"]
+        for record in frame.to_dict("records"):
+            if record["error"]:
+                shown = f"ERROR  {record['error']}"
+            elif not record["labels"]:
+                shown = "(no label)"
+            else:
+                shown = f"{record['labels']}  {record['probabilities']}"
+            lines.append(f"{printable(record['image_path'])}  {printable(shown)}")
+        return "\n".join(lines)
+
+    def prediction_counts(self, frame, threshold) -> str:
+        unreadable = int((frame["error"] != "").sum())
+        without = int(((frame["labels"] == "") & (frame["error"] == "")).sum())
+        return (
+            f"{len(frame) - unreadable - without} with labels, {without} with no label "
+            f"(a threshold per class), {unreadable} unreadable"
+        )
+
+    def export_info(self, threshold) -> dict[str, str]:
+        return {
+            "output": "per-class probabilities (one sigmoid each); index i is labels[i]",
+            "decision": "every labels[i] whose probability >= threshold['class_thresholds'][labels"
+            "[i]] (none: no label)",
+        }
+
+    def export_check(self, fmt: str, reference: np.ndarray, exported: np.ndarray, threshold=None):
+        """As single-label's check, with label-set agreement (the share of images whose
+        whole label set at the class thresholds is the same) in place of top-1 agreement."""
+        from cnnhub.evaluation.multilabel import binarize
+        from cnnhub.export import FLOAT_TOLERANCE, INT8_MIN_AGREEMENT, check_passes
+
+        cuts = (
+            [0.5] * reference.shape[1]
+            if threshold is None
+            else list(threshold["class_thresholds"].values())
+        )
+        diff = float(np.max(np.abs(reference - exported))) if reference.size else 0.0
+        same = (binarize(reference, cuts) == binarize(np.asarray(exported, reference.dtype), cuts))
+        agreement = float(np.mean(same.all(axis=1))) if len(same) else 1.0
+        return {
+            "max_abs_diff": diff,
+            "agreement": agreement,
+            "agreement_name": "label_set_agreement",
+            "problem": check_passes(fmt, diff, agreement),
+            "limit": (
+                f"label-set agreement >= {INT8_MIN_AGREEMENT}"
+                if fmt == "tflite-int8"
+                else f"max_abs_diff <= {FLOAT_TOLERANCE}"
+            ),
+            "text": f"max |p - keras| = {diff:.3g}, label-set agreement {agreement:.1%} at the "
+            "class thresholds",
         }
 
 

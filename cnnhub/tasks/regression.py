@@ -279,6 +279,7 @@ class Regression(Task):
         config: Mapping[str, Any],
         weights_name: str,
         epoch: int,
+        best: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         from cnnhub.evaluation.regression import write_regression_reports
 

@@ -97,6 +97,7 @@ class SingleLabel(Task):
         config: Mapping[str, Any],
         weights_name: str,
         epoch: int,
+        best: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         from cnnhub.evaluation.run_evaluation import thresholds_of
         from cnnhub.evaluation.writer import write_weight_reports

@@ -36,6 +36,9 @@ class DataSource:
         targets: float32 (N, outputs) model targets when the task's labels are not one class
             per sample (regression values, multi-label indicators; see :mod:`cnnhub.tasks`),
             else None (``labels`` one-hot encoded).
+        label_sets: ``targets`` are one 0/1 column per class (multi-label); ``labels`` then
+            holds each sample's first label, for what needs one class per sample (DEV picks,
+            VAL_SPLIT's per-class split).
     """
 
     class_names: list[str]
@@ -47,6 +50,7 @@ class DataSource:
     origin: str = ""
     data_format: str = ""
     targets: np.ndarray | None = None
+    label_sets: bool = False
 
     def __post_init__(self) -> None:
         self.class_names = [str(name) for name in self.class_names]
@@ -93,7 +97,10 @@ class DataSource:
         return self.images is not None
 
     def class_counts(self) -> np.ndarray:
-        """Samples per class, shape (num_classes,)."""
+        """Samples per class, shape (num_classes,): with ``label_sets``, samples having each
+        label (an image counts once for each of its labels)."""
+        if self.label_sets:
+            return self.targets.sum(axis=0).astype(np.int64)
         return np.bincount(self.labels, minlength=self.num_classes)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> DataSource:
@@ -109,6 +116,7 @@ class DataSource:
             origin=self.origin,
             data_format=self.data_format,
             targets=None if self.targets is None else self.targets[idx],
+            label_sets=self.label_sets,
         )
 
     def drop_paths(self, paths: Sequence[str]) -> DataSource:
