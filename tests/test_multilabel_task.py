@@ -1,0 +1,187 @@
+"""--task multi_label end to end on a tiny dataset: one 2-epoch training of 16 px images,
+checked against scikit-learn and an independent Keras model; refusals; inspect; evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    f1_score,
+    hamming_loss,
+    precision_recall_fscore_support,
+)
+
+from cnnhub.commands.train import train_main
+from tests.trained_runs import error_lines, keras_model, pixels
+
+LABELS = ("red", "green", "blue")
+FLAGS = [
+    "--task", "multi_label", "-e", "2", "-b", "8", "-height", "16", "-width", "16",
+    "-m", "custom", "--custom_conv_blocks", "c8-bn-mp2", "--num_nodes", "16",
+    "--num_dropouts", "0", "--seed", "3", "--aug_horizontal_flip", "false", "--aug_zoom", "0",
+    "--aug_translation", "0",
+]  # fmt: skip
+
+# scikit-learn warns when a label has no positive image; the figures must still agree.
+pytestmark = pytest.mark.filterwarnings("ignore:No positive class found:UserWarning")
+
+
+def make_label_sets(root: Path, count: int, seed: int, labels=LABELS, sep: str = "|") -> Path:
+    """``root/labels.csv`` (path,label) over 16 px PNGs: red top-left, green top-right, blue
+    bottom half, each label drawn with probability 1/2 (some images have none)."""
+    rng = np.random.default_rng(seed)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    lines = ["path,label"]
+    for i in range(count):
+        chosen = [name for name in labels if rng.random() < 0.5]
+        image = rng.normal(40, 15, (16, 16, 3))
+        if "red" in chosen:
+            image[:8, :8] = (230, 30, 30)
+        if "green" in chosen:
+            image[:8, 8:] = (30, 220, 30)
+        if "blue" in chosen:
+            image[8:, :] = (30, 30, 230)
+        name = f"img/{i:03d}.png"
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(root / name)
+        lines.append(f"{name},{sep.join(chosen)}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root / "labels.csv"
+
+
+def multi_hot(cells, names) -> np.ndarray:
+    return np.array([[int(n in str(c).split("|")) for n in names] for c in cells])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("multilabel_data")
+    return {
+        "train": make_label_sets(base / "train", 24, 1),
+        "valid": make_label_sets(base / "valid", 12, 2),
+    }
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory) -> Path:
+    save = tmp_path_factory.mktemp("multilabel_run")
+    argv = ["-dtrain", str(data["train"]), "-dvalid", str(data["valid"]), "-sl", str(save)]
+    assert train_main([*argv, "--run_name", "ml", *FLAGS]) == 0
+    return save / "model_repository" / "ml"
+
+
+def _best(run: Path) -> dict:
+    return json.loads((run / "best_weights.json").read_text(encoding="utf-8"))
+
+
+def test_run_has_class_thresholds_and_per_epoch_reports(run):
+    best = _best(run)
+    names = [json.loads((run / "index_class_mapping.json").read_text())[str(i)] for i in range(3)]
+    assert names == sorted(LABELS)  # the union of the labels, sorted
+    assert best["threshold"] is None and best["rule"] == "macro_f1"
+    assert sorted(best["class_thresholds"]) == sorted(LABELS)
+    report = pd.read_csv(run / "analysis_report.csv")
+    assert report["epoch"].tolist() == [1, 2]
+    assert best["value"] == pytest.approx(report["f1_macro"].max())
+    for name in report["weights_name"]:
+        stem = name.removesuffix(".weights.h5")
+        for suffix in ("", "-thresholds", "-classes", "-class_thresholds"):
+            assert (run / "model_logs" / f"{stem}{suffix}.csv").is_file()
+    log = pd.read_csv(run / "training.log")
+    assert {"accuracy", "val_accuracy", "val_loss"} <= set(log.columns)
+
+
+def test_epoch_figures_equal_scikit_learn_on_the_model_outputs(run, data):
+    best = _best(run)
+    stem = best["weights"].removesuffix(".weights.h5")
+    frame = pd.read_csv(run / "model_logs" / f"{stem}.csv", keep_default_na=False)
+    names = sorted(LABELS)
+    truth = multi_hot(frame["actual"], names)
+    expected_truth = multi_hot(pd.read_csv(data["valid"], keep_default_na=False)["label"], names)
+    np.testing.assert_array_equal(truth, expected_truth)
+    proba = frame[[f"p_{n}" for n in names]].to_numpy()
+    # The CSV holds the model's own outputs: an independent Keras model gives the same.
+    model = keras_model(run, best["weights"])
+    images = pixels([data["valid"].parent / p for p in frame["image_path"]], size=(16, 16))
+    np.testing.assert_allclose(model.predict(images, verbose=0), proba, atol=1e-5)
+    cuts = np.array([best["class_thresholds"][n] for n in names])
+    hits = (proba >= cuts).astype(int)
+    assert frame["predicted"].tolist() == ["|".join(np.array(names)[r == 1]) for r in hits]
+    row = pd.read_csv(run / "analysis_report.csv").set_index("weights_name").loc[best["weights"]]
+    assert row["map"] == pytest.approx(average_precision_score(truth, proba, average="macro"))
+    assert row["f1_micro"] == pytest.approx(f1_score(truth, hits, average="micro", zero_division=0))
+    assert row["f1_macro"] == pytest.approx(f1_score(truth, hits, average="macro", zero_division=0))
+    assert row["subset_accuracy"] == pytest.approx(accuracy_score(truth, hits))
+    assert row["hamming_loss"] == pytest.approx(hamming_loss(truth, hits))
+    chosen = pd.read_csv(run / "model_logs" / f"{stem}-class_thresholds.csv")
+    p, r, f, s = precision_recall_fscore_support(truth, hits, average=None, zero_division=0)
+    np.testing.assert_allclose(chosen["f1"], f)
+    np.testing.assert_array_equal(chosen["support"], s)
+
+
+def test_held_out_data_is_scored_at_the_validation_thresholds(run, data, tmp_path, capsys):
+    from cnnhub.evaluation.run_evaluation import evaluate_run
+
+    # Held-out data without any `red` image: its column is all zeros, not an error.
+    held_out = make_label_sets(tmp_path / "test", 10, 5, labels=("green", "blue"))
+    summary = evaluate_run(run, data_dir=str(held_out))
+    best = _best(run)
+    assert summary["class_thresholds"] == best["class_thresholds"]
+    folder = next((run / "evaluations").glob("labels.csv-*"))
+    stem = best["weights"].removesuffix(".weights.h5")
+    frame = pd.read_csv(folder / f"{stem}.csv", keep_default_na=False)
+    names = sorted(LABELS)
+    truth = multi_hot(frame["actual"], names)
+    assert truth[:, names.index("red")].sum() == 0
+    proba = frame[[f"p_{n}" for n in names]].to_numpy()
+    hits = (proba >= np.array([best["class_thresholds"][n] for n in names])).astype(int)
+    assert summary["f1_micro"] == pytest.approx(
+        f1_score(truth, hits, average="micro", zero_division=0)
+    )
+    assert summary["hamming_loss"] == pytest.approx(hamming_loss(truth, hits))
+    assert "thresholds chosen on validation" in capsys.readouterr().out
+
+
+def test_inspect_counts_labels_and_co_occurrence(data, capsys):
+    from cnnhub.commands.inspect import command
+
+    assert command([str(data["train"]), "--task", "multi_label"]) == 0
+    out = capsys.readouterr().out
+    frame = pd.read_csv(data["train"], keep_default_na=False)
+    truth = multi_hot(frame["label"], sorted(LABELS))
+    for name, count in zip(sorted(LABELS), truth.sum(axis=0)):
+        assert any(line.split() == [name, str(count)] for line in out.splitlines()), name
+    both = int((truth[:, 0] & truth[:, 1]).sum())  # blue and green
+    assert f"blue+green {both}" in out
+    assert f"{int((truth.sum(axis=1) == 0).sum())} image(s) without a label" in out
+
+
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--class_weight", "balanced"], "`class_weight` does not apply to task multi_label"),
+        (["--oversample", "true"], "`oversample` does not apply to task multi_label"),
+        (["--loss", "categorical_crossentropy"], "`loss` for task multi_label must be"),
+        (["--label_separator", ","], "`label_separator` must be a non-empty string"),
+        (["--early_stopping_monitor", "val_mae"], "is a regression metric"),
+    ],
+)
+def test_options_that_cannot_apply_are_refused(data, tmp_path, capsys, flags, fragment):
+    argv = ["-dtrain", str(data["train"]), "-dvalid", str(data["valid"]), "-sl", str(tmp_path)]
+    assert train_main([*argv, *FLAGS, *flags]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and fragment in lines[0]
+    assert not (tmp_path / "model_repository").exists()
+
+
+def test_folder_data_cannot_carry_label_sets(tiny_data, tmp_path, capsys):
+    argv = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
+    assert train_main([*argv, "-sl", str(tmp_path), *FLAGS]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "reads each image's labels from a csv_paths CSV" in lines[0]
