@@ -546,7 +546,12 @@ def _export(
     props = {
         "cnnhub_task": task.name,
         "cnnhub_labels": json.dumps(run.class_names, ensure_ascii=False),
-        "cnnhub_threshold": repr(None if threshold is None else float(threshold)),
+        # multi_label: {"class_thresholds": {...}, "label_separator": ...} as JSON
+        "cnnhub_threshold": (
+            json.dumps(threshold, ensure_ascii=False)
+            if isinstance(threshold, dict)
+            else repr(None if threshold is None else float(threshold))
+        ),
         "cnnhub_input": (
             f"float32 NHWC {channel_names(run)} 0-255, {run.image_size[0]}x{run.image_size[1]}"
         ),

@@ -17,9 +17,10 @@ from sklearn.metrics import (
     hamming_loss,
     precision_recall_fscore_support,
 )
+from trained_runs import error_lines, keras_model, pixels
 
+from cnnhub.cli import main
 from cnnhub.commands.train import train_main
-from tests.trained_runs import error_lines, keras_model, pixels
 
 LABELS = ("red", "green", "blue")
 FLAGS = [
@@ -185,3 +186,64 @@ def test_folder_data_cannot_carry_label_sets(tiny_data, tmp_path, capsys):
     assert train_main([*argv, "-sl", str(tmp_path), *FLAGS]) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "reads each image's labels from a csv_paths CSV" in lines[0]
+
+
+def _valid_outputs(run: Path, data) -> tuple[list[Path], np.ndarray, np.ndarray]:
+    """The validation images, the best weights' outputs on them (Keras, built independently)
+    and the class thresholds in class order."""
+    best = _best(run)
+    paths = sorted((data["valid"].parent / "img").glob("*.png"))
+    proba = keras_model(run, best["weights"]).predict(pixels(paths, (16, 16)), verbose=0)
+    return paths, proba, np.array([best["class_thresholds"][n] for n in sorted(LABELS)])
+
+
+def test_predict_writes_each_label_set_at_the_class_thresholds(run, data, tmp_path, capsys):
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(run), str(data["valid"].parent / "img"), "--out", str(out)]) == 0
+    assert "a threshold per class" in capsys.readouterr().out
+    paths, proba, cuts = _valid_outputs(run, data)
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert frame["image_path"].tolist() == [str(p) for p in paths]
+    names = np.array(sorted(LABELS))
+    np.testing.assert_allclose(frame[[f"p_{n}" for n in names]], proba, atol=1e-5)
+    for row, p in zip(frame.to_dict("records"), proba):
+        on = np.flatnonzero(p >= cuts)
+        assert row["labels"] == "|".join(names[on])
+        assert row["probabilities"] == "|".join(f"{p[i]:.4f}" for i in on)
+    # A number is every class's threshold.
+    assert main(["predict", str(run), str(paths[0]), "--threshold", "0", "--out", str(out)]) == 0
+    assert pd.read_csv(out)["labels"].tolist() == ["|".join(names)]
+
+
+def test_onnx_export_carries_task_labels_and_class_thresholds(run, tmp_path, capsys):
+    import onnx
+
+    out = tmp_path / "onnx"
+    assert main(["export", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    assert "label-set agreement 100.0% at the class thresholds" in capsys.readouterr().out
+    best = _best(run)
+    metadata = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
+    assert metadata["task"] == "multi_label" and metadata["labels"] == sorted(LABELS)
+    assert metadata["threshold"]["class_thresholds"] == best["class_thresholds"]
+    assert metadata["verification"]["label_set_agreement"] == 1.0
+    props = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
+    assert props["cnnhub_task"] == "multi_label"
+    assert json.loads(props["cnnhub_threshold"])["class_thresholds"] == best["class_thresholds"]
+
+
+def test_gradcam_for_a_chosen_label(run, data, tmp_path, capsys):
+    paths, proba, _ = _valid_outputs(run, data)
+    out = tmp_path / "cam.png"
+    assert main(["gradcam", str(run), str(paths[0]), "--class", "green", "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert out.is_file() and f"Grad-CAM for green (p={proba[0][1]:.3f})" in line
+
+
+def test_compare_shows_the_multi_label_figures(run, capsys):
+    from cnnhub.compare import compare
+
+    board = compare(run.parent)
+    best = _best(run)
+    row = pd.read_csv(run / "analysis_report.csv").set_index("weights_name").loc[best["weights"]]
+    for column in ("map", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss"):
+        assert board.iloc[0][column] == pytest.approx(row[column]), column

@@ -119,7 +119,13 @@ def _run(argv: Sequence[str], prog: str) -> int:
     print(f"Latency: {result.latency_ms:.3f} ms per image (batch 1, median, this machine)")
     print(
         f"Labels: {result.labels_path}; metadata: {result.metadata_path}"
-        + ("" if threshold is None else f" (threshold {threshold:g})")
+        + (
+            ""
+            if threshold is None
+            else " (a threshold per class)"
+            if isinstance(threshold, dict)
+            else f" (threshold {threshold:g})"
+        )
     )
     if not args.out and run.folder.report_html.exists():  # its exports section lists this one
         from cnnhub.report import write_report  # lazy: matplotlib
