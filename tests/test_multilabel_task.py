@@ -247,3 +247,10 @@ def test_compare_shows_the_multi_label_figures(run, capsys):
     row = pd.read_csv(run / "analysis_report.csv").set_index("weights_name").loc[best["weights"]]
     for column in ("map", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss"):
         assert board.iloc[0][column] == pytest.approx(row[column]), column
+
+
+@pytest.mark.parametrize("command", ["errors", "report"])
+def test_single_label_commands_refuse_a_multi_label_run(command, run, capsys):
+    assert main([command, str(run)]) == 2
+    lines = error_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and f"`cnnhub {command}` shows" in lines[0], lines

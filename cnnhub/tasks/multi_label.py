@@ -331,6 +331,15 @@ class MultiLabel(Task):
         return "f1_macro", True
 
     # ------------------------------------------------------------------ use
+    def check_command(self, command: str, run: str) -> None:
+        if command in ("errors", "report"):
+            what = "confident errors" if command == "errors" else "the classification report"
+            raise CnnhubError(
+                f"`cnnhub {command}` shows {what} of a single-label classifier; {run} is a "
+                "multi_label run (its per-image label sets are model_logs/<weights>.csv, rows "
+                f"with correct = 0 are the wrong ones). Received: run={run!r}, task='multi_label'"
+            )
+
     def predict_threshold(self, run, spec: str, weights) -> dict[str, Any]:
         """``{"class_thresholds": {class: t}, "label_separator": sep}``: ``--threshold best``
         takes best_weights.json's per-class thresholds (0.5 each without them), a number
