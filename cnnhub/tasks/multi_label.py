@@ -24,7 +24,7 @@ import numpy as np
 from cnnhub.errors import CnnhubError
 from cnnhub.tasks.base import Task
 from cnnhub.tasks.checks import check_choice, refuse_set, resolved
-from cnnhub.tasks.single_label import CLASSIFICATION_RULES, thresholds_of
+from cnnhub.tasks.single_label import CLASSIFICATION_RULES
 
 MULTI_LABEL_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
 
@@ -63,7 +63,11 @@ class MultiLabel(Task):
     def check_config(self, config: dict[str, Any]) -> None:
         check_choice(config, "LOSS", self)
         check_choice(config, "BEST_WEIGHT_RULE", self)
-        refuse_set(config, self, ("TARGET_COLUMN", "NUM_TARGETS", "CLASS_WEIGHT", "OVERSAMPLE"))
+        refuse_set(
+            config,
+            self,
+            ("TARGET_COLUMN", "NUM_TARGETS", "CLASS_WEIGHT", "OVERSAMPLE", "CALIBRATE"),
+        )
         from cnnhub.data.multi_hot import check_separator
 
         check_separator(config["LABEL_SEPARATOR"])
@@ -195,6 +199,7 @@ class MultiLabel(Task):
         best: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         from cnnhub.evaluation.multilabel_reports import threshold_rule, write_multilabel_reports
+        from cnnhub.evaluation.run_evaluation import thresholds_of
 
         result = write_multilabel_reports(
             folder,
@@ -219,6 +224,26 @@ class MultiLabel(Task):
 
         return multilabel_analysis_report(rows)
 
+    def finalize(self, run_dir: Path, config: Mapping[str, Any], model=None) -> dict[str, Any]:
+        """Choose the best weights and their class thresholds from ``analysis_report.csv``;
+        write best_weights.json, the plots and ``best_model.keras``; print the table."""
+        from cnnhub import atomic
+        from cnnhub.evaluation.reporting import VALIDATION
+        from cnnhub.evaluation.run_evaluation import save_best_model
+        from cnnhub.evaluation.safe_csv import read_csv_safe
+        from cnnhub.run_folder import ANALYSIS_METRICS_PNG, RunFolder
+
+        run_dir = Path(run_dir)
+        report = read_csv_safe(run_dir / "analysis_report.csv")
+        best = self.choose_best(report, run_dir / "model_logs", config)
+        self.plot_by_epoch(report, best, run_dir / ANALYSIS_METRICS_PNG)
+        outputs = len(RunFolder(run_dir).read_class_names())
+        save_best_model(run_dir, config, model, best["weights"], outputs)
+        atomic.write_json(run_dir / "best_weights.json", best)
+        self.print_table(report, VALIDATION, best)
+        self.print_choice(report, best)
+        return best
+
     def choose_best(self, report, logs: Path, config: Mapping[str, Any]) -> dict[str, Any]:
         from cnnhub.evaluation.multilabel_reports import (
             choose_best_multilabel,
@@ -226,7 +251,7 @@ class MultiLabel(Task):
             write_multilabel_best_plots,
         )
         from cnnhub.evaluation.safe_csv import read_csv_safe
-        from cnnhub.evaluation.writer import weights_stem
+        from cnnhub.run_folder import weights_stem
 
         chosen = {
             name: read_csv_safe(
@@ -480,7 +505,8 @@ class MultiLabel(Task):
                 "per_class": per_class,
                 "limit": limit,
             },
-            "verification": {"decisions_flipped": int(flipped.sum()), "flip_rate": rate},
+            # not "decisions_flipped": that names single-label decisions at one threshold
+            "verification": {"label_sets_changed": int(flipped.sum()), "change_rate": rate},
             "text": f"max |p - keras| = {diff:.3g}, label-set agreement {1.0 - rate:.1%} at the "
             "class thresholds",
         }
