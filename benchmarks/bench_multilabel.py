@@ -113,8 +113,13 @@ def main(argv: list[str] | None = None) -> int:
             scoring = statistics.median(outcome["reports_seconds"])
             figures = best_figures(outcome["run_dir"])
             results["runs"].append(
-                dict(task=task, epoch_s=epoch, validation_s=validation, scoring_s=scoring,
-                     figures=figures)  # fmt: skip
+                dict(
+                    task=task,
+                    epoch_s=epoch,
+                    validation_s=validation,
+                    scoring_s=scoring,
+                    figures=figures,
+                )  # fmt: skip
             )
             if task == "multi_label":
                 shown = (f"mAP {figures['map']:.3f}, micro-F1 {figures['f1_micro']:.3f}, "

@@ -31,6 +31,7 @@ MULTI_LABEL_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
 HEADLINE = ("map", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss")
 """The figures every multi-label summary reports, at each class's chosen threshold."""
 
+
 def class_thresholds(best: Mapping[str, Any] | None, names: Sequence[str]) -> np.ndarray | None:
     """The per-class thresholds of ``best_weights.json`` in class order (None without them)."""
     if not best or not best.get("class_thresholds"):
@@ -357,12 +358,12 @@ class MultiLabel(Task):
 
     # ------------------------------------------------------------------ use
     def check_command(self, command: str, run: str) -> None:
-        if command in ("errors", "report"):
-            what = "confident errors" if command == "errors" else "the classification report"
+        if command == "errors":
             raise CnnhubError(
-                f"`cnnhub {command}` shows {what} of a single-label classifier; {run} is a "
-                "multi_label run (its per-image label sets are model_logs/<weights>.csv, rows "
-                f"with correct = 0 are the wrong ones). Received: run={run!r}, task='multi_label'"
+                "`cnnhub errors` shows confident errors of a single-label classifier; "
+                f"{run} is a multi_label run (its per-image label sets are "
+                "model_logs/<weights>.csv, rows with correct = 0 are the wrong ones). "
+                f"Received: run={run!r}, task='multi_label'"
             )
 
     def predict_threshold(self, run, spec: str, weights) -> dict[str, Any]:
