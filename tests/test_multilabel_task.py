@@ -253,3 +253,25 @@ def test_errors_gallery_refuses_a_multi_label_run(run, capsys):
     assert main(["errors", str(run)]) == 2
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "`cnnhub errors` shows confident errors" in lines[0], lines
+
+
+def test_separator_names_file_and_focal_loss(tmp_path, capsys):
+    import keras
+
+    from cnnhub.tasks import get_task
+
+    csv = make_label_sets(tmp_path / "semi", 6, 4, sep=";")
+    names = tmp_path / "names.txt"
+    names.write_text("blue\ngreen\nred\nunused\n", encoding="utf-8")
+    argv = [str(csv), "--task", "multi_label", "--label_separator", ";"]
+    assert main(["inspect", *argv, "--class_names_file", str(names)]) == 0
+    out = capsys.readouterr().out
+    truth = multi_hot(pd.read_csv(csv, keep_default_na=False)["label"].str.replace(";", "|"),
+                      ["blue", "green", "red"])  # fmt: skip
+    assert "Data: 4 classes" in out
+    assert any(line.split() == ["unused", "0"] for line in out.splitlines())
+    assert any(line.split() == ["red", str(truth[:, 2].sum())] for line in out.splitlines())
+    task = get_task("multi_label")
+    config = {"LOSS": "binary_focal_crossentropy", "LABEL_SMOOTHING": 0.0}
+    assert isinstance(task.make_loss(config), keras.losses.BinaryFocalCrossentropy)
+    assert isinstance(task.make_loss(dict(config, LOSS="auto")), keras.losses.BinaryCrossentropy)
