@@ -49,12 +49,14 @@ def test_paths_outside_the_root_are_refused(workspace, tmp_path_factory):
         workspace.run("../data")
 
 
-def test_folder_picker_lists_data_folders_only(workspace):
+def test_folder_picker_lists_data_folders_and_files_only(workspace):
     (workspace.repository / "run").mkdir(parents=True)
+    (workspace.root / "data" / "pixels.csv").write_text("label,p0\n", encoding="utf-8")
+    (workspace.root / "data" / "notes.txt").write_text("", encoding="utf-8")
     (workspace.root / ".hidden").mkdir()
     workspace.studio_dir  # noqa: B018 (creates it)
     assert workspace.data_folders() == [
-        "data", "data/train", "data/valid", "data/train/<b>", "data/train/a",
+        "data", "data/train", "data/valid", "data/pixels.csv", "data/train/<b>", "data/train/a",
         "data/valid/<b>", "data/valid/a",
     ]  # fmt: skip
 

@@ -16,6 +16,8 @@ from cnnhub.run_folder import REPOSITORY
 STUDIO_DIR = ".cnnhub-studio"
 SKIPPED_FOLDERS = {REPOSITORY, STUDIO_DIR, "__pycache__", "node_modules"}
 MAX_FOLDERS = 500  # the folder picker lists at most this many
+# Dataset files the picker lists besides folders (CSV, NumPy, CIFAR binary, IDX).
+DATA_FILE_ENDINGS = (".csv", ".npz", ".bin", "-ubyte", "-ubyte.gz", ".idx", ".idx.gz")
 
 
 class Workspace:
@@ -78,19 +80,21 @@ class Workspace:
         return str(rel) if str(rel) != "." else "."
 
     def data_folders(self, depth: int = 3) -> list[str]:
-        """Folders under the root, relative, up to ``depth`` levels (the data folder picker).
+        """Folders and dataset files (CSV, NPZ, CIFAR, IDX) under the root, relative, up to
+        ``depth`` levels: the data picker's choices.
 
         Hidden folders, the model repository and the studio's own folder are left out.
         """
         found: list[str] = []
-        for current, dirs, _ in os.walk(self.root):
+        for current, dirs, files in os.walk(self.root):
             level = len(Path(current).relative_to(self.root).parts)
             dirs[:] = sorted(
                 d for d in dirs if not d.startswith(".") and d not in SKIPPED_FOLDERS
             )
             if level >= depth:
                 dirs[:] = []
-            for name in dirs:
+            data_files = [f for f in sorted(files) if f.lower().endswith(DATA_FILE_ENDINGS)]
+            for name in [*dirs, *data_files]:
                 found.append(self.relative(Path(current) / name))
                 if len(found) >= MAX_FOLDERS:
                     return found
