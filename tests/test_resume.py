@@ -42,6 +42,8 @@ ARGS = [
     "1",
     "--warmup_epochs",
     "1",
+    "--time_budget",
+    "1h",
 ]
 METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
 

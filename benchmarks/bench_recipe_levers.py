@@ -1,0 +1,164 @@
+"""The shipped Fashion-MNIST recipe and each issue-20 lever alone on it: test accuracy and wall
+time of the real command, against the target (>= 0.940 test accuracy in <= 600 s).
+
+    python benchmarks/bench_recipe_levers.py                    # the full protocol (idle machine)
+    python benchmarks/bench_recipe_levers.py --variants recipe,onecycle --repeats 2
+    python benchmarks/bench_recipe_levers.py --quick            # 60 images per class, 2 epochs
+
+Full protocol (one command; about 10 minutes per variant on 2 cores): every variant runs
+``python run_training.py -c recipes/fashion_mnist.yaml -dtest data/fashion_mnist/test <lever
+flags>`` in a fresh process, one after the other; its wall time is training plus the test
+evaluation (at the weights and threshold chosen on validation), start-up and data checks
+included; the test accuracy is the test summary's ``accuracy@0`` (10,000 images). The data is
+prepared once with ``data/prepare_fashion_mnist.py`` if missing (not timed). ``--dev N -e E``
+(or ``--quick``) reduce the data (N images per class of each split) and epochs to check that the
+script works; reduced numbers say nothing about the target. The 1-minute load average before
+and after each run is recorded: measure the target on an idle machine only.
+
+Levers (``VARIANTS``): learning-rate schedule (one-cycle, warm-up, the time budget), and the
+augmentation, EMA and TTA levers of ``bench_levers.py`` (issue 20's other half), which holds
+their flags; ``candidate`` combines the schedule levers into what the recipe would become.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    ROOT,
+    add_common_args,
+    child_env,
+    run_folder_of,
+    start_results,
+    table,
+    timed_run,
+    work_dir,
+    write_json,
+)
+
+RECIPE = ROOT / "recipes" / "fashion_mnist.yaml"
+DATA = ROOT / "data" / "fashion_mnist"
+TARGET_ACCURACY, TARGET_SECONDS = 0.940, 600.0
+
+# The time budget leaves ~40 s of the 600 for start-up, the data checks before the run and
+# margin (the budget's clock starts with the run; see docs/training.md).
+BUDGET = ["-e", "40", "--time_budget", "560s"]
+VARIANTS: dict[str, list[str]] = {
+    "recipe": [],
+    "warmup": ["--warmup_epochs", "1"],
+    "onecycle": ["--lr_schedule", "onecycle"],
+    "onecycle_2x_lr": ["--lr_schedule", "onecycle", "-lr", "0.006"],
+    "time_budget": BUDGET,
+    "candidate": ["--lr_schedule", "onecycle", "--warmup_epochs", "1", *BUDGET],
+}
+
+
+def all_variants() -> dict[str, list[str]]:
+    """``VARIANTS`` plus the augmentation / EMA / TTA levers of bench_levers.py (when that
+    benchmark exists: it is the one place their flags are written)."""
+    try:
+        from bench_levers import LEVERS
+    except ImportError:
+        return dict(VARIANTS)
+    return {**VARIANTS, **{k: v for k, v in LEVERS.items() if k != "baseline"}}
+
+
+def prepare_data() -> None:
+    if not (DATA / "test").is_dir():
+        script = ROOT / "data" / "prepare_fashion_mnist.py"
+        subprocess.run([sys.executable, str(script), "--out", str(DATA)], check=True)
+
+
+def test_summary(run_dir: Path) -> dict:
+    return json.loads(next((run_dir / "evaluations").glob("*/summary.json")).read_text("utf-8"))
+
+
+def measure(name: str, flags: list[str], work: Path, reduce: list[str], repeat: int) -> dict:
+    """One variant's run: the command's wall time, the test accuracy, epochs and the load."""
+    run_name = f"{name}-{repeat}"
+    argv = [sys.executable, str(ROOT / "run_training.py"), "-c", str(RECIPE)]
+    argv += ["-dtrain", str(DATA / "train"), "-dvalid", str(DATA / "valid")]
+    argv += ["-dtest", str(DATA / "test"), "-sl", str(work), "--run_name", run_name]
+    argv += [*flags, *reduce]
+    load_before = round(os.getloadavg()[0], 2)
+    wall, out = timed_run(argv, child_env(work), timeout=7200)
+    load_after = round(os.getloadavg()[0], 2)
+    run_dir = run_folder_of(out.stdout)
+    if not run_dir.is_absolute():
+        run_dir = ROOT / run_dir
+    info = json.loads((run_dir / "run_info.json").read_text("utf-8"))
+    epochs = sum(1 for _ in open(run_dir / "training.log", encoding="utf-8")) - 1
+    summary = test_summary(run_dir)
+    accuracy = summary["accuracy@0"]
+    return {
+        "variant": name,
+        "repeat": repeat,
+        "flags": " ".join(flags) or "(the recipe)",
+        "test_accuracy": accuracy,
+        "test_images": summary.get("images"),
+        "epochs": epochs,
+        "wall_seconds": round(wall, 1),
+        "startup_seconds": info.get("startup_seconds"),
+        "time_budget": info.get("time_budget"),
+        "load_1min": [load_before, load_after],
+        "target_met": accuracy >= TARGET_ACCURACY and wall <= TARGET_SECONDS,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    variants = all_variants()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default=",".join(variants), help="comma-separated subset")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per variant")
+    parser.add_argument("--dev", type=int, default=0, help="reduce: images per class per split")
+    parser.add_argument("-e", "--epochs", type=int, default=0, help="reduce: epochs (max)")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.dev, args.epochs = args.dev or 60, args.epochs or 2
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(variants))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {', '.join(variants)}")
+    reduce = (["--dev", str(args.dev)] if args.dev else []) + (
+        ["-e", str(args.epochs)] if args.epochs else []
+    )
+    results = start_results("recipe_levers", args, tensorflow=False)
+    results["reduced"] = bool(reduce)
+    prepare_data()
+    headers = ["variant", "flags", "test acc", "epochs", "wall s", "load before/after", "target"]
+    rows, records = [], []
+    with work_dir("recipe_levers", args.keep) as work:
+        for repeat in range(1, args.repeats + 1):
+            for name in names:
+                # A reduced run keeps its -e: drop the lever's own epoch cap (time budget).
+                flags = variants[name]
+                if args.epochs and "-e" in flags:
+                    at = flags.index("-e")
+                    flags = flags[:at] + flags[at + 2 :]
+                record = measure(name, flags, work, reduce, repeat)
+                records.append(record)
+                met = "met" if record["target_met"] else "missed"
+                rows.append([
+                    name, record["flags"], f"{record['test_accuracy']:.4f}", record["epochs"],
+                    record["wall_seconds"], "{} / {}".format(*record["load_1min"]),
+                    "(reduced)" if reduce else met,
+                ])  # fmt: skip
+                print(table(headers, rows[-1:]), flush=True)
+    results["runs"] = records
+    print(f"\nTarget: test accuracy >= {TARGET_ACCURACY} in <= {TARGET_SECONDS:.0f} s wall"
+          + (" (REDUCED run: not a measurement of the target)" if reduce else ""))  # fmt: skip
+    print(table(headers, rows))
+    write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
