@@ -275,3 +275,29 @@ def test_separator_names_file_and_focal_loss(tmp_path, capsys):
     config = {"LOSS": "binary_focal_crossentropy", "LABEL_SMOOTHING": 0.0}
     assert isinstance(task.make_loss(config), keras.losses.BinaryFocalCrossentropy)
     assert isinstance(task.make_loss(dict(config, LOSS="auto")), keras.losses.BinaryCrossentropy)
+
+
+def test_folds_use_kfold_and_val_split_keeps_every_label_column(data):
+    from sklearn.model_selection import KFold
+
+    from cnnhub import settings
+    from cnnhub.data.sets import splits_from_config
+    from cnnhub.folds import plan_folds
+
+    argv = ["-dtrain", str(data["train"]), *FLAGS]
+    config, _ = settings.resolve([*argv, "--folds", "3"])
+    plan = plan_folds(config, inspect=False)
+    expected = np.zeros(len(plan.listing), dtype=int)
+    folds = KFold(n_splits=3, shuffle=True, random_state=config["SEED"])
+    for index, (_, held_out) in enumerate(folds.split(np.zeros(len(plan.listing)))):
+        expected[held_out] = index
+    np.testing.assert_array_equal(plan.fold_of, expected)
+    train, valid = plan.splits(0).train, plan.splits(0).valid
+    assert len(valid) == int((expected == 0).sum()) and len(train) + len(valid) == 24
+    assert valid.targets.shape == (len(valid), 3)  # every label column, even where absent
+
+    config, _ = settings.resolve([*argv, "--val_split", "0.25"])
+    splits = splits_from_config(config, inspect=False)
+    both = np.concatenate([splits.train.targets, splits.valid.targets])
+    truth = multi_hot(pd.read_csv(data["train"], keep_default_na=False)["label"], sorted(LABELS))
+    assert sorted(map(tuple, both)) == sorted(map(tuple, truth.astype(np.float32)))
