@@ -236,19 +236,22 @@ def test_studio_end_to_end(studio, browser, tmp_path):
     _tab(driver, "Train")
     _click(driver, "train-start")
     _wait_value(driver, "train-status", "custom: ")
-    seen: list[int] = []
+    seen: list[tuple[int, bool]] = []  # (rows shown, still running) as the page changes
     end = time.monotonic() + 240
     while time.monotonic() < end and "finished" not in _value(driver, "train-status"):
-        rows = len(_table_rows(driver, "train-epochs"))
-        if not seen or rows != seen[-1]:
-            seen.append(rows)
+        running = "running" in _value(driver, "train-status")
+        state = (len(_table_rows(driver, "train-epochs")), running)
+        if not seen or state != seen[-1]:
+            seen.append(state)
         time.sleep(0.3)
     status = _value(driver, "train-status")
     assert "finished" in status, (status, _value(driver, "train-console")[-2000:])
     time.sleep(1.5)  # the last tick shows the final table
     epochs = _table_rows(driver, "train-epochs")
     assert [row[0] for row in epochs] == ["1", "2"]
-    assert seen[-1] == 2 or len(epochs) == 2
+    # The table filled while the run was still going (live), never shrank, and ended full.
+    rows = [count for count, _ in seen]
+    assert rows == sorted(rows) and any(count and running for count, running in seen), seen
     assert "Run folder:" in _value(driver, "train-console")
     run = root / "model_repository" / "custom"
     logged = (run / "training.log").read_text(encoding="utf-8").splitlines()
