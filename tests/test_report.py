@@ -451,3 +451,68 @@ def test_model_card_names_small_classes_and_leakage(big_run, tmp_path):
     assert "fewer than 20 training images: class3 (5)" in card
     assert "Leakage: 2 image(s) of valid are exact copies of train images" in card
     assert "WARNING: 2 image(s) of valid" in (run / "report.html").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- other tasks
+
+
+def fabricate_regression_run(target: Path, images: list[str], epochs: int = 3) -> Path:
+    """A post-evaluated regression run folder written by cnnhub's regression writers from
+    seeded predictions (no training)."""
+    from cnnhub.evaluation.regression import (
+        choose_best_regression,
+        regression_report,
+        write_regression_reports,
+    )
+    from cnnhub.settings import load_defaults
+
+    rng = np.random.default_rng(1)
+    config, _ = load_defaults(user_config=False)
+    config.update(TASK="regression", IMG_HEIGHT=32, IMG_WIDTH=32, WEIGHTS="none")
+    (target / "model_logs").mkdir(parents=True)
+    (target / "run_config.json").write_text(json.dumps(config), encoding="utf-8")
+    (target / "index_class_mapping.json").write_text('{"0": "age <years>"}', encoding="utf-8")
+    actual = rng.uniform(0, 80, len(images))
+    rows, log = [], []
+    for epoch in range(1, epochs + 1):
+        predicted = actual + rng.normal(0, 30 / epoch, len(actual))
+        name = f"weights-{epoch:03d}-{epoch:.4f}.weights.h5"
+        rows += write_regression_reports(
+            target / "model_logs", name.removesuffix(".weights.h5"), images, actual,
+            predicted, ["age <years>"], weights_name=name, epoch=epoch,
+        )  # fmt: skip
+        log.append([epoch, 9.0 / epoch, 20.0 / epoch, 10.0 / epoch, rows[-1]["mae"], 0.01, 1.0])
+    columns = ["epoch", "loss", "mae", "val_loss", "val_mae", "learning_rate", "seconds"]
+    pd.DataFrame(log, columns=columns).to_csv(target / "training.log", index=False)
+    report = regression_report(rows)
+    report.to_csv(target / "analysis_report.csv", index=False)
+    best = choose_best_regression(report, "mae")
+    (target / "best_weights.json").write_text(json.dumps(best), encoding="utf-8")
+    return target
+
+
+def test_regression_report_and_card(tmp_path):
+    images = write_images(tmp_path / "valid", ["a"], 8)["a"]
+    run = fabricate_regression_run(tmp_path / "run", images)
+    assert main(["report", str(run)]) == 0
+    tables = parse(run / "report.html")
+    assert tables.sections == list(page.sections_of("regression"))
+    report = pd.read_csv(run / "analysis_report.csv")
+    epochs = as_frame(tables.tables["epochs-table"])
+    assert epochs["report_mae"].tolist() == [shown(v) for v in report["mae"]]
+    assert epochs["report_r2"].tolist() == [shown(v) for v in report["r2"]]
+    best = json.loads((run / "best_weights.json").read_text(encoding="utf-8"))
+    assert tables.chosen_rows["epochs-table"] == [best["epoch"]]
+    predictions = read_csv_safe(run / "model_logs" / best["weights"].replace(".weights.h5", ".csv"))
+    (target,) = as_frame(tables.tables["targets-table"]).values.tolist()
+    assert target[:3] == ["age <years>", shown(predictions["error"].abs().mean()),
+                          shown(float(np.sqrt((predictions["error"] ** 2).mean())))]  # fmt: skip
+    # the gallery shows the 8 images, largest error first
+    assert len(tables.images) == 2 + 8  # curves, predicted against actual, thumbnails
+    text = (run / "report.html").read_text(encoding="utf-8")
+    assert "age <years>" not in text and "age &lt;years&gt;" in text
+    card = (run / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "pipeline_tag" not in card and "1 targets: age &lt;years&gt;" in card
+    row = report[report["weights_name"] == best["weights"]].iloc[0]
+    validation = next(line for line in card.splitlines() if line.startswith("| validation"))
+    assert f"| {row['mae']:.4f} | {row['rmse']:.4f} | {row['r2']:.4f} |" in validation

@@ -55,7 +55,7 @@ def limitations(c: ReportContents) -> list[str]:
     notes = []
     data = c.info.get("data") or {}
     train = next((s for s in data.get("splits", []) if s["name"] == "train"), None)
-    if train is not None:
+    if train is not None and c.task != "regression":
         few = [f"{md(n)} ({k})" for n, k in train["counts"].items() if k < FEW_IMAGES]
         if few:
             notes.append(
@@ -78,8 +78,9 @@ def limitations(c: ReportContents) -> list[str]:
     if not notes:
         notes.append("None found automatically (small classes, low recall, leakage).")
     notes.append(
-        "Scores are measured on the validation data, which also chose the weights and the "
-        "threshold: expect held-out results to be somewhat lower."
+        "Scores are measured on the validation data, which also chose the weights"
+        + (" and the threshold" if c.task != "regression" else "")
+        + ": expect held-out results to be somewhat lower."
     )
     return notes
 
@@ -103,7 +104,9 @@ def render(c: ReportContents) -> str:
         f"- **Model / backbone:** {md(config.get('MODEL_NAME'))} "
         f"(initial weights: {md(config.get('WEIGHTS'))}, training type "
         f"{md(config.get('TRAINING_TYPE'))})",
-        f"- **Task:** {md(c.task)}; {len(c.class_names)} classes: "
+        f"- **Task:** {md(c.task)}; {len(c.class_names)} "
+        + ("targets" if c.task == "regression" else "classes")
+        + ": "
         + ", ".join(md(n) for n in c.class_names),
         f"- **Input:** {config.get('IMG_HEIGHT')} x {config.get('IMG_WIDTH')} pixels, raw 0-255 "
         "values (preprocessing is inside the model)",
@@ -159,7 +162,7 @@ def _training_data(c: ReportContents) -> list[str]:
     ]
     splits = data.get("splits") or []
     if splits:
-        lines += ["", _row("class", *(md(s["name"]) for s in splits))]
+        lines += ["", _row(c.output_word, *(md(s["name"]) for s in splits))]
         lines.append(_row(*["---"] * (len(splits) + 1)))
         for name in c.class_names:
             lines.append(_row(md(name), *(s["counts"].get(name, 0) for s in splits)))

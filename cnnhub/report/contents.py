@@ -49,6 +49,11 @@ class ReportContents:
         return self.run.class_names
 
     @property
+    def output_word(self) -> str:
+        """What the model's outputs are called: ``target`` (regression) or ``class``."""
+        return "target" if self.task == "regression" else "class"
+
+    @property
     def config(self) -> dict[str, Any]:
         return self.run.config
 

@@ -74,8 +74,9 @@ def thresholds(overall: pd.DataFrame, deploy: float | None) -> str:
         return _figure_uri(figure)
 
 
-def predicted_vs_actual(predictions: pd.DataFrame, targets: list[str]) -> str:
-    """Predicted against actual values (with the y = x line), one panel per target."""
+def predicted_vs_actual(predictions: pd.DataFrame, targets: dict[str, str]) -> str:
+    """Predicted against actual values (with the y = x line), one panel per target
+    (``targets``: column suffix -> target name)."""
     with new_figure(4.0 * len(targets), 3.8) as figure:
         for axes, target in zip(figure.subplots(1, len(targets), squeeze=False)[0], targets):
             actual = predictions[f"actual{target}"].to_numpy(np.float64)
@@ -84,7 +85,7 @@ def predicted_vs_actual(predictions: pd.DataFrame, targets: list[str]) -> str:
             low = float(min(actual.min(), predicted.min()))
             high = float(max(actual.max(), predicted.max()))
             axes.plot([low, high], [low, high], color="tab:red", lw=1, label="y = x")
-            axes.set_xlabel(f"actual {plain_text(target.lstrip('_') or 'target')}")
+            axes.set_xlabel(f"actual {plain_text(targets[target])}")
             axes.set_ylabel("predicted")
             axes.grid(True, alpha=0.3)
             axes.legend(loc="upper left", fontsize=8)

@@ -147,7 +147,7 @@ def _summary(c: ReportContents) -> str:
         ("weights", config.get("WEIGHTS")),
         ("training type", config.get("TRAINING_TYPE")),
         ("image size", f"{config.get('IMG_HEIGHT')} x {config.get('IMG_WIDTH')}"),
-        ("classes", len(c.class_names)),
+        ("targets" if c.task == "regression" else "classes", len(c.class_names)),
         ("parameters", info.get("params", "n/a")),
         ("started (UTC)", info.get("started", "n/a")),
         ("training time (s)", info.get("train_seconds", "n/a")),
@@ -192,7 +192,7 @@ def _data(c: ReportContents) -> str:
     parts = []
     splits = data.get("splits") or []
     if splits:
-        columns = ["class", *(s["name"] for s in splits)]
+        columns = [c.output_word, *(s["name"] for s in splits)]
         rows = [[name, *(s["counts"].get(name, 0) for s in splits)] for name in c.class_names]
         rows.append(["total", *(sum(s["counts"].values()) for s in splits)])
         parts.append(table(columns, rows, "class-counts"))
@@ -244,9 +244,10 @@ def _epochs(c: ReportContents) -> str | None:
     if epochs is None:
         return None
     chosen = None if c.best is None else [e == c.best["epoch"] for e in epochs["epoch"]]
+    where = " at threshold 0" if c.report is not None and "threshold" in c.report else ""
     note = (
-        "Training log, and the validation report's scores at threshold 0 (report_*); the "
-        "chosen epoch is highlighted."
+        f"Training log, and the validation report's scores{where} (report_*); the chosen "
+        "epoch is highlighted."
     )
     return f'<p class="note">{note}</p>' + frame_table(epochs, "epochs-table", 0, chosen)
 
@@ -368,6 +369,11 @@ def _regression_targets(predictions: pd.DataFrame) -> list[str]:
     return [c[len("actual") :] for c in predictions.columns if c.startswith("actual")]
 
 
+def _target_name(c: ReportContents, suffix: str) -> str:
+    """The target a column suffix names (one target: no suffix, the run's one name)."""
+    return suffix[1:] if suffix else c.class_names[0]
+
+
 def _largest_errors(c: ReportContents) -> str | None:
     predictions = c.chosen.get("predictions")
     if predictions is None or "image_path" not in predictions:
@@ -379,7 +385,7 @@ def _largest_errors(c: ReportContents) -> str | None:
     def caption(row) -> str:
         values = row._asdict()
         return "<br>".join(
-            f"{esc(t.lstrip('_') or 'target')}: actual {number(values[f'actual{t}'])}, "
+            f"{esc(_target_name(c, t))}: actual {number(values[f'actual{t}'])}, "
             f"predicted {number(values[f'predicted{t}'])}"
             for t in targets
         )
@@ -397,11 +403,12 @@ def _predicted_vs_actual(c: ReportContents) -> str | None:
         actual = predictions[f"actual{t}"].to_numpy(np.float64)
         error = predictions[f"error{t}"].to_numpy(np.float64)
         rows.append(
-            [t.lstrip("_") or "target", float(np.abs(error).mean()),
+            [_target_name(c, t), float(np.abs(error).mean()),
              float(np.sqrt((error**2).mean())), float(actual.mean()), len(actual)]
         )  # fmt: skip
     return picture(
-        figures.predicted_vs_actual(predictions, targets), "predicted against actual"
+        figures.predicted_vs_actual(predictions, {t: _target_name(c, t) for t in targets}),
+        "predicted against actual",
     ) + table(["target", "mae", "rmse", "mean actual", "images"], rows, "targets-table")
 
 
