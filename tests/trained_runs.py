@@ -195,7 +195,8 @@ def fabricate_evaluated_run(
     from cnnhub.evaluation.safe_csv import read_csv_safe
 
     report = read_csv_safe(target / "analysis_report.csv")
-    best = choose_best(report, None, run_config["BEST_WEIGHT_RULE"])
+    rule = run_config["BEST_WEIGHT_RULE"]
+    best = choose_best(report, None, "macro_f1" if rule == "auto" else rule)
     (target / "best_weights.json").write_text(json.dumps(best), encoding="utf-8")
     counts = {n: len(images[n]) for n in class_names}
     info = {
