@@ -232,12 +232,14 @@ class RunFolder:
 
     def weights_reports(self, stem: str) -> dict[str, Any]:
         """The per-weights CSVs of ``stem`` in ``model_logs`` (predictions, thresholds,
-        classes, confusion) as frames; a missing file is left out."""
-        from cnnhub.evaluation.writer import report_paths  # lazy: loads scikit-learn
+        classes, confusion; a multi-label run's class_thresholds) as frames; a missing file is
+        left out."""
+        # lazy: loads scikit-learn. Its paths are the single-label ones plus class_thresholds.
+        from cnnhub.evaluation.multilabel_reports import multilabel_report_paths
 
         return {
             kind: self.read_csv(path, [])
-            for kind, path in report_paths(self.model_logs, stem).items()
+            for kind, path in multilabel_report_paths(self.model_logs, stem).items()
             if path.is_file()
         }
 

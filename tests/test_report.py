@@ -516,3 +516,60 @@ def test_regression_report_and_card(tmp_path):
     row = report[report["weights_name"] == best["weights"]].iloc[0]
     validation = next(line for line in card.splitlines() if line.startswith("| validation"))
     assert f"| {row['mae']:.4f} | {row['rmse']:.4f} | {row['r2']:.4f} |" in validation
+
+
+def test_multi_label_report_and_card(tmp_path):
+    """A multi-label run folder written by cnnhub's multi-label writers and its task's choice
+    of the best weights (seeded outputs, no training)."""
+    from cnnhub.evaluation.multilabel_reports import (
+        multilabel_analysis_report,
+        write_multilabel_reports,
+    )
+    from cnnhub.settings import load_defaults
+    from cnnhub.tasks import get_task
+
+    names = ["cat", "dog", "<b>bird</b>"]
+    images = write_images(tmp_path / "valid", ["x"], 12)["x"]
+    rng = np.random.default_rng(2)
+    truth = rng.integers(0, 2, (12, 3))
+    config, _ = load_defaults(user_config=False)
+    config.update(TASK="multi_label", IMG_HEIGHT=32, IMG_WIDTH=32, WEIGHTS="none")
+    run = tmp_path / "run"
+    (run / "model_logs").mkdir(parents=True)
+    (run / "run_config.json").write_text(json.dumps(config), encoding="utf-8")
+    mapping = json.dumps({str(i): n for i, n in enumerate(names)})
+    (run / "index_class_mapping.json").write_text(mapping, encoding="utf-8")
+    rows, log = [], []
+    for epoch in (1, 2):
+        proba = np.clip(truth * 0.3 * epoch + rng.uniform(0, 0.6, truth.shape), 0, 1)
+        name = f"weights-{epoch:03d}-0.{epoch}000.weights.h5"
+        rows += write_multilabel_reports(
+            run / "model_logs", name.removesuffix(".weights.h5"), images, truth, proba,
+            names, weights_name=name, epoch=epoch,
+        )["rows"]  # fmt: skip
+        log.append([epoch, 1.0 / epoch, 0.6, 0.9 / epoch, 0.5 + 0.1 * epoch, 0.01, 1.0])
+    columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
+    pd.DataFrame(log, columns=columns).to_csv(run / "training.log", index=False)
+    report = multilabel_analysis_report(rows)
+    report.to_csv(run / "analysis_report.csv", index=False)
+    best = get_task(config).choose_best(report, run / "model_logs", config)
+    (run / "best_weights.json").write_text(json.dumps(best), encoding="utf-8")
+
+    assert main(["report", str(run)]) == 0
+    tables = parse(run / "report.html")
+    assert tables.sections == list(page.sections_of("multi_label"))
+    epochs = as_frame(tables.tables["epochs-table"])
+    assert epochs["report_map"].tolist() == [shown(v) for v in report["map"]]
+    stem = best["weights"].removesuffix(".weights.h5")
+    chosen = read_csv_safe(run / "model_logs" / f"{stem}-class_thresholds.csv")
+    classes = as_frame(tables.tables["classes-table"])
+    assert classes["class"].tolist() == names
+    assert classes["threshold"].tolist() == [shown(v) for v in chosen["threshold"]]
+    assert classes["f1"].tolist() == [shown(v) for v in chosen["f1"]]
+    text = (run / "report.html").read_text(encoding="utf-8")
+    assert "<b>bird</b>" not in text and "&lt;b&gt;bird&lt;/b&gt;" in text
+    card = (run / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "**Class thresholds** (chosen on validation)" in card
+    row = report[report["weights_name"] == best["weights"]].iloc[0]
+    validation = next(line for line in card.splitlines() if line.startswith("| validation"))
+    assert f"| {row['map']:.4f} | {row['f1_micro']:.4f} |" in validation
