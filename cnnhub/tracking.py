@@ -185,8 +185,8 @@ def _best(run: Path) -> dict[str, Any]:
 
 def run_metrics(run: Path) -> list[tuple[str, float, int]]:
     """Every metric of a run folder as ``(name, value, step)``: training.log per epoch, the
-    report's rows at the deploy threshold per epoch (``deploy_*``), the headline figures of
-    the best weights (``best_*``, step = its epoch)."""
+    report's rows at the deploy threshold per epoch (``deploy_*``; tasks with one threshold),
+    the run's task's headline figures of the best weights (``best_*``, step = its epoch)."""
     import pandas as pd  # lazy: heavy import, kept off the --help path
 
     rows: list[tuple[str, float, int]] = []
@@ -198,15 +198,17 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
     report_path = run / "analysis_report.csv"
     if not best or not report_path.is_file():
         return rows
-    from cnnhub.evaluation.headline import headline_figures  # lazy: loads the evaluation stack
+    from cnnhub.tasks import get_task  # lazy: loads the evaluation stack
 
+    task = get_task(json.loads((run / "run_config.json").read_text(encoding="utf-8")))
     report = pd.read_csv(report_path)
-    threshold = float(best["threshold"])
-    at_deploy = report[(report["threshold"] - threshold).abs() < 1e-9]
-    for record in at_deploy.to_dict("records"):
-        epoch = int(record["epoch"])
-        rows += [(f"deploy_{m}", record[m], epoch) for m in DEPLOY_METRICS if m in record]
-    figures = headline_figures(report, best["weights"], threshold)
+    if task.thresholded:  # one deploy threshold: the report's rows at it, per epoch
+        threshold = float(best["threshold"])
+        at_deploy = report[(report["threshold"] - threshold).abs() < 1e-9]
+        for record in at_deploy.to_dict("records"):
+            epoch = int(record["epoch"])
+            rows += [(f"deploy_{m}", record[m], epoch) for m in DEPLOY_METRICS if m in record]
+    figures = task.headline_figures(report, best["weights"], best)
     rows += [(f"best_{name}", value, int(best["epoch"])) for name, value in figures.items()]
     return rows
 

@@ -301,3 +301,14 @@ def test_folds_use_kfold_and_val_split_keeps_every_label_column(data):
     both = np.concatenate([splits.train.targets, splits.valid.targets])
     truth = multi_hot(pd.read_csv(data["train"], keep_default_na=False)["label"], sorted(LABELS))
     assert sorted(map(tuple, both)) == sorted(map(tuple, truth.astype(np.float32)))
+
+
+def test_mlflow_metrics_of_a_multi_label_run(run):
+    from cnnhub.tracking import run_metrics
+
+    best = _best(run)
+    row = pd.read_csv(run / "analysis_report.csv").set_index("weights_name").loc[best["weights"]]
+    metrics = {name: value for name, value, _ in run_metrics(run)}
+    assert not any(name.startswith("deploy_") for name in metrics)
+    for name in ("map", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss"):
+        assert metrics[f"best_{name}"] == pytest.approx(row[name]), name
