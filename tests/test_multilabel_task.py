@@ -312,3 +312,13 @@ def test_mlflow_metrics_of_a_multi_label_run(run):
     assert not any(name.startswith("deploy_") for name in metrics)
     for name in ("map", "f1_micro", "f1_macro", "subset_accuracy", "hamming_loss"):
         assert metrics[f"best_{name}"] == pytest.approx(row[name]), name
+
+
+def test_studio_export_of_a_multi_label_run(run):
+    from cnnhub.studio.export import export
+    from cnnhub.studio.workspace import Workspace
+
+    exported = export(Workspace(run.parent.parent), run.name, "keras")
+    assert "label-set agreement 100.0% at the class thresholds" in exported.text
+    metadata = json.loads((run / "export" / "keras" / "metadata.json").read_text())
+    assert metadata["threshold"]["class_thresholds"] == _best(run)["class_thresholds"]

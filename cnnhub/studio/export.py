@@ -28,12 +28,14 @@ def export(workspace: Workspace, name: str, fmt: str) -> Exported:
     """Export run ``name``'s best weights as ``fmt`` into ``<run>/export/<fmt>/``, verified."""
     from cnnhub.export import export_run, human_size
     from cnnhub.run_folder import check_writable
-    from cnnhub.run_loading import choose_threshold, choose_weights, open_run
+    from cnnhub.run_loading import choose_weights, open_run
+    from cnnhub.tasks import get_task
 
     run = open_run(workspace.run(name))
     quiet = lambda _message: None  # noqa: E731 (notes are for the terminal)
     weights = choose_weights(run, "best", show=quiet)
-    threshold = choose_threshold(run, "best", weights, show=quiet)
+    # The run's task's deploy decision: one threshold, one per class, or none (regression).
+    threshold = get_task(run.config).predict_threshold(run, "best", weights)
     out_dir = run.path / "export" / fmt
     check_writable(out_dir, "the export", "--out", f"out={out_dir}")
     result = export_run(run, weights, fmt, out_dir, threshold)
@@ -42,10 +44,9 @@ def export(workspace: Workspace, name: str, fmt: str) -> Exported:
         f"Exported {run.name} ({weights.path.name}) as {fmt}: {result.path.name}, "
         f"{human_size(result.size_bytes)}.\n"
         f"Check with {result.runtime} on {check.get('source', 'validation images')}: "
-        f"max |p - keras| = {result.max_abs_diff:.3g}, top-1 agreement "
-        f"{result.top1_agreement:.1%} ({check.get('limit', '')}).\n"
-        f"Latency: {result.latency_ms:.3f} ms per image (batch 1, this machine). "
-        f"Threshold {threshold:g}."
+        f"{result.check_text} ({check.get('limit', '')}).\n"
+        f"Latency: {result.latency_ms:.3f} ms per image (batch 1, this machine)."
+        + (f" Threshold {threshold:g}." if isinstance(threshold, float) else "")
     )
     return Exported(_downloadable(workspace, run.name, fmt, result.path), text)
 
