@@ -189,7 +189,7 @@ def find_learning_rate(
     model = build_model(config, splits.num_classes, class_names=splits.class_names)
     freeze_for_epoch(model, config, 0)
     print(f"{config['MODEL_NAME']} ({config['TRAINING_TYPE']}): " + trainable_summary(model))
-    model.compile(optimizer=make_optimizer(config, start), loss=make_loss(config))
+    model.compile(optimizer=make_optimizer(config, start), loss=make_loss(config, model))
     augmenter = build_augmenter(config, config["SEED"])
     train = make_dataset(
         splits.train,
