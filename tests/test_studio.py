@@ -146,6 +146,9 @@ def test_registry_table_lists_every_backbone():
     assert list(table["model"]) == list(BACKBONES)
     custom = table[table["model"] == "custom"].iloc[0]
     assert custom["ImageNet weights"] == "none"
+    assert [model.backbone_at(i) for i in range(len(table))] == list(table["model"])
+    with pytest.raises(CnnhubError, match="No backbone on row"):
+        model.backbone_at(len(table))
 
 
 # ---------------------------------------------------------------------------- train page

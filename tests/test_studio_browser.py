@@ -217,6 +217,13 @@ def test_studio_end_to_end(studio, browser, tmp_path):
         _type(driver, f"#{elem} textarea, #{elem} input", value)
     _type(driver, "#model-epochs input", "2")
     _type(driver, "#model-batch input", "4")
+    # A row of the registry table chooses its backbone; vgg16 cannot take 16x16 images.
+    driver.execute_script("document.querySelector('#model-registry-box button').click()")
+    driver.find_element(By.CSS_SELECTOR, "#model-registry [data-testid='cell-0-0']").click()
+    assert "vgg16" in _wait_value(driver, "model-status", "error:")
+    assert _value(driver, "model-name") == "vgg16"
+    _type(driver, "#model-name input", "custom", enter=True)
+    _wait_value(driver, "model-status", "ok: custom at 16x16x3")
     _type(driver, "#block-filters input", "8")
     _click(driver, "block-add")
     _wait_value(driver, "model-status", "ok: custom at 16x16x3")

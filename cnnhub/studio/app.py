@@ -136,7 +136,8 @@ def _model_tab(defaults: dict[str, Any]) -> dict[str, Any]:
                                  elem_id="model-height")  # fmt: skip
         c["width"] = gr.Textbox(str(defaults["IMG_WIDTH"]), label="Image width (or auto)",
                                 elem_id="model-width")  # fmt: skip
-    with gr.Accordion("Registry", open=False):
+    with gr.Accordion("Registry (click a row to choose that backbone)", open=False,
+                      elem_id="model-registry-box"):  # fmt: skip
         c["registry"] = gr.Dataframe(model_page.registry_table(), interactive=False,
                                      elem_id="model-registry")  # fmt: skip
     gr.Markdown("Custom CNN blocks (model `custom`; none: `auto`, derived from the data)")
@@ -386,6 +387,12 @@ def _wire_model(m: dict[str, Any], d: dict[str, Any], blocks_state, report_state
         apply_text, [m["blocks_text"]], [blocks_state, m["blocks_text"], m["status"]]
     ).success(after_edit, check_inputs, check_outputs, concurrency_limit=1)
     m["model"].change(after_edit, check_inputs, check_outputs, concurrency_limit=1)
+
+    @guarded(m["status"])
+    def pick(evt: gr.SelectData):
+        return {m["model"]: model_page.backbone_at(evt.index[0])}
+
+    m["registry"].select(pick, None, [m["model"], m["status"]])
     for key in ("height", "width", "dense"):
         m[key].submit(after_edit, check_inputs, check_outputs, concurrency_limit=1)
 

@@ -41,6 +41,14 @@ def registry_table():
     return pd.DataFrame(rows)
 
 
+def backbone_at(row: int) -> str:
+    """The backbone on row ``row`` of :func:`registry_table` (a click on the table)."""
+    names = list(BACKBONES)
+    if not 0 <= int(row) < len(names):
+        raise CnnhubError(f"No backbone on row {row} of the registry. Received: row={row}")
+    return names[int(row)]
+
+
 def block_from_form(
     filters: Any,
     kernel_size: Any = 3,
