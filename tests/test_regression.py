@@ -113,6 +113,33 @@ def test_best_weights_by_rule():
     }  # fmt: skip
 
 
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_loss_is_that_of_the_standardised_targets(loss):
+    from cnnhub.model_factory import build_model
+    from cnnhub.tasks import get_task
+
+    config, _ = settings.resolve(
+        ["--task", "regression", "--loss", loss, "-w", "none", "-height", "16", "-width", "16"]
+        + ["--custom_conv_blocks", "c4-mp2", "--num_nodes", "4", "--num_dropouts", "0"]
+    )
+    task = get_task(config)
+    model = build_model(config, 1)
+    rng = np.random.default_rng(0)
+    targets = rng.normal(100.0, 30.0, (50, 1)).astype("float32")
+    task.prepare_model(model, targets)
+    outputs = targets + rng.normal(0.0, 20.0, (50, 1)).astype("float32")
+    got = task.validation_logs(outputs, targets, task.make_loss(config, model), model)
+    mean, std = targets.mean(), targets.std()
+    z = (outputs.astype(np.float64) - mean) / std - (targets - mean) / std
+    expected = {
+        "mse": np.mean(z**2),
+        "mae": np.mean(np.abs(z)),
+        "huber": np.mean(np.where(np.abs(z) <= 1, 0.5 * z**2, np.abs(z) - 0.5)),
+    }[loss]
+    assert got["val_loss"] == pytest.approx(expected, rel=1e-4)
+    assert got["val_mae"] == pytest.approx(np.mean(np.abs(outputs - targets)), rel=1e-5)
+
+
 # ---------------------------------------------------------------- config and data checks
 
 

@@ -15,7 +15,8 @@ the layer's weights, so every epoch's weights file carries it and resuming or re
 needs nothing else.
 
 Loss. mse, mae or huber, weighted so that its value is the standardised targets' loss: x 1/var
-(mse) or x 1/std (mae, huber; huber's delta is one std), var and std averaged over targets.
+(mse, and huber with its delta at one std) or x 1/std (mae), var and std averaged over
+targets.
 
 Scoring every epoch from the training validation pass (:mod:`cnnhub.evaluation.regression`):
 per-image CSV, MAE, RMSE, R2 and MAPE; best weights by BEST_WEIGHT_RULE (default mae); plots of
@@ -239,7 +240,8 @@ class Regression(Task):
 
     def _loss_weight(self, config: Mapping[str, Any], model) -> float:
         std = 1.0 if model is None else self._std(model)
-        return 1.0 / std**2 if resolved(config, "LOSS", self) == "mse" else 1.0 / std
+        # mse and huber (delta = std) scale with std^2 in the user's units, mae with std
+        return 1.0 / std if resolved(config, "LOSS", self) == "mae" else 1.0 / std**2
 
     def make_loss(self, config: Mapping[str, Any], model=None):
         import keras  # lazy: heavy import, kept off the --help path
