@@ -322,3 +322,16 @@ def test_studio_export_of_a_multi_label_run(run):
     assert "label-set agreement 100.0% at the class thresholds" in exported.text
     metadata = json.loads((run / "export" / "keras" / "metadata.json").read_text())
     assert metadata["threshold"]["class_thresholds"] == _best(run)["class_thresholds"]
+
+
+def test_studio_run_page_of_a_multi_label_run(run):
+    from cnnhub.studio.runs import run_detail
+    from cnnhub.studio.workspace import Workspace
+
+    detail = run_detail(Workspace(run.parent.parent), run.name)
+    best = _best(run)
+    assert "a threshold per class" in detail.best_text
+    assert dict(zip(detail.per_class["class"], detail.per_class["threshold"])) == best[
+        "class_thresholds"
+    ]
+    assert "f1_micro" in detail.thresholds.columns and detail.confusion.empty

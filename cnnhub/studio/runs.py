@@ -95,9 +95,11 @@ def run_detail(workspace: Workspace, name: str, epoch: Any = None) -> RunDetail:
     confusion matrix, per-class table and most confident errors."""
     import pandas as pd  # lazy: heavy import
 
+    from cnnhub.evaluation.multilabel_reports import multilabel_report_paths
     from cnnhub.evaluation.plots import plot_threshold_curves
     from cnnhub.evaluation.writer import plot_paths, report_paths
     from cnnhub.run_folder import open_run
+    from cnnhub.tasks import get_task
 
     run = open_run(workspace.run(name))
     folder = run.folder
@@ -121,6 +123,13 @@ def run_detail(workspace: Workspace, name: str, epoch: Any = None) -> RunDetail:
     csvs = report_paths(run.model_logs, stem)
     if not csvs["thresholds"].is_file():
         return detail  # not post-evaluated
+    if get_task(run.config).label_sets:  # multi-label: a threshold per class, no confusion
+        files = multilabel_report_paths(run.model_logs, stem)
+        detail.thresholds = folder.read_csv(files["thresholds"], ["threshold", "f1_micro"])
+        detail.per_class = folder.read_csv(files["class_thresholds"], ["class", "threshold"])
+        predictions = folder.read_csv(files["predictions"], ["image_path", "actual", "predicted"])
+        detail.errors = confident_errors(predictions)  # wrong label sets
+        return detail
     overall = folder.read_csv(csvs["thresholds"], ["threshold", "coverage", "precision_micro"])
     detail.thresholds = overall
     png = plot_paths(run.model_logs, stem)["thresholds"]
@@ -156,6 +165,12 @@ def _epoch(epoch: Any, best: dict, weights: dict[int, Path]) -> int | None:
 def _best_text(best: dict) -> str:
     if not best:
         return "Not post-evaluated yet: no best weights or threshold chosen."
+    if best.get("class_thresholds"):
+        cuts = ", ".join(f"{k} {v:g}" for k, v in best["class_thresholds"].items())
+        return (
+            f"Best weights: {best.get('weights')} (epoch {best.get('epoch')}); a threshold per "
+            f"class: {cuts}; chosen by the rule {best.get('rule')} (value {best.get('value')})."
+        )
     return (
         f"Best weights: {best.get('weights')} (epoch {best.get('epoch')}); deploy threshold "
         f"{best.get('threshold')}; chosen by the rule {best.get('rule')} "
