@@ -234,14 +234,12 @@ class RunFolder:
         """The per-weights CSVs of ``stem`` in ``model_logs`` (predictions, thresholds,
         classes, confusion; a multi-label run's class_thresholds) as frames; a missing file is
         left out."""
-        # lazy: loads scikit-learn. Its paths are the single-label ones plus class_thresholds.
+        # lazy: loads scikit-learn
         from cnnhub.evaluation.multilabel_reports import multilabel_report_paths
+        from cnnhub.evaluation.writer import report_paths
 
-        return {
-            kind: self.read_csv(path, [])
-            for kind, path in multilabel_report_paths(self.model_logs, stem).items()
-            if path.is_file()
-        }
+        paths = report_paths(self.model_logs, stem) | multilabel_report_paths(self.model_logs, stem)
+        return {kind: self.read_csv(path, []) for kind, path in paths.items() if path.is_file()}
 
     def read_skipped(self):
         """``skipped_files.csv`` (columns path, reason), or None when the run skipped nothing."""
