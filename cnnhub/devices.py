@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from cnnhub.errors import CnnhubError
+from cnnhub.keras_hooks import build_from_local_batch, patch_scalar_reduction
 
 
 def is_chief() -> bool:
@@ -86,54 +87,12 @@ def scaled_learning_rate(config: dict[str, Any], replicas: int) -> float:
 
 
 def adapt_model_to_strategy(model, strategy) -> None:
-    """Work around Keras 3's first-batch build under MultiWorkerMirroredStrategy.
-
-    Before training, Keras's TensorFlow trainer takes one batch and reduces the whole (x, y)
-    structure with ``strategy.reduce`` only to learn its shapes; the multi-worker strategy
-    cannot reduce a structure and fails. The local replica's values have the same shapes.
+    """Work around two limits of Keras 3's TensorFlow trainer under MultiWorkerMirroredStrategy
+    (the first-batch build and the reduction of scalar metrics; see :mod:`cnnhub.keras_hooks`).
     """
     import tensorflow as tf  # lazy: heavy import, kept off the --help path
 
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
-
-    def build_from_local_batch(iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, batches in iterator:
-                batch = next(batches)
-                data_batch = tf.nest.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0], batch
-                )
-                break
-        with strategy.scope():
-            model._symbolic_build(data_batch=data_batch)
-
-    model._maybe_symbolic_build = build_from_local_batch
-    _patch_scalar_reduction()
-
-
-def _patch_scalar_reduction() -> None:
-    """Keras 3's step reduces each metric with ``strategy.reduce("MEAN", v, axis=0)`` under a
-    multi-worker strategy, which fails for scalars (there is no axis 0); reduce scalars over
-    replicas instead (``axis=None``), as the single-host path does."""
-    from keras.src.backend.tensorflow import trainer  # lazy: heavy import, kept off the --help path
-
-    if getattr(trainer.reduce_per_replica, "cnnhub_patched", False):
-        return
-    original = trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        import tensorflow as tf  # lazy: heavy import, kept off the --help path
-
-        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return original(values, strategy, reduction)
-
-        def reduce(value):
-            if reduction in ("auto", "mean") and value.shape.rank == 0:
-                return strategy.reduce("MEAN", value, axis=None)
-            return original(value, strategy, reduction)
-
-        return tf.nest.map_structure(reduce, values)
-
-    reduce_per_replica.cnnhub_patched = True
-    trainer.reduce_per_replica = reduce_per_replica
+    build_from_local_batch(model, strategy)
+    patch_scalar_reduction()

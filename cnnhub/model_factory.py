@@ -18,6 +18,7 @@ from cnnhub.custom.build import BN_MOMENTUM
 from cnnhub.data.sets import input_channels
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.calibration import scale_final_layer
+from cnnhub.keras_hooks import flatten_layers
 from cnnhub.layers import BACKBONE_LAYER, preprocessing_layer
 from cnnhub.model_defaults import weights_kind
 from cnnhub.registry import RESCALE, BackboneSpec, check_input_size, get_backbone
@@ -94,7 +95,7 @@ def prepare_for_scratch_training(backbone) -> int:
     """Give every BatchNormalization layer of a random-init ``backbone`` (nested models
     included) the momentum ``SCRATCH_BN_MOMENTUM``; returns how many layers it changed."""
     changed = 0
-    for layer in backbone._flatten_layers(include_self=False):
+    for layer in flatten_layers(backbone):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = SCRATCH_BN_MOMENTUM
             changed += 1

@@ -18,7 +18,6 @@ an air-gapped one.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnhub.errors import CnnhubError
+from cnnhub.keras_hooks import keras_file_utils, keras_home
 from cnnhub.registry import BACKBONES, BackboneSpec
 
 _KERAS_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -89,12 +89,10 @@ def keras_cache_dir() -> Path:
     so that listing the cache does not load TensorFlow. Like ``get_file``, a folder that is not
     writable is replaced by /tmp/.keras.
     """
-    config = sys.modules.get("keras.src.backend.config")
-    if config is not None:
-        home = config.keras_home()
-    elif "KERAS_HOME" in os.environ:
+    home = keras_home()
+    if home is None and "KERAS_HOME" in os.environ:
         home = os.environ["KERAS_HOME"]
-    else:
+    elif home is None:
         base = os.path.expanduser("~")
         home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
     if not os.access(os.path.expanduser(home), os.W_OK):
@@ -123,8 +121,7 @@ class _Recorded(Exception):
 
 @contextmanager
 def _recording_get_file():
-    from keras.src.utils import file_utils  # lazy: heavy import, kept off the --help path
-
+    file_utils = keras_file_utils()
     calls: list[KerasDownload] = []
     original = file_utils.get_file
 
@@ -178,11 +175,10 @@ def fetch_imagenet(spec: BackboneSpec, input_shape: tuple) -> Path:
         CnnhubError: the file is not cached and cannot be downloaded (one line: URL, cache
             path, ``-w none``).
     """
-    from keras.src.utils import file_utils  # lazy: heavy import, kept off the --help path
-
     download = planned_download(spec, input_shape)
     try:
-        return Path(file_utils.get_file(download.fname, download.origin, **download.kwargs))
+        get_file = keras_file_utils().get_file
+        return Path(get_file(download.fname, download.origin, **download.kwargs))
     except Exception as exc:  # noqa: BLE001 - get_file raises bare Exception on fetch failures
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise CnnhubError(offline_message(spec, download, reason)) from None

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from cnnhub.errors import CnnhubError
+from cnnhub.keras_hooks import own_variables
 from cnnhub.registry import get_backbone
 
 
@@ -48,8 +49,7 @@ def model_variables(model, prefix: str = "layers") -> dict[str, tuple[str, objec
             for sub_path, (name, variable) in model_variables(layer, f"{path}/layers").items():
                 table[sub_path] = (f"{layer.name}/{name}", variable)
             continue
-        own = [*layer._trainable_variables, *layer._non_trainable_variables]
-        for i, variable in enumerate(own):
+        for i, variable in enumerate(own_variables(layer)):
             table[f"{path}/vars/{i}"] = (layer.name, variable)
     return table
 
