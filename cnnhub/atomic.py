@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +86,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _mapping_as_dict(value: Any) -> dict:
+    """JSON for a read-only mapping (e.g. :class:`cnnhub.configuration.Config`): its dict."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Atomically write ``data`` as indented UTF-8 JSON (non-ASCII kept readable).
 
     Lone surrogates (file names that are not valid UTF-8) are written as ``\\udcXX`` escapes:
     the file stays valid UTF-8 and ``json.load`` gives back the same string.
     """
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=_mapping_as_dict)
     # Surrogates can only occur inside JSON strings, where the escape means the same code point.
     text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     write_text(path, text + "\n")

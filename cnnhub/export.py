@@ -381,7 +381,9 @@ def verification_images(run: Run, valid: str | None) -> tuple[np.ndarray, str]:
     does (or ``valid``, any layout); random ones, with a note, when it cannot be read."""
 
     try:
-        source = evaluation_source(run.config, run.path, run.class_names, valid, "--valid")
+        source = evaluation_source(
+            run.config, run.folder.split_csv, run.class_names, valid, "--valid", check_classes=False
+        )
     except CnnhubError as exc:
         if valid is not None:
             raise

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,12 @@ import numpy as np
 import pandas as pd
 
 from cnnhub import atomic
+from cnnhub.configuration import replace as replace_config
 from cnnhub.data.class_weights import resolve_class_weight
+from cnnhub.data.scan import scan_source
 from cnnhub.data.sets import (
     DataOptions,
     Splits,
-    _Clean,
     check_class_names,
     check_classes_present,
     dev_subset,
@@ -40,14 +41,18 @@ from cnnhub.data.sets import (
     inspect_clean,
     load_test,
     read_source,
-    scan_split,
 )
+from cnnhub.data.sources import DataSource
 from cnnhub.data.splits import assign_folds, split_frame
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.headline import HEADLINE_COLUMNS
 from cnnhub.evaluation.safe_csv import read_csv_safe, write_csv_safe
-from cnnhub.run_folder import RunFolder, claim_folder, repository_root
+from cnnhub.run_folder import ANALYSIS_REPORT, SUMMARY, RunFolder, claim_folder, repository_root
 from cnnhub.tasks import get_task
+
+FOLDS_CSV = "folds.csv"
+FOLDS_SUMMARY = "folds_summary.csv"
+"""The cross-validation parent's own files (its fold runs are ordinary run folders)."""
 
 SUMMARY_COLUMNS = ["fold", "run", "best_weights", "best_epoch", *HEADLINE_COLUMNS, "val_loss"]
 """The columns of a single_label summary (other tasks: their headline columns instead of
@@ -64,9 +69,9 @@ class FoldPlan:
     class_names: list[str]
     listing: Any  # the training DataSource as read (every listed sample)
     fold_of: np.ndarray  # per listed sample
-    clean: _Clean  # the listing without unreadable files
+    clean: DataSource  # the listing without unreadable files
     clean_fold: np.ndarray  # per clean sample
-    test: _Clean | None
+    test: DataSource | None
     options: DataOptions
     inspection: Any
 
@@ -80,8 +85,8 @@ class FoldPlan:
         )
 
     def _parts(self, k: int):
-        train = self.clean.source.subset(np.flatnonzero(self.clean_fold != k))
-        valid = self.clean.source.subset(np.flatnonzero(self.clean_fold == k))
+        train = self.clean.subset(np.flatnonzero(self.clean_fold != k))
+        valid = self.clean.subset(np.flatnonzero(self.clean_fold == k))
         if self.options.dev:
             train = dev_subset(train, self.options.dev, self.options.seed, "train")
             valid = dev_subset(valid, self.options.dev, self.options.seed, "valid")
@@ -89,12 +94,11 @@ class FoldPlan:
 
     def splits(self, k: int) -> Splits:
         train, valid = self._parts(k)
-        needs_pil, scan = self.clean.needs_pil, self.clean.scan
         valid_keys = [key for key, f in zip(self.listing.keys, self.fold_of) if f == k]
         return finish_splits(
             self.class_names,
-            _Clean(train, needs_pil, list(self.clean.skipped), scan),
-            _Clean(valid, needs_pil, [], scan),
+            replace(train, scan=self.clean.scan),  # each fold run lists the skipped files
+            valid,
             self.test,
             self.options,
             frame=split_frame(self.listing, valid_keys),
@@ -118,12 +122,12 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
             f"Received: folds={k}"
         )
     fold_of = assign_folds(listing.labels, k, options.seed, get_task(options.task).stratified)
-    clean = scan_split(listing, options)
+    clean = scan_source(listing, options.scan_cache, options.channels)
     check_classes_present(
-        clean.source, len(clean.skipped), f"training data `{train_dir}`", f"-dtrain {train_dir}"
+        clean, len(clean.skipped), f"training data `{train_dir}`", f"-dtrain {train_dir}"
     )
     fold_by_key = dict(zip(listing.keys, fold_of))
-    clean_fold = np.array([fold_by_key[key] for key in clean.source.keys], dtype=np.int64)
+    clean_fold = np.array([fold_by_key[key] for key in clean.keys], dtype=np.int64)
     plan = FoldPlan(
         k, list(listing.class_names), listing, fold_of, clean, clean_fold, test, options, None
     )
@@ -137,7 +141,7 @@ def plan_folds(config: dict[str, Any], inspect: bool = True) -> FoldPlan:
                 f"folds={k}",
             )
 
-    resolve_class_weight(options.class_weight, plan.class_names, clean.source.class_counts())
+    resolve_class_weight(options.class_weight, plan.class_names, clean.class_counts())
     if inspect:
         plan.inspection = inspect_clean({"train": clean, "test": test}, options)
     return plan
@@ -163,17 +167,17 @@ def run_folds(
         config["SAVE_LOCATION"], config["ITERATION_NAME"], config["MODEL_NAME"], plan.k, overwrite
     )
     print(f"\n== {plan.k}-fold cross-validation of {config['MODEL_NAME']} -> {parent}")
-    atomic.write_csv(parent / "folds.csv", plan.folds_frame())
+    atomic.write_csv(parent / FOLDS_CSV, plan.folds_frame())
     repository_root(str(parent))  # the fold runs' own model_repository/
     runs = []
     for fold in range(plan.k):
-        fold_config = dict(
+        fold_config = replace_config(
             config, SAVE_LOCATION=str(parent), ITERATION_NAME=f"fold_{fold + 1}", DATA_DIR_VALID=""
         )
         print(f"\n== fold {fold + 1}/{plan.k}")
         runs.append(train_fold(fold_config, plan.splits(fold)))
     summary = write_summary(parent, runs)
-    print(f"\nCross-validation summary ({parent / 'folds_summary.csv'}):")
+    print(f"\nCross-validation summary ({parent / FOLDS_SUMMARY}):")
     print(summary.to_string(index=False, float_format="%.4f"))
     return parent
 
@@ -185,13 +189,12 @@ def fold_row(run: Path) -> dict[str, Any]:
     held-out figures. The figures are the run's task's headline figures."""
 
     task = _task_of(run)
-    log = pd.read_csv(run / "training.log")
+    folder = RunFolder(run, task=task.name)
+    log = pd.read_csv(folder.training_log)
     row: dict[str, Any] = {"run": run.name}
-    best_file = run / "best_weights.json"
-    if best_file.is_file():
-        best = json.loads(best_file.read_text(encoding="utf-8"))
-        # calibrated figures of a calibrated run
-        report = RunFolder(run, task=task.name).read_deployed_report()
+    if folder.best_weights.is_file():
+        best = json.loads(folder.best_weights.read_text(encoding="utf-8"))
+        report = folder.read_deployed_report()  # calibrated figures of a calibrated run
         row.update(
             best_weights=best["weights"],
             best_epoch=int(best["epoch"]),
@@ -227,7 +230,7 @@ def heldout_figures(run: Path) -> dict[str, dict[str, float]]:
 
     task = _task_of(run)
     found = {}
-    for summary in sorted((run / "evaluations").glob("*/summary.json")):
+    for summary in sorted(RunFolder(run).evaluations.glob(f"*/{SUMMARY}")):
         folder = summary.parent
         data = json.loads(summary.read_text(encoding="utf-8"))
         if folder.name.startswith(".") or data.get("role", "held-out") != "held-out":
@@ -235,7 +238,7 @@ def heldout_figures(run: Path) -> dict[str, dict[str, float]]:
         if not data.get("weights"):
             continue
         threshold = data.get("deploy_threshold", data.get("threshold", 0.0))
-        report = read_csv_safe(folder / "analysis_report.csv")
+        report = read_csv_safe(folder / ANALYSIS_REPORT)
         found[folder.name] = task.headline_figures(
             report, data["weights"], {"threshold": float(threshold)}
         )
@@ -266,5 +269,5 @@ def write_summary(parent: Path, runs: list[Path]) -> pd.DataFrame:
     """Write ``<parent>/folds_summary.csv``; return the table."""
 
     summary = summarize(runs)
-    write_csv_safe(parent / "folds_summary.csv", summary)
+    write_csv_safe(parent / FOLDS_SUMMARY, summary)
     return summary

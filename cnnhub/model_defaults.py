@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnhub.configuration import replace
 from cnnhub.registry import BackboneSpec
 from cnnhub.run_loading import weights_source
 from cnnhub.settings import AUTO, WEIGHTS_WORDS
@@ -98,7 +99,7 @@ def resolve_model_config(
                 )
         resolved["TRAINING_TYPE"] = kind
         notes.append(f"training_type = {kind} ({why})")
-    return resolved, notes
+    return replace(config, **resolved), notes  # a Config stays a Config
 
 
 def format_notes(model_name: str, notes: list[str]) -> str:

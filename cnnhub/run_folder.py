@@ -25,7 +25,6 @@ import numpy as np
 from cnnhub import run_hooks, run_lock, settings
 from cnnhub.data.images import within
 from cnnhub.data.pipeline import decode_file
-from cnnhub.data.scan import SKIPPED_FILES
 from cnnhub.data.sets import input_channels
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
@@ -49,6 +48,12 @@ EXPORT_CHECK = "check.json"
 REPORT_HTML = "report.html"
 MODEL_CARD = "MODEL_CARD.md"
 ANALYSIS_METRICS_PNG = "analysis_metrics.png"
+SKIPPED_FILES = "skipped_files.csv"
+SPLIT_CSV = "split.csv"
+SUMMARY = "summary.json"
+"""An evaluation folder's (``evaluations/<name>/``) summary of its scores."""
+EXPLAIN = "explain"
+"""Where explain's commands (errors, gradcam, featuremaps) write without ``--out``."""
 WEIGHTS_SUFFIX = ".weights.h5"
 LOG_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 """The columns of ``training.log``, one row per completed epoch."""
@@ -114,7 +119,11 @@ class RunFolder:
     analysis_report = _inside(ANALYSIS_REPORT)
     report_html = _inside(REPORT_HTML)
     model_card = _inside(MODEL_CARD)
-    split_csv = _inside("split.csv")
+    split_csv = _inside(SPLIT_CSV)
+    skipped_files = _inside(SKIPPED_FILES)
+    evaluations = _inside(EVALUATIONS)
+    explain = _inside(EXPLAIN)
+    analysis_metrics_png = _inside(ANALYSIS_METRICS_PNG)
     checkpoint = _inside(CHECKPOINT)
     state_file = _inside("state.json", folder="checkpoint")
     optimizer_file = _inside("optimizer.npz", folder="checkpoint")

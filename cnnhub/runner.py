@@ -29,6 +29,7 @@ import tensorflow as tf
 import cnnhub
 from cnnhub import atomic, run_hooks, run_lock, settings
 from cnnhub.callbacks import FirstBatchTimer
+from cnnhub.configuration import replace
 from cnnhub.data.augment import build_augmenter
 from cnnhub.data.feature_cache import cached_feature_datasets, use_feature_cache
 from cnnhub.data.pipeline import make_dataset
@@ -191,7 +192,7 @@ def _data_config(config: dict[str, Any]) -> dict[str, Any]:
             f"`data_dir_valid` empty (-dvalid ''). Received: data_dir_valid="
             f"{config['DATA_DIR_VALID']!r}, {how}={config[how.upper()]!r}"
         )
-    return dict(config, DATA_DIR_VALID="")
+    return replace(config, DATA_DIR_VALID="")
 
 
 def _check_cache_dir(cache_dir: str) -> None:
@@ -331,7 +332,7 @@ def _prepare(config: dict[str, Any]):
     chief = is_chief()
     if not chief:
         scratch = tempfile.mkdtemp(prefix="cnnhub-worker-")
-        config = dict(config, SAVE_LOCATION=scratch, ITERATION_NAME="", POST_EVAL=False)
+        config = replace(config, SAVE_LOCATION=scratch, ITERATION_NAME="", POST_EVAL=False)
     if config["DETERMINISTIC"]:
         enable_determinism(config["SEED"])
     keras.utils.set_random_seed(config["SEED"])
@@ -346,7 +347,7 @@ def _resume(config: dict[str, Any], splits, resume, strategy):
     # Built without downloading: the saved epoch's weights replace the initial ones.
     random_init = weights_kind(config["WEIGHTS"]) == "none"
     with strategy.scope():
-        model = build_model(dict(config, WEIGHTS="none"), splits.num_classes, None, random_init)
+        model = build_model(replace(config, WEIGHTS="none"), splits.num_classes, None, random_init)
     if state is not None:
         load_weights_checked(model, run.model_logs / state.weights)
     # Everything is checked: from here on the run folder changes.
@@ -388,7 +389,7 @@ def _write_run_files(run, config: dict[str, Any], splits, model) -> dict[str, An
     if splits.split_frame is not None and not run.split_csv.exists():
         write_split_file(run.split_csv, splits.split_frame)
     if splits.skipped:
-        write_skipped(run.path, splits.skipped)
+        write_skipped(run.skipped_files, splits.skipped)
     info = {
         "run_name": run.path.name,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -463,7 +464,7 @@ def _fit(config, model, trained, train_ds, valid_ds, context: FitContext, resume
     replicas = strategy.num_replicas_in_sync
     if replicas > 1:
         print(f"Training on {replicas} replicas; global batch {config['BATCH_SIZE']}")
-    fit_config = dict(config, LEARNING_RATE=scaled_learning_rate(config, replicas))
+    fit_config = replace(config, LEARNING_RATE=scaled_learning_rate(config, replicas))
     try:
         if resume is not None and resume.trained:
             load_weights_checked(model, final_weights(run, context.resume_from, config))
@@ -511,7 +512,7 @@ def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | 
         )
     run_lock.acquire(run_dir)  # before reading: the state read is the state continued
     plan = plan_resume(run_dir, flags["EPOCHS"] if "EPOCHS" in given else None)
-    splits = run_splits(plan.config, plan.run.path)
+    splits = run_splits(plan.config, plan.run.split_csv)
     if plan.class_names != splits.class_names:
         raise CnnhubError(
             f"The classes in {plan.config['DATA_DIR_TRAIN']} changed since run {run_dir} started; "

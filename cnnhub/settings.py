@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from cnnhub.cli import OneLineParser
+from cnnhub.configuration import Config, as_config
+from cnnhub.data.formats import DATA_FORMATS
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.rules import RULES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULTS_PATH = PACKAGE_DIR / "defaults.py"
@@ -61,14 +64,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     ),
     "EARLY_STOPPING_MONITOR": ("val_loss", "val_accuracy", "loss", "accuracy", "val_mae", "mae"),
     "EVAL_TOP_METRIC": ("val_accuracy", "val_loss", "val_mae"),
-    "BEST_WEIGHT_RULE": (
-        "auto", "macro_f1", "coverage_at_precision", "min_class_recall", "mae", "rmse", "r2", "mape"
-    ),
+    "BEST_WEIGHT_RULE": ("auto", *RULES, "mae", "rmse", "r2", "mape"),
     "CALIBRATE": ("none", "temperature"),
     "STRATEGY": ("auto", "one_device", "mirrored", "multi_worker"),
     "FEATURE_CACHE": ("auto", "true", "false"),
-    # "auto" + cnnhub.data.sources.DATA_FORMATS (not imported here: it loads pandas)
-    "DATA_FORMAT": ("auto", "folder", "csv_pixels", "csv_paths", "idx", "cifar_bin", "npz"),
+    "DATA_FORMAT": ("auto", *DATA_FORMATS),
 }
 
 # The seed hub's short flags (and a few long aliases) for keys whose flag is not just the key.
@@ -543,10 +543,11 @@ def _yaml_value(text: str) -> Any:
     return value
 
 
-def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tuple[dict, dict]:
+def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tuple[Config, dict]:
     """Parse ``argv`` and return ``(config, actions)``.
 
-    ``config`` holds every key of config.py, resolved and validated; ``actions`` holds the
+    ``config`` (a frozen :class:`~cnnhub.configuration.Config`) holds every key of config.py,
+    resolved and validated; ``actions`` holds the
     non-config flags (``config``, ``list_models``, ``summary``, ``resume``, ``overwrite``) and
     ``given``, the config keys set by flags.
     """
@@ -571,7 +572,7 @@ def resolve(argv: list[str] | None = None, prog: str = "run_training.py") -> tup
             config[key] = _coerce(key, value, defaults[key])
     config.update(namespace)
     validate(config, defaults)
-    return config, actions
+    return as_config(config), actions
 
 
 def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:

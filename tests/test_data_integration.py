@@ -14,14 +14,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cnnhub import settings
 from cnnhub.cli import main as cnnhub_main
 from cnnhub.commands.train import train_main
 from cnnhub.data.images import load_image
 from cnnhub.data.pipeline import make_dataset
 from cnnhub.data.scan import scan_images
 from cnnhub.data.sets import DataOptions, Split, load_splits, splits_from_config
-from cnnhub.data.sources import DATA_FORMATS, read_class_folder
+from cnnhub.data.sources import read_class_folder
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import read_csv_safe
 from conftest import CLASSES, make_image_folder
@@ -425,10 +424,6 @@ def test_bad_data_keys_are_refused(flags, message, capsys):
     assert train_main(flags) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
-
-
-def test_data_format_choices_match_the_readers():
-    assert settings.CHOICES["DATA_FORMAT"] == ("auto", *DATA_FORMATS)
 
 
 def test_scan_results_are_cached_between_runs(tiny_data, monkeypatch, tmp_path):

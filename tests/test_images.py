@@ -424,11 +424,11 @@ def test_scan_needs_pil_depends_on_channels(tmp_path):
 
 def test_write_skipped(tmp_path):
     run = tmp_path / "run"
-    target = write_skipped(run, [("data/ünïcode, name.jpg", "empty file (0 bytes)")])
-    assert target == run / "skipped_files.csv"
+    target = run / "skipped_files.csv"
+    assert write_skipped(target, [("data/ünïcode, name.jpg", "empty file (0 bytes)")]) == target
     frame = pd.read_csv(target)
     assert list(frame.columns) == ["path", "reason"]
     assert frame.values.tolist() == [["data/ünïcode, name.jpg", "empty file (0 bytes)"]]
     assert [p.name for p in run.iterdir()] == ["skipped_files.csv"]  # no temp file left
-    write_skipped(run, [])
+    write_skipped(target, [])
     assert pd.read_csv(target).empty

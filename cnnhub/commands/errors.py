@@ -9,7 +9,7 @@ import numpy as np
 
 from cnnhub.cli import OneLineParser, add_run_argument, add_weights_option, run_command
 from cnnhub.data.pipeline import evaluation_dataset
-from cnnhub.data.sets import check_same_classes, evaluation_source, split_of_source
+from cnnhub.data.sets import evaluation_source, split_of_source
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import write_csv_safe
 from cnnhub.explain.common import plot_text
@@ -54,13 +54,14 @@ def _run(argv: Sequence[str], prog: str) -> int:
     run = open_run(args.run)
     get_task(run.config).check_command("errors", args.run)
     weights = choose_weights(run, args.weights)
-    png_folder = Path(args.out).parent if args.out else run.path / "explain"
+    png_folder = Path(args.out).parent if args.out else run.folder.explain
     check_writable(png_folder, "the errors gallery", "--out", f"out={args.out or png_folder}")
     quiet_tensorflow()
 
     # The validation data exactly as `evaluate` scores it (any layout, VAL_SPLIT, DEV).
-    source = evaluation_source(run.config, run.path, run.class_names, args.valid, "--valid")
-    check_same_classes(source, run.class_names, f"--valid {source.origin}")
+    source = evaluation_source(
+        run.config, run.folder.split_csv, run.class_names, args.valid, "--valid"
+    )
     split, skipped = split_of_source(source, run.config.get("SCAN_CACHE", True), run.channels)
     if skipped:
         note(f"{len(skipped)} unreadable validation file(s) left out.")
@@ -78,7 +79,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
     if wrong.empty:
         print(f"No misclassified validation images: all {scored} are right with {weights.how}.")
         return 0
-    png = Path(args.out) if args.out else run.path / "explain" / f"errors_{weights.stem}.png"
+    png = Path(args.out) if args.out else run.folder.explain / f"errors_{weights.stem}.png"
     csv = png.with_suffix(".csv")
     shown = wrong.head(args.count)
     title = (

@@ -53,7 +53,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
     out_dir = (
         Path(args.out)
         if args.out
-        else run.path / "explain" / "featuremaps" / safe_file_name(Path(args.image).stem)
+        else run.folder.explain / "featuremaps" / safe_file_name(Path(args.image).stem)
     )
     check_writable(out_dir, "feature maps", "--out", f"out={args.out or out_dir}")
     if args.out:

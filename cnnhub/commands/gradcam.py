@@ -53,7 +53,7 @@ def _run(argv: Sequence[str], prog: str) -> int:
     run = open_run(args.run)
     target = None if args.class_name is None else class_index_of(args.class_name, run.class_names)
     weights = choose_weights(run, args.weights)
-    folder = Path(args.out).parent if args.out else run.path / "explain" / "gradcam"
+    folder = Path(args.out).parent if args.out else run.folder.explain / "gradcam"
     check_writable(folder, "the Grad-CAM figure", "--out", f"out={args.out or folder}")
     if args.out:
         check_output_target(args.out, run, "--out", f"out={args.out}", [args.image])

@@ -54,9 +54,8 @@ def _train(argv: list[str] | None, prog: str) -> int:
             if _repeats_saved_run(config, actions):
                 from cnnhub.run_folder import free_run_name
 
-                config["ITERATION_NAME"] = free_run_name(
-                    config["SAVE_LOCATION"], config["ITERATION_NAME"]
-                )
+                name = free_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"])
+                config = config.replace(ITERATION_NAME=name)
             runs = train_models(config, actions["summary"], actions["overwrite"])
         elif config["POST_EVAL"]:
             runs = [post_evaluate(config["RUN_DIR"])]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cnnhub.data.class_weights import balanced_weights
-from cnnhub.data.scan import content_hashes, scan_source_files
+from cnnhub.data.scan import content_hashes, scan_source
 from cnnhub.display import printable
 
 # ---------------------------------------------------------------- the report
@@ -280,12 +280,8 @@ def inspect_sources(
     for name, source in sources.items():
         if class_names is None:
             class_names = source.class_names
-        scan, skipped = None, []
-        if not source.in_memory:
-            scan = scan_source_files(source.paths, source.origin, use_cache, channels)
-            skipped = scan.skipped
-            source = source.drop_paths([p for p, _ in skipped])
-        reports.append(split_report(name, source, scan, skipped, use_cache))
+        checked = scan_source(source, use_cache, channels)
+        reports.append(split_report(name, checked, checked.scan, checked.skipped, use_cache))
     return Inspection(list(class_names or []), reports, task)
 
 

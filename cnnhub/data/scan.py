@@ -25,7 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from stat import S_ISREG
@@ -372,14 +372,21 @@ def scan_images(
     return result
 
 
-SKIPPED_FILES = "skipped_files.csv"
-"""The run-folder file that lists the files a run left out (a run_folder file name)."""
-
-
-def write_skipped(run_dir: str | os.PathLike, skipped: Sequence[tuple[str, str]]) -> Path:
-    """Write ``<run_dir>/skipped_files.csv`` (columns ``path,reason``; header only when none)."""
+def write_skipped(target: str | os.PathLike, skipped: Sequence[tuple[str, str]]) -> Path:
+    """Write the list of files left out (a run's ``skipped_files.csv``, see
+    :mod:`cnnhub.run_folder`): columns ``path,reason``; header only when none."""
 
     frame = pd.DataFrame([(str(p), str(r)) for p, r in skipped], columns=["path", "reason"])
-    target = Path(run_dir) / SKIPPED_FILES
     write_csv(target, frame)
-    return target
+    return Path(target)
+
+
+def scan_source(source, use_cache: bool = True, channels: int = 3):
+    """``source`` (a DataSource) after the decode check: its unreadable files left out (listed
+    in the result's ``skipped``), ``needs_pil`` and ``scan`` set. In-memory sources need no
+    check and are returned as they are."""
+    if source.in_memory:
+        return source
+    scan = scan_source_files(source.paths, source.origin, use_cache, channels)
+    kept = source.drop_paths([path for path, _ in scan.skipped])
+    return replace(kept, needs_pil=frozenset(scan.needs_pil), scan=scan)

@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from cnnhub.configuration import replace as replace_config
 from cnnhub.data.class_weights import oversample_indices, resolve_class_weight
 from cnnhub.data.inspect import Inspection, split_report
-from cnnhub.data.scan import scan_source_files
+from cnnhub.data.scan import scan_source
 from cnnhub.data.sources import DataSource, detect_format, load_source
 from cnnhub.data.splits import apply_split_file, split_frame, stratified_split
 from cnnhub.errors import CnnhubError
@@ -243,17 +244,7 @@ def _align_classes(reference, source, what: str, received: str, label_sets: bool
         )
     index = {name: i for i, name in enumerate(reference.class_names)}
     mapping = np.array([index[name] for name in source.class_names], dtype=np.int64)
-    return DataSource(
-        class_names=list(reference.class_names),
-        labels=mapping[source.labels],
-        paths=source.paths,
-        images=source.images,
-        keys=source.keys,
-        root=source.root,
-        origin=source.origin,
-        data_format=source.data_format,
-        targets=source.targets,
-    )
+    return replace(source, class_names=list(reference.class_names), labels=mapping[source.labels])
 
 
 def _align_label_sets(reference, source):
@@ -296,26 +287,6 @@ def _partition(train_src, valid_src, options: DataOptions):
     return train_src, valid_src, None
 
 
-@dataclass
-class _Clean:
-    """One split after the decode check: the kept samples and what was left out."""
-
-    source: Any
-    needs_pil: frozenset[str]
-    skipped: list[tuple[str, str]]
-    scan: Any
-
-
-def scan_split(source, options: DataOptions) -> _Clean:
-    """Decode-check a source's files (cached) and drop the unreadable ones."""
-    if source.in_memory:
-        return _Clean(source, frozenset(), [], None)
-
-    scan = scan_source_files(source.paths, source.origin, options.scan_cache, options.channels)
-    kept = source.drop_paths([p for p, _ in scan.skipped])
-    return _Clean(kept, frozenset(scan.needs_pil), list(scan.skipped), scan)
-
-
 def check_classes_present(source, skipped: int, description: str, received: str) -> None:
     """Fail naming the classes of ``source`` that have no (readable) sample."""
     counts = source.class_counts()
@@ -328,9 +299,8 @@ def check_classes_present(source, skipped: int, description: str, received: str)
         )
 
 
-def to_split(clean: _Clean, channels: int) -> Split:
-    """The pipeline's view of a cleaned source (in-memory: keys stand in for paths)."""
-    source = clean.source
+def to_split(source, channels: int) -> Split:
+    """The pipeline's view of a checked DataSource (in-memory: keys stand in for paths)."""
     if source.in_memory:
         return Split(
             labels=source.labels,
@@ -342,7 +312,7 @@ def to_split(clean: _Clean, channels: int) -> Split:
     return Split(
         labels=source.labels,
         paths=list(source.paths),
-        needs_pil=clean.needs_pil,
+        needs_pil=source.needs_pil,
         channels=channels,
         targets=source.targets,
     )
@@ -357,40 +327,36 @@ def _validation_hint(options: DataOptions) -> str:
     return ""
 
 
-def load_test(test_path: str, reference, options: DataOptions) -> _Clean | None:
+def load_test(test_path: str, reference, options: DataOptions) -> DataSource | None:
     """Read, dev-subset and decode-check the test data; None without one."""
     if not test_path:
         return None
     source = read_source(test_path, "test", options, reference=reference)
     if options.dev:
         source = dev_subset(source, options.dev, options.seed, "test")
-    clean = scan_split(source, options)
+    checked = scan_source(source, options.scan_cache, options.channels)
     check_classes_present(
-        clean.source, len(clean.skipped), f"test data `{test_path}`", f"-dtest {test_path}"
+        checked, len(checked.skipped), f"test data `{test_path}`", f"-dtest {test_path}"
     )
-    return clean
+    return checked
 
 
 def finish_splits(
     class_names: list[str],
-    train: _Clean,
-    valid: _Clean,
-    test: _Clean | None,
+    train: DataSource,
+    valid: DataSource,
+    test: DataSource | None,
     options: DataOptions,
     frame=None,
     inspection=None,
 ) -> Splits:
-    """Class weights and oversampling on checked, cleaned splits -> :class:`Splits`."""
+    """Class weights and oversampling on checked, decode-checked splits -> :class:`Splits`."""
 
-    class_weight = resolve_class_weight(
-        options.class_weight, class_names, train.source.class_counts()
-    )
+    class_weight = resolve_class_weight(options.class_weight, class_names, train.class_counts())
     train_split = to_split(train, options.channels)
     if options.oversample:
-        order = oversample_indices(train.source.labels, options.seed)
-        train_split = to_split(
-            _Clean(train.source.subset(order), train.needs_pil, [], None), options.channels
-        )
+        order = oversample_indices(train.labels, options.seed)
+        train_split = to_split(train.subset(order), options.channels)
     skipped = [*train.skipped, *valid.skipped, *(test.skipped if test else [])]
     return Splits(
         class_names=list(class_names),
@@ -398,7 +364,7 @@ def finish_splits(
         valid=to_split(valid, options.channels),
         skipped=skipped,
         test=to_split(test, options.channels) if test else None,
-        test_source=test.source if test else None,
+        test_source=test,
         split_frame=frame,
         class_weight=class_weight,
         inspection=inspection,
@@ -441,9 +407,10 @@ def load_splits(
     if options.dev:
         train = dev_subset(train, options.dev, options.seed, "train")
         valid = dev_subset(valid, options.dev, options.seed, "valid")
-    train_clean, valid_clean = scan_split(train, options), scan_split(valid, options)
+    train_clean = scan_source(train, options.scan_cache, options.channels)
+    valid_clean = scan_source(valid, options.scan_cache, options.channels)
     check_classes_present(
-        train_clean.source,
+        train_clean,
         len(train_clean.skipped),
         f"training data `{train_dir}`",
         f"-dtrain {train_dir}",
@@ -454,7 +421,7 @@ def load_splits(
         else f"validation part of the training data `{train_dir}`"
     )
     check_classes_present(
-        valid_clean.source,
+        valid_clean,
         len(valid_clean.skipped),
         where + _validation_hint(options),
         f"-dvalid {valid_dir}" if valid_src is not None else _split_received(options),
@@ -475,16 +442,16 @@ def _split_received(options: DataOptions) -> str:
     return f"val_split={options.val_split}"
 
 
-def inspect_clean(cleaned: dict[str, _Clean | None], options: DataOptions):
-    """The training-start inspection of cleaned splits (None entries are left out)."""
+def inspect_clean(cleaned: dict[str, DataSource | None], options: DataOptions):
+    """The training-start inspection of decode-checked splits (None entries are left out)."""
 
     reports = [
-        split_report(name, c.source, c.scan, c.skipped, options.scan_cache)
+        split_report(name, c, c.scan, c.skipped, options.scan_cache)
         for name, c in cleaned.items()
         if c is not None
     ]
     first = next(c for c in cleaned.values() if c is not None)
-    return Inspection(list(first.source.class_names), reports, options.task)
+    return Inspection(list(first.class_names), reports, options.task)
 
 
 def splits_from_config(config: dict[str, Any], inspect: bool = True) -> Splits:
@@ -498,29 +465,30 @@ def splits_from_config(config: dict[str, Any], inspect: bool = True) -> Splits:
     )
 
 
-def run_splits(config: dict[str, Any], run_dir: str | Path, inspect: bool = False) -> Splits:
+def run_splits(config: dict[str, Any], split_csv: Path, inspect: bool = False) -> Splits:
     """The data splits a finished (or stopped) run trained on, rebuilt from its folder.
 
     A run whose validation set was cut from the training data (VAL_SPLIT, SPLIT_FILE, FOLDS)
-    has ``split.csv``; it is applied to DATA_DIR_TRAIN again. Class weights, DEV and
-    oversampling are recomputed from the same config, so the result is what training used.
+    has ``split.csv`` (``split_csv``: ``RunFolder.split_csv``); it is applied to DATA_DIR_TRAIN
+    again. Class weights, DEV and oversampling are recomputed from the same config, so the
+    result is what training used.
     """
-    split_csv = Path(run_dir) / "split.csv"
     if split_csv.is_file():
-        config = dict(config, SPLIT_FILE=str(split_csv), VAL_SPLIT=0.0, FOLDS=0)
+        config = replace_config(config, SPLIT_FILE=str(split_csv), VAL_SPLIT=0.0, FOLDS=0)
     return splits_from_config(config, inspect=inspect)
 
 
-def run_validation_source(config: dict[str, Any], run_dir: str | Path, class_names: list[str]):
+def run_validation_source(config: dict[str, Any], split_csv: Path, class_names: list[str]):
     """The validation data of a run as a DataSource, for re-scoring it (``evaluate_run``).
 
     None when the run validated on a whole class folder (DATA_DIR_VALID, no DEV): the caller
-    reads that folder itself. Otherwise the run's ``split.csv`` is applied to DATA_DIR_TRAIN
-    again, or DATA_DIR_VALID is read in its layout; then the same DEV pick as in training.
+    reads that folder itself. Otherwise the run's ``split.csv`` (``split_csv``:
+    ``RunFolder.split_csv``) is applied to DATA_DIR_TRAIN again, or DATA_DIR_VALID is read in
+    its layout; then the same DEV pick as in training.
     """
 
     options = DataOptions.from_config(config)
-    split_csv = Path(run_dir) / "split.csv"
+    run_dir = split_csv.parent
     valid_dir = config["DATA_DIR_VALID"]
     if split_csv.is_file():
         train = read_source(config["DATA_DIR_TRAIN"], "train", options)
@@ -547,18 +515,21 @@ def run_validation_source(config: dict[str, Any], run_dir: str | Path, class_nam
 
 def evaluation_source(
     config: dict[str, Any],
-    run_dir: str | Path,
+    split_csv: Path,
     class_names: list[str],
     data_dir: str | None = None,
     flag: str = "--data_dir",
+    check_classes: bool = True,
 ):
     """The data a run is scored on, as a DataSource: ``data_dir`` (any layout) when given, else
-    the run's validation data as training had it (:func:`run_validation_source`, or the
-    DATA_DIR_VALID folder). The one way ``evaluate``, ``errors`` and ``export`` find it;
-    ``flag`` is the option that passes ``data_dir``, named when the data is not there."""
+    the run's validation data as training had it (:func:`run_validation_source` with the run's
+    ``split_csv``, or the DATA_DIR_VALID folder). The one way ``evaluate``, ``errors`` and
+    ``export`` find it; ``flag`` is the option that passes ``data_dir``, named when the data is
+    not there or holds other classes than ``class_names`` (``check_classes=False``: images
+    only, any classes)."""
 
     if data_dir is None:
-        source = run_validation_source(config, run_dir, class_names)
+        source = run_validation_source(config, split_csv, class_names)
         if source is not None:
             return source
     path = data_dir or config["DATA_DIR_VALID"]
@@ -575,7 +546,9 @@ def evaluation_source(
     source = task.label_source(source, options, f"{flag} {path}")
     if task.label_sets:  # the run's label columns, even where the data lacks a label
         reference = SimpleNamespace(class_names=list(class_names), origin=source.origin)
-        return _align_classes(reference, source, "evaluation", f"{flag} {path}", True)
+        source = _align_classes(reference, source, "evaluation", f"{flag} {path}", True)
+    if check_classes:
+        check_same_classes(source, class_names, f"{flag} {source.origin}")
     return source
 
 
@@ -593,6 +566,5 @@ def check_same_classes(source, class_names: list[str], received: str) -> None:
 
 def split_of_source(source, scan_cache: bool = True, channels: int = 3):
     """``(Split, skipped files)`` of a DataSource: its files decode-checked, the bad ones out."""
-    options = DataOptions(scan_cache=scan_cache, channels=channels)
-    clean = scan_split(source, options)
-    return to_split(clean, channels), clean.skipped
+    checked = scan_source(source, scan_cache, channels)
+    return to_split(checked, channels), checked.skipped

@@ -7,7 +7,6 @@ import math
 import numbers
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,19 +64,8 @@ def stratified_split(
             f"validation. Add images or give a separate validation set. "
             f"Received: val_fraction={val_fraction!r}"
         )
-    frame = _split_frame(source, is_valid)
+    frame = split_frame(source, np.asarray(source.keys, dtype=object)[is_valid])
     return source.subset(np.flatnonzero(~is_valid)), source.subset(np.flatnonzero(is_valid)), frame
-
-
-def _split_frame(source: DataSource, is_valid: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "path": source.keys,
-            "label": [source.class_names[i] for i in source.labels],
-            "split": np.where(is_valid, VALID, TRAIN),
-        },
-        columns=list(SPLIT_COLUMNS),
-    )
 
 
 def write_split_file(path: str | os.PathLike, split_frame: pd.DataFrame) -> None:
@@ -166,17 +154,18 @@ def apply_split_file(
     return source.subset(np.flatnonzero(~is_valid)), source.subset(np.flatnonzero(is_valid))
 
 
-def split_frame(source, valid_keys) -> Any:
-    """``split.csv`` rows (``path,label,split``) of ``source``: valid for ``valid_keys``."""
+def split_frame(source: DataSource, valid_keys) -> pd.DataFrame:
+    """``split.csv`` rows (``path,label,split``) of ``source``: valid for ``valid_keys``. The
+    one builder of a split file's rows (stratified split, split file, folds)."""
 
     valid_keys = set(valid_keys)
     return pd.DataFrame(
         {
             "path": source.keys,
             "label": [source.class_names[i] for i in source.labels],
-            "split": ["valid" if k in valid_keys else "train" for k in source.keys],
+            "split": [VALID if k in valid_keys else TRAIN for k in source.keys],
         },
-        columns=["path", "label", "split"],
+        columns=list(SPLIT_COLUMNS),
     )
 
 

@@ -7,10 +7,8 @@ never re-ranked with thresholds tuned on the data being reported.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -19,14 +17,6 @@ from cnnhub.evaluation.headline import HEADLINE_FIGURES, headline_figures
 
 VALIDATION = "validation"
 HELD_OUT = "held-out"
-
-
-def read_validation_choice(run_dir: Path) -> dict[str, Any] | None:
-    """``best_weights.json`` of a run (the weights and threshold chosen on validation)."""
-    path = Path(run_dir) / "best_weights.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def figures_text(figures: Mapping[str, float]) -> str:

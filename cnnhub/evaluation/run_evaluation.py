@@ -53,8 +53,10 @@ from cnnhub.evaluation.writer import (
     write_weight_reports,
 )
 from cnnhub.run_folder import (  # noqa: F401  (weights_stem: this module's public API)
-    ANALYSIS_METRICS_PNG,
+    ANALYSIS_REPORT,
     EVALUATIONS,
+    SKIPPED_FILES,
+    SUMMARY,
     Run,
     RunFolder,
     open_run,
@@ -111,7 +113,7 @@ class EpochReports(keras.callbacks.Callback):
             weights_name=weights.name,
             epoch=epoch + 1,
         )
-        append_report(self.folder / "analysis_report.csv", rows, epoch + 1, self.task)
+        append_report(RunFolder(self.folder).analysis_report, rows, epoch + 1, self.task)
 
 
 def append_report(path: Path, rows: list[dict], epoch: int, task=None) -> None:
@@ -141,18 +143,18 @@ def read_run(run_dir: str | Path) -> Run:
 def _find_weights_file(run: RunContents, item: str) -> Path:
     """A ``--weights`` file: a path, or a name in ``model_logs/`` or the run folder; one of
     the run's own epoch files comes back as that file's path in ``model_logs/``."""
-    for candidate in (Path(item), run.path / "model_logs" / item, run.path / item):
+    for candidate in (Path(item), run.model_logs / item, run.path / item):
         if candidate.is_file():
             resolved = candidate.resolve()
             return next((w for w in run.weights if w.resolve() == resolved), candidate)
     raise CnnhubError(
-        f"Weights file not found: {item} (looked for the path, and in {run.path / 'model_logs'} "
+        f"Weights file not found: {item} (looked for the path, and in {run.model_logs} "
         f"and {run.path}). Received: --weights {item}"
     )
 
 
 def _top_epochs(run: RunContents, count: int, top_metric: str) -> set[int]:
-    log_file = run.path / "training.log"
+    log_file = run.folder.training_log
     try:
         log = pd.read_csv(log_file)
         ascending = top_metric.endswith(("loss", "mae"))  # lower is better
@@ -204,9 +206,7 @@ def is_full_evaluation(run: RunContents, chosen: list[Path], from_config: bool) 
     picked = {path.resolve() for path in chosen}
     if picked == own:
         return True
-    has_results = any(
-        (run.path / name).exists() for name in ("analysis_report.csv", "best_weights.json")
-    )
+    has_results = run.folder.analysis_report.exists() or run.folder.best_weights.exists()
     return from_config and picked <= own and not has_results
 
 
@@ -283,10 +283,11 @@ def evaluate_run(
     if heldout:
         chosen = _with_validation_choice(run, chosen)
     if source is None:
-        source = evaluation_source(config, run.path, run.class_names, data_dir)
+        source = evaluation_source(config, run.folder.split_csv, run.class_names, data_dir)
+    else:
+        check_same_classes(source, run.class_names, f"--data_dir {source.origin}")
     _check_distinct_names(chosen)
     full = not heldout and is_full_evaluation(run, chosen, from_config=weights is None)
-    check_same_classes(source, run.class_names, f"--data_dir {source.origin}")
     model = build_model(config, len(run.class_names))
     for path in chosen:
         check_weights_file(model, run.folder.check_weights(path))
@@ -320,9 +321,9 @@ def evaluate_run(
                 )
             )
         report = task.analysis_report(rows)
-        write_csv_safe((folder or run.path) / "analysis_report.csv", report)
+        write_csv_safe((folder or run.path) / ANALYSIS_REPORT, report)
         if skipped:
-            write_skipped(folder or run.path, skipped)
+            write_skipped((folder or run.path) / SKIPPED_FILES, skipped)
         return report
 
     if full:
@@ -342,7 +343,7 @@ def evaluate_run(
             best,
             {path.name: printable_path(path.resolve()) for path in chosen},
         )
-        atomic.write_json(tmp / "summary.json", summary)
+        atomic.write_json(tmp / SUMMARY, summary)
     _print_evaluation(task, report, summary, target, heldout)
     if run.folder.report_html.exists():  # its held-out section lists this evaluation now
         write_run_report(run.path)
@@ -367,7 +368,7 @@ def _with_validation_choice(run: RunContents, chosen: list[Path]) -> list[Path]:
     best = run.best
     if best is None:
         return chosen
-    path = run.path / "model_logs" / str(best["weights"])
+    path = run.model_logs / str(best["weights"])
     if path.resolve() in {p.resolve() for p in chosen}:
         return chosen
     return sorted([*chosen, path], key=weights_epoch)
@@ -405,9 +406,10 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
     run_dir = Path(run_dir)
     rule = resolved(config, "BEST_WEIGHT_RULE", get_task("single_label"))  # auto: macro_f1
     config = dict(config, BEST_WEIGHT_RULE=rule)
-    report = read_csv_safe(run_dir / "analysis_report.csv")
-    logs = run_dir / "model_logs"
-    class_names = RunFolder(run_dir).read_class_names()
+    folder = RunFolder(run_dir)
+    report = read_csv_safe(folder.analysis_report)
+    logs = folder.model_logs
+    class_names = folder.read_class_names()
     per_class = (
         _per_class_tables(logs, report["weights_name"].unique())
         if rule == "min_class_recall"
@@ -433,7 +435,7 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
     plots.plot_reliability(
         labels, proba, calibrated, logs / f"{stem}-reliability.png", title=f"{stem}: reliability"
     )
-    plots.plot_metrics_by_epoch(report, best["threshold"], run_dir / ANALYSIS_METRICS_PNG)
+    plots.plot_metrics_by_epoch(report, best["threshold"], folder.analysis_metrics_png)
     if model is None:
         from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
 
@@ -441,9 +443,9 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
     load_weights_checked(model, logs / best["weights"])
     if "calibration" in best:
         scale_final_layer(model, best["calibration"]["temperature"])
-    with atomic.atomic_path(run_dir / "best_model.keras") as tmp:
+    with atomic.atomic_path(folder.best_model) as tmp:
         model.save(tmp)
-    atomic.write_json(run_dir / "best_weights.json", best)
+    atomic.write_json(folder.best_weights, best)
     if "calibration" in best:
         report = calibrated_report(report, best, read_csv_safe(files["thresholds"]))
     reporting.print_table(report, reporting.VALIDATION, best["threshold"], best["weights"])

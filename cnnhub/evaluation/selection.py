@@ -32,9 +32,7 @@ import pandas as pd
 
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.metrics import OVERALL_COLUMNS
-
-RULES = ("macro_f1", "coverage_at_precision", "min_class_recall")
-"""Names accepted by :func:`choose_best`'s ``rule``."""
+from cnnhub.evaluation.rules import RULES
 
 REPORT_COLUMNS = ["weights_name", "epoch", *OVERALL_COLUMNS, "log_loss"]
 """Columns of ``analysis_report.csv``; ``ece`` (expected calibration error) follows when the

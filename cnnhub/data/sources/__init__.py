@@ -32,7 +32,8 @@ import os
 import re
 from collections.abc import Sequence
 
-from cnnhub.data.sources.base import DATA_FORMATS, DataSource, read_names_file
+from cnnhub.data.formats import DATA_FORMATS
+from cnnhub.data.sources.base import DataSource, read_names_file
 from cnnhub.data.sources.cifar import (
     _CIFAR_PICKLE_NAMES,
     _looks_pickled,

@@ -15,9 +15,6 @@ import numpy as np
 
 from cnnhub.errors import CnnhubError
 
-DATA_FORMATS = ("folder", "csv_pixels", "csv_paths", "idx", "cifar_bin", "npz")
-"""Values accepted for ``data_format`` besides ``"auto"``."""
-
 
 @dataclass
 class DataSource:
@@ -39,6 +36,10 @@ class DataSource:
         label_sets: ``targets`` are one 0/1 column per class (multi-label); ``labels`` then
             holds each sample's first label, for what needs one class per sample (DEV picks,
             VAL_SPLIT's per-class split).
+        needs_pil: the files TensorFlow would decode wrongly (decoded with Pillow instead);
+            set by the decode check (:func:`cnnhub.data.scan.scan_source`), kept by subsets.
+        scan: the decode check this set comes from (a ``ScanResult``; its ``skipped`` files
+            were left out), or None: not checked yet, in memory, or a subset.
     """
 
     class_names: list[str]
@@ -51,6 +52,8 @@ class DataSource:
     data_format: str = ""
     targets: np.ndarray | None = None
     label_sets: bool = False
+    needs_pil: frozenset[str] = frozenset()
+    scan: Any = None
 
     def __post_init__(self) -> None:
         self.class_names = [str(name) for name in self.class_names]
@@ -96,6 +99,11 @@ class DataSource:
     def in_memory(self) -> bool:
         return self.images is not None
 
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(path, reason)`` of the files the decode check left out of this set."""
+        return list(self.scan.skipped) if self.scan is not None else []
+
     def class_counts(self) -> np.ndarray:
         """Samples per class, shape (num_classes,): with ``label_sets``, samples having each
         label (an image counts once for each of its labels)."""
@@ -117,6 +125,7 @@ class DataSource:
             data_format=self.data_format,
             targets=None if self.targets is None else self.targets[idx],
             label_sets=self.label_sets,
+            needs_pil=self.needs_pil,
         )
 
     def drop_paths(self, paths: Sequence[str]) -> DataSource:
