@@ -1,10 +1,7 @@
-"""``cnnhub export``: a run's model in a deployable format, checked before it is kept.
+"""A run's model in a deployable format, checked before it is kept.
 
-::
-
-    python -m cnnhub export RUN --format keras|savedmodel|tflite|tflite-int8|onnx
-        [--weights best|last|<epoch>|<file>] [--threshold best|<float>] [--out DIR]
-        [--valid DIR] [--calibration DIR] [--calibration_images 200] [--opset 17]
+The library behind ``cnnhub export``; :mod:`cnnhub.commands.export` parses its
+flags and writes its files.
 
 Every format takes raw pixels (0-255, float32, NHWC) of the run's image size and channels (RGB,
 or one channel for a ``--color_mode grayscale`` run) and returns class probabilities: cnnhub

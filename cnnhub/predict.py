@@ -1,10 +1,7 @@
-"""``cnnhub predict``: classify image files with a trained run.
+"""Classify image files with a trained run.
 
-::
-
-    python -m cnnhub predict RUN IMAGE_OR_DIR... [--weights best|last|<epoch>|<file>]
-        [--top_k 3] [--threshold best|<float>] [--out predictions.csv] [--print]
-        [--batch_size 32]
+The library behind ``cnnhub predict``; :mod:`cnnhub.commands.predict` parses its
+flags and writes its files.
 
 One row per image: ``image_path, label, confidence, class_1, prob_1, ..., class_k, prob_k,
 error``. ``label`` is the top-1 class, or ``uncertain`` when the top-1 probability is below the

@@ -9,10 +9,10 @@ there (the architecture is built, nothing is downloaded or loaded). :func:`fetch
 then calls Keras's own ``get_file`` with them, before a run writes anything: a machine without
 network fails in one line naming the URL, the file to place in the cache and ``-w none``.
 
-``python -m cnnhub weights`` lists, per registry model, whether its file is in the cache
+:func:`cache_table` tells, per registry model, whether its file is in the cache
 (:data:`IMAGENET_FILES`, the file names ``get_file`` uses at the models' default input sizes),
-and ``--download a,b`` fetches them, so a cache filled on a connected machine can be copied to
-an air-gapped one.
+and :func:`fetch_imagenet` fetches one (``cnnhub weights`` and its ``--download``), so a
+cache filled on a connected machine can be copied to an air-gapped one.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""``cnnhub errors``: the flags and output files of :mod:`cnnhub.explain.errors`."""
+"""``cnnhub errors``: the flags and output files of :mod:`cnnhub.explain.errors`.
+
+::
+
+    python -m cnnhub errors RUN [--weights best|last|<epoch>|<file>] [--count 16]
+        [--valid DIR] [--out FILE.png] [--batch_size 32]
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,11 @@
-"""``cnnhub export RUN --format FORMAT``: the flags and the summary line of :mod:`cnnhub.export`."""
+"""``cnnhub export RUN --format FORMAT``: the flags and the summary line of :mod:`cnnhub.export`.
+
+::
+
+    python -m cnnhub export RUN --format keras|savedmodel|tflite|tflite-int8|onnx
+        [--weights best|last|<epoch>|<file>] [--threshold best|<float>] [--out DIR]
+        [--valid DIR] [--calibration DIR] [--calibration_images 200] [--opset 17]
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""``cnnhub featuremaps``: the flags and output files of :mod:`cnnhub.explain.featuremaps`."""
+"""``cnnhub featuremaps``: the flags and output files of :mod:`cnnhub.explain.featuremaps`.
+
+::
+
+    python -m cnnhub featuremaps RUN IMAGE [--layer NAME] [--weights best|last|<epoch>|<file>]
+        [--max_channels 64] [--out DIR]
+"""
 
 from __future__ import annotations
 

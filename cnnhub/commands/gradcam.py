@@ -1,4 +1,10 @@
-"""``cnnhub gradcam``: the flags and output files of :mod:`cnnhub.explain.gradcam`."""
+"""``cnnhub gradcam``: the flags and output files of :mod:`cnnhub.explain.gradcam`.
+
+::
+
+    python -m cnnhub gradcam RUN IMAGE [--class NAME] [--layer NAME]
+        [--weights best|last|<epoch>|<file>] [--out FILE.png]
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,12 @@
 """``cnnhub predict RUN IMAGE_OR_DIR...``: the flags, the table and the CSV of
-:mod:`cnnhub.predict`."""
+:mod:`cnnhub.predict`.
+
+::
+
+    python -m cnnhub predict RUN IMAGE_OR_DIR... [--weights best|last|<epoch>|<file>]
+        [--top_k 3] [--threshold best|<float>] [--out predictions.csv] [--print]
+        [--batch_size 32]
+"""
 
 from __future__ import annotations
 

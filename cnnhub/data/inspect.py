@@ -1,6 +1,6 @@
 """Look at a dataset before training on it: counts, imbalance, sizes, broken files, duplicates.
 
-``python -m cnnhub inspect DATA [--valid DATA] [--test DATA]`` prints the full report; training
+:func:`inspect_sources` builds the full report (the ``cnnhub inspect`` command prints it); training
 runs the same checks on the splits it is about to use and prints the short form (leakage between
 splits is a warning there, never an error). The decode check and the hashes it uses, and
 their caches, are :mod:`cnnhub.data.scan`'s.

@@ -1,9 +1,8 @@
 """Check a dataset's files once and remember it: the decode check (every file through the
 decoder the pipeline will use), file hashes, and their caches.
 
-``python -m cnnhub inspect DATA [--valid DATA] [--test DATA]`` prints the full report; training
-runs the same checks on the splits it is about to use and prints the short form (leakage between
-splits is a warning there, never an error).
+:func:`scan_source` is the decode check of a :class:`~cnnhub.data.sources.DataSource`, used by
+training, evaluation and :mod:`cnnhub.data.inspect` alike.
 
 Duplicates are exact: the SHA-1 of a file's bytes, or of the pixel array (with its shape) for
 in-memory sources (CSV pixels, IDX, CIFAR, .npz). Two files with the same pixels but different

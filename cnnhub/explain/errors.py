@@ -1,9 +1,7 @@
-"""``cnnhub errors``: the validation images the model gets wrong most confidently.
+"""The validation images the model gets wrong most confidently.
 
-::
-
-    python -m cnnhub errors RUN [--weights best|last|<epoch>|<file>] [--count 16]
-        [--valid DIR] [--out FILE.png] [--batch_size 32]
+The library behind ``cnnhub errors``; :mod:`cnnhub.commands.errors` parses its
+flags and writes its files.
 
 Like fastai's "top losses", restricted to mistakes: every validation image is predicted with
 the chosen weights (default: the best epoch), batched; the wrongly classified ones are sorted by

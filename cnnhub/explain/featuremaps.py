@@ -1,9 +1,7 @@
-"""``cnnhub featuremaps``: what each conv layer of a run's backbone sees in one image.
+"""What each conv layer of a run's backbone sees in one image.
 
-::
-
-    python -m cnnhub featuremaps RUN IMAGE [--layer NAME] [--weights best|last|<epoch>|<file>]
-        [--max_channels 64] [--out DIR]
+The library behind ``cnnhub featuremaps``; :mod:`cnnhub.commands.featuremaps` parses its
+flags and writes its files.
 
 One PNG per conv layer of the backbone (Conv2D, depthwise, separable; or only ``--layer``,
 which may name any backbone layer with a 2-D feature map): a grid of the layer's first

@@ -1,9 +1,7 @@
-"""``cnnhub gradcam``: where in the image the model looks for a class (Grad-CAM).
+"""Where in the image the model looks for a class (Grad-CAM).
 
-::
-
-    python -m cnnhub gradcam RUN IMAGE [--class NAME] [--layer NAME]
-        [--weights best|last|<epoch>|<file>] [--out FILE.png]
+The library behind ``cnnhub gradcam``; :mod:`cnnhub.commands.gradcam` parses its
+flags and writes its files.
 
 Grad-CAM (Selvaraju et al., 2017): the gradient of the class's probability with respect to a
 feature map, averaged over space, weights that map's channels; the ReLU of the weighted sum,
