@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cnnhub import run_folder
 from cnnhub.errors import CnnhubError
+from cnnhub.folds import FOLDS_SUMMARY
+from cnnhub.run_folder import RunFolder
 
 EXPERIMENT = "cnnhub"
 AUTO = ("auto", "true")
@@ -33,15 +36,15 @@ MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
 BATCH = 100  # params per log_batch call (MLflow's limit)
 # Run files logged as artifacts, and the model_logs/ files (per-epoch CSVs, the best's plots).
 RUN_ARTIFACTS = (
-    "run_config.json",
-    "run_info.json",
-    "index_class_mapping.json",
-    "best_weights.json",
-    "analysis_report.csv",
-    "training.log",
-    "best_model.keras",
-    "split.csv",
-    "skipped_files.csv",
+    run_folder.RUN_CONFIG,
+    run_folder.RUN_INFO,
+    run_folder.CLASS_MAPPING,
+    run_folder.BEST_WEIGHTS,
+    run_folder.ANALYSIS_REPORT,
+    run_folder.TRAINING_LOG,
+    run_folder.BEST_MODEL,
+    run_folder.SPLIT_CSV,
+    run_folder.SKIPPED_FILES,
 )
 DEPLOY_METRICS = (
     "coverage",
@@ -136,7 +139,7 @@ class Tracker:
     ) -> str:
         """Log one run folder as a finished MLflow run; return its run id."""
         run = Path(run)
-        config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
+        config = json.loads(RunFolder(run).run_config.read_text(encoding="utf-8"))
         run_id = self.start(run.name, config, parent)
         for key, value in {"cnnhub.run_folder": str(run.resolve()), **(tags or {})}.items():
             self.client.set_tag(run_id, key, value)
@@ -179,7 +182,7 @@ def _artifacts(uri: str) -> str | None:
 
 
 def _best(run: Path) -> dict[str, Any]:
-    path = run / "best_weights.json"
+    path = RunFolder(run).best_weights
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -190,12 +193,12 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
     import pandas as pd  # lazy: heavy import, kept off the --help path
 
     rows: list[tuple[str, float, int]] = []
-    log = pd.read_csv(run / "training.log")
+    log = pd.read_csv(RunFolder(run).training_log)
     for record in log.to_dict("records"):
         epoch = int(record.pop("epoch"))
         rows += [(name, value, epoch) for name, value in record.items()]
     best = _best(run)
-    report_path = run / "analysis_report.csv"
+    report_path = RunFolder(run).analysis_report
     if not best or not report_path.is_file():
         return rows
     from cnnhub.tasks import get_task  # lazy: loads the evaluation stack
@@ -216,7 +219,7 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
 def _artifact_files(run: Path) -> list[Path]:
     files = [run / name for name in RUN_ARTIFACTS if (run / name).is_file()]
     files += sorted(run.glob("*.png"))
-    logs = run / "model_logs"
+    logs = RunFolder(run).model_logs
     files += sorted(logs.glob("*.csv")) + sorted(logs.glob("*.png"))
     return files
 
@@ -227,13 +230,13 @@ def log_runs(tracker: Tracker, runs: list[Path]) -> list[str]:
     ids = []
     for run in runs:
         folds = sorted((run / "model_repository").glob("fold_*"))
-        if (run / "training.log").is_file() or not folds:
+        if RunFolder(run).training_log.is_file() or not folds:
             ids.append(tracker.log_run_folder(run))
             continue
         parent = tracker.start(run.name, {"folds": len(folds)})
         for fold in folds:
             tracker.log_run_folder(fold, parent=parent)
-        tracker.finish(parent, {}, [run / "folds_summary.csv"])
+        tracker.finish(parent, {}, [run / FOLDS_SUMMARY])
         ids.append(parent)
     print(f"MLflow: logged {len(runs)} run(s) to {tracker.uri}")
     return ids

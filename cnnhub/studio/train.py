@@ -153,7 +153,7 @@ def _model_name(run_dir: Path) -> str:
     import json
 
     try:
-        return str(json.loads((run_dir / "run_config.json").read_text("utf-8"))["MODEL_NAME"])
+        return str(json.loads(RunFolder(run_dir).run_config.read_text("utf-8"))["MODEL_NAME"])
     except (OSError, ValueError, KeyError, TypeError):
         return run_dir.name
 

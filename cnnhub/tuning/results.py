@@ -15,6 +15,7 @@ import pandas as pd
 
 from cnnhub import atomic
 from cnnhub.evaluation.safe_csv import write_csv_safe
+from cnnhub.run_folder import RunFolder
 from cnnhub.tuning.space import decode_params
 
 STUDY_CSV = "study.csv"
@@ -68,7 +69,7 @@ def write_tables(study, study_dir: Path, metric: str) -> None:
     write_csv_safe(study_dir / STUDY_CSV, trials_frame(study, metric))
     best = best_trial(study)
     run = best.user_attrs.get("run") if best is not None else None
-    if run and (Path(run) / "run_config.json").is_file():
+    if run and RunFolder(Path(run)).run_config.is_file():
         write_best_config(Path(run), study_dir / BEST_CONFIG, best.number, metric, best.value)
 
 
@@ -76,7 +77,7 @@ def write_best_config(run: Path, path: Path, number: int, metric: str, value: fl
     """The best trial's resolved configuration as YAML that ``run_training.py -c`` repeats."""
     import yaml  # lazy: heavy import, kept off the --help path
 
-    config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
+    config = json.loads(RunFolder(run).run_config.read_text(encoding="utf-8"))
     kept = {k.lower(): v for k, v in config.items() if k not in NOT_REPEATED}
     header = (
         f"# Best trial {number} ({metric} {value:.4f}), run folder {run}.\n"
