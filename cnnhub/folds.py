@@ -217,7 +217,7 @@ def fold_row(run: Path) -> dict[str, Any]:
 
 def _task_of(run: Path):
     """The task of a fold's run folder (its run_config.json's TASK)."""
-    config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
+    config = json.loads(RunFolder(run).run_config.read_text(encoding="utf-8"))
     return get_task(config)
 
 

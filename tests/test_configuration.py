@@ -12,6 +12,7 @@ from cnnhub import atomic, settings
 from cnnhub.configuration import VIEWS, Config, area_name, read_keys, replace
 from cnnhub.data import formats, sources
 from cnnhub.evaluation import rules, selection
+from cnnhub.tasks import single_label
 
 
 @pytest.fixture(scope="module")
@@ -98,4 +99,5 @@ def test_config_survives_pickling(config):
 def test_enumerations_are_their_owners():
     assert settings.CHOICES["DATA_FORMAT"] == ("auto", *formats.DATA_FORMATS)
     assert sources.DATA_FORMATS is formats.DATA_FORMATS
-    assert settings.CHOICES["BEST_WEIGHT_RULE"] is rules.RULES is selection.RULES
+    assert rules.RULES is selection.RULES is single_label.CLASSIFICATION_RULES
+    assert set(rules.RULES) <= set(settings.CHOICES["BEST_WEIGHT_RULE"])

@@ -388,8 +388,9 @@ def save_best_model(run_dir: Path, config: dict[str, Any], model, weights: str, 
         from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
 
         model = build_model(dict(config, WEIGHTS="none"), outputs)
-    load_weights_checked(model, Path(run_dir) / "model_logs" / weights)
-    with atomic.atomic_path(Path(run_dir) / "best_model.keras") as tmp:
+    folder = RunFolder(Path(run_dir))
+    load_weights_checked(model, folder.model_logs / weights)
+    with atomic.atomic_path(folder.best_model) as tmp:
         model.save(tmp)
     return model
 
@@ -466,7 +467,7 @@ def write_run_report(run_dir: Path) -> None:
     the run's task has no such report (``Task.check_command("report")`` refuses it)."""
     from cnnhub.report import write_report  # lazy: matplotlib and the page builder
 
-    config = json.loads((Path(run_dir) / "run_config.json").read_text(encoding="utf-8"))
+    config = json.loads(RunFolder(Path(run_dir)).run_config.read_text(encoding="utf-8"))
     try:
         get_task(config).check_command("report", str(run_dir))
     except CnnhubError:

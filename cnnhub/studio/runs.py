@@ -15,6 +15,14 @@ import numpy as np
 
 from cnnhub.data.images import UnreadableImage, load_image
 from cnnhub.errors import CnnhubError
+from cnnhub.run_folder import (
+    ANALYSIS_REPORT,
+    BEST_WEIGHTS,
+    CLASS_MAPPING,
+    RUN_CONFIG,
+    RUN_INFO,
+    TRAINING_LOG,
+)
 from cnnhub.studio.workspace import Workspace
 
 ERRORS_SHOWN = 8
@@ -22,8 +30,7 @@ THUMBNAIL = (96, 96)
 
 
 # The files a leaderboard row is made of (cnnhub.compare.leaderboard_row).
-ROW_FILES = ("run_config.json", "best_weights.json", "run_info.json", "analysis_report.csv",
-             "training.log", "index_class_mapping.json")  # fmt: skip
+ROW_FILES = (RUN_CONFIG, BEST_WEIGHTS, RUN_INFO, ANALYSIS_REPORT, TRAINING_LOG, CLASS_MAPPING)
 _rows: dict[Path, tuple[tuple, Any]] = {}
 _rows_lock = threading.Lock()
 

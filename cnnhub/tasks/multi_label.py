@@ -233,15 +233,15 @@ class MultiLabel(Task):
         from cnnhub.evaluation.reporting import VALIDATION
         from cnnhub.evaluation.run_evaluation import save_best_model, write_run_report
         from cnnhub.evaluation.safe_csv import read_csv_safe
-        from cnnhub.run_folder import ANALYSIS_METRICS_PNG, RunFolder
+        from cnnhub.run_folder import RunFolder
 
-        run_dir = Path(run_dir)
-        report = read_csv_safe(run_dir / "analysis_report.csv")
-        best = self.choose_best(report, run_dir / "model_logs", config)
-        self.plot_by_epoch(report, best, run_dir / ANALYSIS_METRICS_PNG)
-        outputs = len(RunFolder(run_dir).read_class_names())
+        folder = RunFolder(Path(run_dir))
+        report = read_csv_safe(folder.analysis_report)
+        best = self.choose_best(report, folder.model_logs, config)
+        self.plot_by_epoch(report, best, folder.analysis_metrics_png)
+        outputs = len(folder.read_class_names())
         save_best_model(run_dir, config, model, best["weights"], outputs)
-        atomic.write_json(run_dir / "best_weights.json", best)
+        atomic.write_json(folder.best_weights, best)
         self.print_table(report, VALIDATION, best)
         self.print_choice(report, best)
         write_run_report(run_dir)

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from cnnhub.errors import CnnhubError
+from cnnhub.evaluation.rules import RULES
 from cnnhub.tasks.base import Task
 from cnnhub.tasks.checks import check_choice, refuse_set, resolved
 
 CLASSIFICATION_LOSSES = ("categorical_crossentropy", "categorical_focal_crossentropy")
-CLASSIFICATION_RULES = ("macro_f1", "coverage_at_precision", "min_class_recall")
+CLASSIFICATION_RULES = RULES  # owned by cnnhub.evaluation (choose_best applies them)
 
 
 class SingleLabel(Task):
