@@ -203,7 +203,7 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
         return rows
     from cnnhub.tasks import get_task  # lazy: loads the evaluation stack
 
-    task = get_task(json.loads((run / "run_config.json").read_text(encoding="utf-8")))
+    task = get_task(json.loads(RunFolder(run).run_config.read_text(encoding="utf-8")))
     report = pd.read_csv(report_path)
     if task.thresholded:  # one deploy threshold: the report's rows at it, per epoch
         threshold = float(best["threshold"])
