@@ -335,3 +335,14 @@ def test_studio_run_page_of_a_multi_label_run(run):
         "class_thresholds"
     ]
     assert "f1_micro" in detail.thresholds.columns and detail.confusion.empty
+
+
+def test_studio_try_page_shows_the_label_set(run, data):
+    from cnnhub.studio.try_ import predict
+    from cnnhub.studio.workspace import Workspace
+
+    paths, proba, cuts = _valid_outputs(run, data)
+    shown = predict(Workspace(run.parent.parent), run.name, str(paths[0]), top_k=2)
+    names = np.array(sorted(LABELS))
+    assert shown.label == ("|".join(names[proba[0] >= cuts]) or "(no label)")
+    assert shown.top["class"].tolist() == names[np.argsort(-proba[0], kind="stable")[:2]].tolist()

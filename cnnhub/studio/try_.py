@@ -71,19 +71,24 @@ class Prediction:
 
 
 def predict(workspace: Workspace, name: str, upload: str, top_k: int = TOP_K) -> Prediction:
-    """Top-k classes of the uploaded image with the run's deploy threshold."""
+    """Top-k classes of the uploaded image with the run's deploy threshold (multi-label: the
+    label set at the per-class thresholds, and the top-k classes)."""
     import pandas as pd  # lazy: heavy import
 
     from cnnhub.explain.gradcam import display_image
     from cnnhub.predict import predict_paths, predictions_frame
     from cnnhub.run_loading import choose_threshold
+    from cnnhub.tasks import get_task
 
     file = check_upload(upload)
     run, choice, model = loaded_model(workspace, name)
-    threshold = choose_threshold(run, "best", choice, show=lambda _message: None)
+    task = get_task(run.config)
     proba, errors = predict_paths(model, run, [str(file)], progress=False, workers=1)
     if errors[0] is not None:
         raise CnnhubError(f"{file.name} cannot be read as an image: {errors[0]}")
+    if task.label_sets:  # multi-label: every label at or above its class's threshold
+        return _label_set(task, run, choice, file, proba, errors, top_k)
+    threshold = choose_threshold(run, "best", choice, show=lambda _message: None)
     frame = predictions_frame([str(file)], proba, errors, run.class_names, top_k, threshold)
     row = frame.iloc[0]
     k = min(int(top_k), run.num_classes)
@@ -98,6 +103,27 @@ def predict(workspace: Workspace, name: str, upload: str, top_k: int = TOP_K) ->
         f"{threshold:g}; weights {choice.path.name})"
     )
     return Prediction(str(row["label"]), text, top, threshold, enlarged(display_image(file)))
+
+
+def _label_set(task, run, choice, file, proba, errors, top_k: int) -> Prediction:
+    """A multi-label run's Prediction: the label set at the per-class thresholds (``label``),
+    the ``top_k`` most probable classes; ``threshold`` is NaN (one per class)."""
+    import pandas as pd  # lazy: heavy import
+
+    from cnnhub.explain.gradcam import display_image
+
+    cuts = task.predict_threshold(run, "best", choice)
+    row = task.predictions_frame([str(file)], proba, errors, run.class_names, top_k, cuts).iloc[0]
+    order = np.argsort(-proba[0], kind="stable")[: min(int(top_k), run.num_classes)]
+    top = pd.DataFrame(
+        {
+            "class": [run.class_names[i] for i in order],
+            "probability": [round(float(proba[0][i]), 4) for i in order],
+        }
+    )
+    label = row["labels"] or "(no label)"
+    text = f"{label} (a threshold per class, chosen on validation; weights {choice.path.name})"
+    return Prediction(label, text, top, float("nan"), enlarged(display_image(file)))
 
 
 def gradcam(workspace: Workspace, name: str, upload: str) -> tuple[np.ndarray, str]:
