@@ -133,6 +133,11 @@ LR_PATIENCE = 2  # range: [0, 100000]
 LOSS = "auto"
 # Label smoothing for the loss (0 = off).
 LABEL_SMOOTHING = 0.0  # range: [0, 1)
+# Keep an exponential moving average of the weights (Keras optimizers' use_ema): the weights
+# saved and scored each epoch, and the final ones, are the averaged model's.
+EMA = False
+# EMA: the average's momentum per training step (closer to 1 = longer memory).
+EMA_MOMENTUM = 0.99  # range: [0, 1)
 # Stop when EARLY_STOPPING_MONITOR has not improved for EARLY_STOPPING_PATIENCE epochs.
 EARLY_STOPPING = False
 # Metric watched by early stopping: val_loss, val_accuracy, loss or accuracy (regression:
@@ -168,6 +173,10 @@ BEST_MIN_PRECISION = 0.9  # range: [0, 1]
 # predictions by log loss, built into best_model.keras and every export; the deploy threshold
 # is then chosen on the calibrated probabilities).
 CALIBRATE = "none"
+# Test-time augmentation when scoring (per-epoch validation, test data, `cnnhub evaluate` and
+# `predict` by default): none, or views averaged with the original image, comma-separated:
+# flip (left-right), vflip (up-down), crop (centre 90% zoomed back). Exports stay single-view.
+TTA = "none"
 
 # ---------------------------------------------------------------- augmentation (training only)
 # Random left-right flips.
@@ -184,6 +193,27 @@ AUG_TRANSLATION = 0.1  # range: [0, 1)
 AUG_CONTRAST = 0.0  # range: [0, 1]
 # Random brightness change, as a fraction of the 0-255 range (0 = off).
 AUG_BRIGHTNESS = 0.0  # range: [0, 1]
+# Random saturation change (keras RandomColorJitter), up to +-this (0 = off; rgb only).
+AUG_SATURATION = 0.0  # range: [0, 1]
+# Random hue shift (keras RandomColorJitter), up to +-this half-turn of the hue circle (0 = off;
+# rgb only).
+AUG_HUE = 0.0  # range: [0, 1]
+# RandAugment (keras RandAugment): random operations applied to each image (0 = off).
+AUG_RANDAUGMENT = 0  # range: [0, 10]
+# RandAugment: strength of its operations.
+AUG_RANDAUGMENT_MAGNITUDE = 0.5  # range: (0, 1]
+# AugMix (keras AugMix): strength of its augmentation chains (0 = off).
+AUG_AUGMIX = 0.0  # range: [0, 1]
+# Random erasing (keras RandomErasing): probability that a patch of an image is blanked with
+# noise (0 = off).
+AUG_ERASING = 0.0  # range: [0, 1]
+# MixUp (keras MixUp): blend pairs of images and their labels, with this Beta alpha (0 = off).
+AUG_MIXUP = 0.0  # range: [0, 1]
+# CutMix (keras CutMix): paste a patch of another image, labels mixed by area; this factor
+# bounds the mixing weight (0 = off). Use MixUp or CutMix, not both.
+AUG_CUTMIX = 0.0  # range: [0, 1]
+# Train the last this many epochs without MixUp/CutMix, on clean labels (0 = mix throughout).
+MIX_OFF_EPOCHS = 0  # range: [0, 100000]
 
 # ---------------------------------------------------------------- speed and scale
 # Distribution: auto (several GPUs -> mirrored, TF_CONFIG set -> multi_worker, else one device),

@@ -23,7 +23,8 @@ def enable_determinism(seed: int) -> None:
 
 
 def seed_generators(*layers_or_models) -> list:
-    """Every ``keras.random.SeedGenerator`` owned by the given layers (recursively)."""
+    """Every ``keras.random.SeedGenerator`` owned by the given layers (recursively: the layers
+    of a model, and layers held as attributes, as RandAugment and AugMix hold theirs)."""
     found, seen = [], set()
     stack = list(layers_or_models)
     while stack:
@@ -35,22 +36,25 @@ def seed_generators(*layers_or_models) -> list:
             if isinstance(value, keras.random.SeedGenerator) and id(value) not in seen:
                 seen.add(id(value))
                 found.append(value)
+            elif isinstance(value, keras.layers.Layer):
+                stack.append(value)
         stack.extend(getattr(item, "layers", []) or [])
     return found
 
 
 class EpochRandomness(keras.callbacks.Callback):
-    """At each epoch start: set the data epoch variable and re-key every random layer."""
+    """At each epoch start: set the data epoch variable and re-key every random layer (those
+    given, e.g. the augmenter and the MixUp/CutMix layer, and the model's)."""
 
-    def __init__(self, seed: int, augmenter=None):
+    def __init__(self, seed: int, *random_layers):
         super().__init__()
         self.seed = seed
-        self.augmenter = augmenter
+        self.random_layers = random_layers
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch.assign(epoch)
-        generators = seed_generators(self.augmenter, self.model)
+        generators = seed_generators(*self.random_layers, self.model)
         for index, generator in enumerate(generators):
             dtype = generator.state.dtype
             state = [self.seed + index, epoch * _EPOCH_STRIDE]

@@ -32,6 +32,7 @@ from cnnhub.callbacks import FirstBatchTimer
 from cnnhub.configuration import replace
 from cnnhub.data.augment import build_augmenter
 from cnnhub.data.feature_cache import cached_feature_datasets, use_feature_cache
+from cnnhub.data.mixing import build_mixer
 from cnnhub.data.pipeline import make_dataset
 from cnnhub.data.scan import write_skipped
 from cnnhub.data.sets import DataOptions, input_channels, run_splits, splits_from_config
@@ -295,14 +296,17 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     print(trainable_summary(model))
     info = _write_run_files(run, config, splits, model)
     augmenter = build_augmenter(config, config["SEED"])
-    randomness = EpochRandomness(config["SEED"], augmenter)
-    trained, train_ds, valid_ds = _datasets(config, splits, model, augmenter, randomness, strategy)
+    mixer = build_mixer(config, config["SEED"])  # MixUp / CutMix, or None
+    randomness = EpochRandomness(config["SEED"], augmenter, mixer and mixer.layer)
+    trained, train_ds, valid_ds = _datasets(
+        config, splits, model, (augmenter, mixer), randomness, strategy
+    )
     timer = FirstBatchTimer(cnnhub.STARTED)
     context = FitContext(
         run,
         splits.valid.model_targets(),
         _epoch_reporters(config, run, splits),
-        extra_callbacks=[randomness, timer],
+        extra_callbacks=[randomness, timer, *([mixer] if mixer else [])],
         # a tuner's pruning check (run_hooks) may stop the run, like the disk check
         after_commit=[
             DiskSpaceCheck(run, config["EPOCHS"]),
@@ -407,10 +411,12 @@ def _write_run_files(run, config: dict[str, Any], splits, model) -> dict[str, An
     return info
 
 
-def _datasets(config: dict[str, Any], splits, model, augmenter, randomness, strategy):
+def _datasets(config: dict[str, Any], splits, model, augmentation, randomness, strategy):
     """Returns (the model to train, training dataset, validation dataset): the classifier on
-    image batches, or only its head on backbone features computed once (feature cache)."""
+    image batches, or only its head on backbone features computed once (feature cache).
+    ``augmentation``: (per-image augmenter, MixUp/CutMix mixer), each possibly None."""
 
+    augmenter, mixer = augmentation
     size = (config["IMG_HEIGHT"], config["IMG_WIDTH"])
     common = {"num_classes": splits.num_classes, "image_size": size, "seed": config["SEED"]}
     train_ds = make_dataset(
@@ -419,6 +425,7 @@ def _datasets(config: dict[str, Any], splits, model, augmenter, randomness, stra
         training=True,
         cache=config["CACHE"],
         augmenter=augmenter,
+        mixer=mixer,
         epoch=randomness.epoch,
         deterministic=config["DETERMINISTIC"],
         **common,
@@ -432,7 +439,7 @@ def _datasets(config: dict[str, Any], splits, model, augmenter, randomness, stra
         **common,
     )
     trained = model
-    if use_feature_cache(config, augmenter):
+    if use_feature_cache(config, augmenter, mixer):
         with strategy.scope():
             extractor, trained = split_at_backbone(model)
             train_ds, valid_ds = cached_feature_datasets(

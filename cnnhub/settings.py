@@ -21,6 +21,7 @@ from typing import Any
 
 from cnnhub.cli import OneLineParser
 from cnnhub.configuration import Config, as_config
+from cnnhub.data.augment import check_augmentation
 from cnnhub.data.formats import DATA_FORMATS
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.rules import RULES
@@ -618,6 +619,7 @@ def validate(config: dict[str, Any], defaults: dict[str, Any] | None = None) -> 
     from cnnhub.tasks import get_task
 
     get_task(config).check_config(config)  # the task's refusals and `auto` values
+    check_augmentation(config)
 
 
 def check_ranges(config: dict[str, Any], ranges: dict[str, Range] | None = None) -> None:

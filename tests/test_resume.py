@@ -44,6 +44,18 @@ ARGS = [
     "1",
     "--time_budget",
     "1h",
+    # Issue 20's options ride along (no extra training): Keras policy layers and MixUp, switched
+    # off for the last epoch, must repeat exactly after a SIGKILL too.
+    "--aug_randaugment",
+    "1",
+    "--aug_augmix",
+    "0.3",
+    "--aug_erasing",
+    "0.5",
+    "--aug_mixup",
+    "0.4",
+    "--mix_off_epochs",
+    "1",
 ]
 METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
 

@@ -1,12 +1,78 @@
-"""Training augmentation (``AUGMENT_*`` keys) as Keras preprocessing layers."""
+"""Training augmentation (``AUG_*`` keys) as Keras preprocessing layers.
+
+Two stages, both on the training split only (see ``cnnhub.data.pipeline.make_dataset``):
+
+- ``build_augmenter``: per-image layers (flips, rotation, zoom, shift, contrast, brightness,
+  colour jitter, RandAugment, AugMix, random erasing), one ``keras.Sequential``.
+- ``cnnhub.data.mixing.build_mixer``: MixUp or CutMix, which mix pairs of images *and* their
+  one-hot labels, so they run on (images, labels) batches; ``MIX_OFF_EPOCHS`` switches them off
+  for the last epochs.
+
+Every layer's random state is re-keyed from (SEED, epoch) at each epoch's start by
+``cnnhub.reproducibility.EpochRandomness``, so a resumed run repeats the uninterrupted one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cnnhub.errors import CnnhubError
+
+# The keys of the per-image policies implemented with Keras's policy layers (issue 20).
+POLICY_KEYS = ("AUG_SATURATION", "AUG_HUE", "AUG_RANDAUGMENT", "AUG_AUGMIX", "AUG_ERASING")
+MIXING_KEYS = ("AUG_MIXUP", "AUG_CUTMIX")
+_VALUE_RANGE = (0, 255)  # the pipeline's images are float 0-255
+
+
+def mixing_enabled(config: dict[str, Any]) -> bool:
+    """Whether MixUp or CutMix is on (labels become soft)."""
+    return any(config[key] for key in MIXING_KEYS)
+
+
+def check_augmentation(config: dict[str, Any]) -> None:
+    """Consistency of the augmentation keys, before any data is read (ranges are checked by
+    ``cnnhub.settings.check_ranges``).
+
+    Raises:
+        CnnhubError: MixUp and CutMix together; MIX_OFF_EPOCHS without mixing or not below
+            EPOCHS; colour jitter on grayscale input; mixing with an explicit feature cache.
+    """
+    if config["AUG_MIXUP"] and config["AUG_CUTMIX"]:
+        raise CnnhubError(
+            "`aug_mixup` and `aug_cutmix` both mix pairs of images; use one of them (set the "
+            f"other to 0). Received: aug_mixup={config['AUG_MIXUP']}, "
+            f"aug_cutmix={config['AUG_CUTMIX']}"
+        )
+    off = config["MIX_OFF_EPOCHS"]
+    if off and not mixing_enabled(config):
+        raise CnnhubError(
+            "`mix_off_epochs` switches MixUp/CutMix off for the last epochs, but neither is on; "
+            f"set --aug_mixup or --aug_cutmix, or leave it 0. Received: mix_off_epochs={off}"
+        )
+    if off and off >= config["EPOCHS"]:
+        raise CnnhubError(
+            "`mix_off_epochs` must be smaller than `epochs` (some epochs must mix). "
+            f"Received: mix_off_epochs={off}, epochs={config['EPOCHS']}"
+        )
+    jitter = [k.lower() for k in ("AUG_SATURATION", "AUG_HUE") if config[k]]
+    if jitter and config["COLOR_MODE"] == "grayscale":
+        raise CnnhubError(
+            f"`{jitter[0]}` changes colours, which grayscale input does not have; set it to 0 "
+            f"or use color_mode rgb. Received: {jitter[0]}={config[jitter[0].upper()]}, "
+            "color_mode=grayscale"
+        )
+    if mixing_enabled(config) and config["FEATURE_CACHE"] == "true":
+        raise CnnhubError(
+            "`feature_cache` true trains on stored backbone features, which MixUp/CutMix "
+            "(they mix images and labels per batch) cannot act on; use feature_cache auto or "
+            f"false. Received: feature_cache=true, aug_mixup={config['AUG_MIXUP']}, "
+            f"aug_cutmix={config['AUG_CUTMIX']}"
+        )
+
 
 def build_augmenter(config: dict[str, Any], seed: int):
-    """The training augmentation as a Sequential of Keras preprocessing layers, or None."""
+    """The per-image training augmentation as a Sequential of Keras preprocessing layers, or
+    None when every ``AUG_*`` key is off."""
     import keras  # lazy: keeps --help free of TensorFlow
     from keras import layers  # lazy: keeps --help free of TensorFlow
 
@@ -39,4 +105,46 @@ def build_augmenter(config: dict[str, Any], seed: int):
                 config["AUG_BRIGHTNESS"], value_range=(0, 255), seed=next(seeds)
             )
         )
+    steps.extend(_policy_layers(config, seeds))
     return keras.Sequential(steps, name="augmentation") if steps else None
+
+
+def _policy_layers(config: dict[str, Any], seeds) -> list:
+    """Colour jitter, RandAugment, AugMix and random erasing (last: it blanks a patch of the
+    finished image), each a Keras policy layer."""
+    from keras import layers  # lazy: keeps --help free of TensorFlow
+
+    steps = []
+    saturation, hue = config["AUG_SATURATION"], config["AUG_HUE"]
+    if saturation or hue:
+        steps.append(
+            layers.RandomColorJitter(
+                value_range=_VALUE_RANGE,
+                # RandomSaturation's 0.5 is "unchanged": +-s around it.
+                saturation_factor=(0.5 - saturation / 2, 0.5 + saturation / 2)
+                if saturation
+                else None,
+                hue_factor=hue or None,
+                seed=next(seeds),
+            )
+        )
+    if config["AUG_RANDAUGMENT"]:
+        steps.append(
+            layers.RandAugment(
+                value_range=_VALUE_RANGE,
+                num_ops=config["AUG_RANDAUGMENT"],
+                factor=config["AUG_RANDAUGMENT_MAGNITUDE"],
+                seed=next(seeds),
+            )
+        )
+    if config["AUG_AUGMIX"]:
+        steps.append(
+            layers.AugMix(value_range=_VALUE_RANGE, factor=config["AUG_AUGMIX"], seed=next(seeds))
+        )
+    if config["AUG_ERASING"]:
+        p = config["AUG_ERASING"]
+        # A (p, p) factor makes p the erasing probability (a single float would draw it).
+        steps.append(
+            layers.RandomErasing(factor=(p, p), value_range=_VALUE_RANGE, seed=next(seeds))
+        )
+    return steps

@@ -22,9 +22,13 @@ MEMO_ENTRIES = 4
 _AUGMENTATION_KEYS = ("SEED", "AUG_")
 
 
-def use_feature_cache(config: dict[str, Any], augmenter) -> bool:
-    """FEATURE_CACHE: auto means on for freeze_all without augmentation."""
+def use_feature_cache(config: dict[str, Any], augmenter, mixer=None) -> bool:
+    """FEATURE_CACHE: auto means on for freeze_all without augmentation; never with MixUp /
+    CutMix (``mixer``: they mix images and labels per batch; an explicit true is refused by
+    ``cnnhub.data.augment.check_augmentation``)."""
     if config["TRAINING_TYPE"] != "freeze_all" or config["FEATURE_CACHE"] == "false":
+        return False
+    if mixer is not None:
         return False
     return config["FEATURE_CACHE"] == "true" or augmenter is None
 

@@ -5,6 +5,7 @@ shuffling and augmentation for training only, prefetch."""
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,7 @@ def make_dataset(
     epoch=None,
     deterministic: bool = False,
     cache_file: str | None = None,
+    mixer=None,
 ):
     """Batches of (float32 0-255 images, one-hot labels or the split's ``targets``) for
     ``split``.
@@ -143,6 +145,9 @@ def make_dataset(
     file instead of memory, for data larger than RAM. A file cache replays the order of its
     first pass, so training data is shuffled once (seeded) before it and then, each epoch,
     through a bounded buffer of min(n, 10,000) images instead of a full-size one.
+
+    ``mixer`` (``cnnhub.data.mixing.BatchMixer``, training only) mixes each augmented batch's
+    images and one-hot labels (MixUp/CutMix), so its labels may be soft.
     """
     import tensorflow as tf  # lazy: keeps --help free of TensorFlow
 
@@ -178,9 +183,19 @@ def make_dataset(
             x = augmenter(x, training=True)
         if not with_labels:
             return x
-        return x, tf.one_hot(y, num_classes) if one_hot else y
+        if not one_hot:
+            return x, y
+        y = tf.one_hot(y, num_classes)
+        if mixer is not None and training:
+            x, y = mixer(x, y)
+        return x, y
 
-    parallel = None if deterministic and augmenter is not None else tf.data.AUTOTUNE
+    randomised = augmenter is not None or mixer is not None
+    parallel = None if deterministic and randomised else tf.data.AUTOTUNE
+    if randomised and training:
+        # AugMix picks its chains' operations with Python's random while map traces it: seed
+        # it, so a resumed process builds the same graph.
+        random.seed(seed)
     return prefetched(ds.map(to_model_input, num_parallel_calls=parallel))
 
 
