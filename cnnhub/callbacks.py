@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from cnnhub import atomic
+from cnnhub.evaluation.tta import with_tta
 from cnnhub.run_folder import LOG_COLUMNS  # single_label's training.log columns
 
 
@@ -31,10 +32,13 @@ class ValidationScorer(keras.callbacks.Callback):
     val_<metric> (single_label: val_accuracy) to the logs.
 
     The epoch's model outputs (class probabilities, regression values) stay in
-    ``probabilities`` for later callbacks (per-epoch reports).
+    ``probabilities`` for later callbacks (per-epoch reports). With ``tta`` views
+    (``cnnhub.evaluation.tta``) they are averaged over the views.
     """
 
-    def __init__(self, dataset, labels: np.ndarray, loss_fn, task=None):
+    def __init__(
+        self, dataset, labels: np.ndarray, loss_fn, task=None, tta: list[str] | None = None
+    ):
         super().__init__()
         from cnnhub.tasks import get_task  # lazy: heavy import, kept off the --help path
 
@@ -42,11 +46,16 @@ class ValidationScorer(keras.callbacks.Callback):
         self.labels = np.asarray(labels)  # the split's model_targets()
         self.loss_fn = loss_fn
         self.task = task or get_task()
+        self.tta = tta or []
         self.probabilities: np.ndarray | None = None
+        self._scoring = None
+
+    def on_train_begin(self, logs=None):
+        self._scoring = with_tta(self.model, self.tta)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        proba = self.model.predict(self.dataset, verbose=0)
+        proba = (self._scoring or self.model).predict(self.dataset, verbose=0)
         logs.update(self.task.validation_logs(proba, self.labels, self.loss_fn, self.model))
         self.probabilities = proba
 

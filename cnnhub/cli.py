@@ -94,6 +94,16 @@ def add_weights_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tta_option(parser: argparse.ArgumentParser) -> None:
+    """``--tta`` of the commands that score images (see cnnhub.evaluation.tta)."""
+    parser.add_argument(
+        "--tta",
+        default=None,
+        help="Test-time augmentation: none, or views averaged with the original image, "
+        "comma-separated: flip, vflip, crop. [default: the run's TTA setting]",
+    )
+
+
 def report_error(prog: str, error: CnnhubError) -> int:
     """Print ``<prog>: error: <message>`` on one stderr line; return exit status 2."""
     message = " ".join(str(error).split())

@@ -46,6 +46,7 @@ from cnnhub.evaluation.run_evaluation import (
     finalize,
     write_run_report,
 )
+from cnnhub.evaluation.tta import describe, parse_tta
 from cnnhub.folds import plan_folds, run_folds
 from cnnhub.model_defaults import format_notes, resolve_model_config, weights_kind
 from cnnhub.model_factory import (
@@ -403,6 +404,9 @@ def _write_run_files(run, config: dict[str, Any], splits, model) -> dict[str, An
         "valid_images": len(splits.valid),
         "params": model.count_params(),
         "skipped_files": len(splits.skipped),
+        # Issue 20: the scores of this run average these views; its weights are the EMA's.
+        "tta": describe(parse_tta(config["TTA"])),
+        "ema": config["EMA"],
         "environment": environment(),
     }
     if splits.inspection is not None:

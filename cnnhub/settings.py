@@ -25,6 +25,7 @@ from cnnhub.data.augment import check_augmentation
 from cnnhub.data.formats import DATA_FORMATS
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.rules import RULES
+from cnnhub.evaluation.tta import parse_tta
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULTS_PATH = PACKAGE_DIR / "defaults.py"
@@ -685,6 +686,12 @@ def _check_custom_blocks(config: dict[str, Any]) -> None:
 
 
 def _check_evaluation(config: dict[str, Any]) -> None:
+    if parse_tta(config["TTA"]) and config["FEATURE_CACHE"] == "true":
+        raise CnnhubError(
+            "`feature_cache` true scores validation on stored backbone features, which test-time "
+            "augmentation (views of the images) cannot act on; use feature_cache auto or false, "
+            f"or tta none. Received: feature_cache=true, tta={config['TTA']!r}"
+        )
     if not re.fullmatch(r"all|top:[1-9]\d*", config["EVAL_WEIGHTS"]):
         raise CnnhubError(
             "`eval_weights` must be `all` or `top:N` with N >= 1. "

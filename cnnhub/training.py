@@ -29,6 +29,8 @@ from cnnhub.callbacks import (
     ValidationScorer,
     plot_training_stats,
 )
+from cnnhub.ema import ema_callbacks
+from cnnhub.evaluation.tta import parse_tta
 from cnnhub.model_factory import BACKBONE_LAYER
 from cnnhub.resume import (
     ResumableEarlyStopping,
@@ -101,15 +103,19 @@ def freeze_for_epoch(model, config: dict[str, Any], epoch: int = 0) -> None:
 def make_optimizer(config: dict[str, Any], learning_rate: float):
     name = config["OPTIMIZER"]
     decay = config["WEIGHT_DECAY"] or None
+    # EMA: the optimizer keeps the weights' moving average (see cnnhub.ema).
+    ema = {"use_ema": config["EMA"], "ema_momentum": config["EMA_MOMENTUM"]}
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=config["MOMENTUM"], weight_decay=decay)
+        return keras.optimizers.SGD(
+            learning_rate, momentum=config["MOMENTUM"], weight_decay=decay, **ema
+        )
     if name == "rmsprop":
         return keras.optimizers.RMSprop(
-            learning_rate, momentum=config["MOMENTUM"], weight_decay=decay
+            learning_rate, momentum=config["MOMENTUM"], weight_decay=decay, **ema
         )
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=config["WEIGHT_DECAY"])
-    return keras.optimizers.Adam(learning_rate, weight_decay=decay)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=config["WEIGHT_DECAY"], **ema)
+    return keras.optimizers.Adam(learning_rate, weight_decay=decay, **ema)
 
 
 def make_loss(config: dict[str, Any], model=None):
@@ -173,13 +179,14 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
     are written as each epoch ends. Callback order matters: ``context.extra_callbacks``, then
     validation scores, then the epoch's weights, logs and ``context.epoch_reporters``, then
     early stopping (which may restore earlier weights into the model), TensorBoard, the resume
-    state (the commit point of the epoch), and last ``context.after_commit``.
+    state (the commit point of the epoch), and last ``context.after_commit``. With EMA the
+    averaged weights are swapped in before all of these (``cnnhub.ema``).
     """
     run, valid_labels, resume_from = context.run, context.valid_labels, context.resume_from
     task = get_task(config)
     full = context.save_model if context.save_model is not None else model
     loss = make_loss(config, full)
-    scorer = ValidationScorer(valid_ds, valid_labels, loss, task)
+    scorer = ValidationScorer(valid_ds, valid_labels, loss, task, parse_tta(config["TTA"]))
     checkpoint = EpochCheckpoint(run.model_logs, full, f"val_{task.epoch_metric}")
     title = f"{run.path.name}: {config['MODEL_NAME']}"
     log = TrainingLog(
@@ -219,12 +226,15 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
             **task.compile_arguments(config, full),
         )
         first = max(phase.first_epoch, start)
-        if resume_from is not None and resume_from.phase == index and first == start:
+        restored = resume_from is not None and resume_from.phase == index and first == start
+        if restored:
             restore_optimizer(model, run)
+        ema_first, ema_last = ema_callbacks(config["EMA"], restored)
         if phase.first_epoch > 0:
             print(f"Fine-tuning from epoch {phase.first_epoch + 1}: " + trainable_summary(model))
         callbacks = [
             *context.extra_callbacks,
+            *ema_first,  # the averaged weights are the ones scored and saved
             scorer,
             *per_epoch,
             make_step_schedule(config, config["LEARNING_RATE"] * phase.lr_factor, steps, planned),
@@ -232,6 +242,7 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
             tensorboard,
             ResumeCheckpoint(run, checkpoint, index, stateful),
             *context.after_commit,
+            *ema_last,
         ]
         model.fit(
             train_ds,

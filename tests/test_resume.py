@@ -56,6 +56,10 @@ ARGS = [
     "0.4",
     "--mix_off_epochs",
     "1",
+    "--ema",
+    "true",
+    "--tta",
+    "flip",
 ]
 METRICS = ["loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"]
 
@@ -114,6 +118,29 @@ def test_resumed_run_equals_uninterrupted_run(runs):
     assert json.loads((part / "best_weights.json").read_text()) == json.loads(
         (full / "best_weights.json").read_text()
     )
+    # The saved (EMA-averaged) weights themselves, epoch by epoch.
+    for name in sorted(n for n in files(full) if n.endswith(".weights.h5")):
+        np.testing.assert_allclose(h5_arrays(part / name), h5_arrays(full / name), atol=1e-5)
+
+
+def h5_arrays(path: Path) -> np.ndarray:
+    """Every array of a weights file, flattened into one vector in name order."""
+    import h5py
+
+    arrays: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(
+            lambda key, item: (
+                arrays.setdefault(key, item[()]) if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    return np.concatenate([np.ravel(arrays[key]) for key in sorted(arrays)])
+
+
+def test_run_info_and_best_weights_state_ema_and_tta(runs):
+    info = json.loads((runs["full"] / "run_info.json").read_text())
+    assert info["ema"] is True and info["tta"] == "original+flip"
+    assert json.loads((runs["full"] / "best_weights.json").read_text())["tta"] == "original+flip"
 
 
 def test_resumed_tensorboard_has_each_epoch_once(runs):

@@ -1,9 +1,10 @@
-"""``cnnhub evaluate RUN [--data_dir DIR] [--weights all|top:N|FILE...]``."""
+"""``cnnhub evaluate RUN [--data_dir DIR] [--weights all|top:N|FILE...] [--tta VIEWS]``."""
 
 from __future__ import annotations
 
 from cnnhub import run_lock
-from cnnhub.cli import OneLineParser
+from cnnhub.cli import OneLineParser, add_tta_option
+from cnnhub.evaluation.tta import parse_tta
 from cnnhub.quiet import quiet_tensorflow
 
 
@@ -29,14 +30,16 @@ def command(argv: list[str]) -> int:
         "files (paths, or names in the run's model_logs/ or run folder) "
         "(default: the run's EVAL_WEIGHTS)",
     )
+    add_tta_option(parser)
     args = parser.parse_args(argv)
     # Here, once the flags parse: these load the run modules, then TensorFlow (quieted first).
     from cnnhub.evaluation.targets import parse_weights_option
 
     weights = parse_weights_option(args.weights)
+    parse_tta(args.tta)  # a bad view name: one line, before anything loads
     quiet_tensorflow()
     from cnnhub.evaluation.run_evaluation import evaluate_run
 
     with run_lock.locked(args.run_dir):  # it rewrites the run's reports and best-weights choice
-        evaluate_run(args.run_dir, args.data_dir, weights)
+        evaluate_run(args.run_dir, args.data_dir, weights, tta=args.tta)
     return 0

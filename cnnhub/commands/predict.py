@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from cnnhub.cli import OneLineParser, add_run_argument, run_command
+from cnnhub.cli import OneLineParser, add_run_argument, add_tta_option, run_command
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.safe_csv import write_csv_safe
+from cnnhub.evaluation.tta import describe, parse_tta, with_tta
 from cnnhub.predict import collect_images, predict_paths
 from cnnhub.quiet import quiet_tensorflow
 from cnnhub.run_folder import check_output_target, check_writable
@@ -52,6 +53,7 @@ def build_parser(prog: str) -> OneLineParser:
         help="Print the table even when --out is given.",
     )  # fmt: skip
     parser.add_argument("--batch_size", type=int, default=32, help="[default: 32]")
+    add_tta_option(parser)
     return parser
 
 
@@ -63,6 +65,8 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
         raise CnnhubError(
             f"`--batch_size` must be an integer >= 1. Received: batch_size={args.batch_size}"
         )
+    if args.tta is not None:
+        parse_tta(args.tta)  # a bad view name: one line, before the run is read
     if args.out is not None and Path(args.out).is_dir():
         raise CnnhubError(
             f"`--out` must be a CSV file path, not a folder. Received: out={args.out}"
@@ -71,6 +75,7 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
         check_writable(Path(args.out).parent, "the predictions", "--out", f"out={args.out}")
     run: Run = open_run(args.run)
     task = get_task(run.config)
+    views = parse_tta(run.config["TTA"] if args.tta is None else args.tta)
     weights = choose_weights(run, args.weights)
     threshold = task.predict_threshold(run, args.threshold, weights)
     paths = collect_images(args.inputs)
@@ -82,7 +87,7 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
     # Keras loads here, once the flags and the run are checked.
     from cnnhub.model_factory import build_run_model
 
-    model = build_run_model(run, weights)
+    model = with_tta(build_run_model(run, weights), views)
     proba, errors = predict_paths(model, run, paths, args.batch_size)
     frame = task.predictions_frame(paths, proba, errors, run.class_names, args.top_k, threshold)
     if args.out is None or args.print_table:
@@ -91,7 +96,8 @@ def predict_command(argv: Sequence[str], prog: str) -> int:
         write_csv_safe(args.out, frame)
     print(
         f"{len(paths)} image(s): {task.prediction_counts(frame, threshold)}; "
-        f"weights {weights.path.name} ({weights.how})."
+        f"weights {weights.path.name} ({weights.how})"
+        + (f", test-time augmentation {describe(views)}." if views else ".")
         + (f" Wrote {args.out}" if args.out is not None else "")
     )
     return 0

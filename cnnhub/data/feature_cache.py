@@ -24,11 +24,12 @@ _AUGMENTATION_KEYS = ("SEED", "AUG_")
 
 def use_feature_cache(config: dict[str, Any], augmenter, mixer=None) -> bool:
     """FEATURE_CACHE: auto means on for freeze_all without augmentation; never with MixUp /
-    CutMix (``mixer``: they mix images and labels per batch; an explicit true is refused by
-    ``cnnhub.data.augment.check_augmentation``)."""
+    CutMix (``mixer``: they mix images and labels per batch) or test-time augmentation (it
+    scores views of the validation images); an explicit true with either is refused by the
+    config checks (``cnnhub.settings``)."""
     if config["TRAINING_TYPE"] != "freeze_all" or config["FEATURE_CACHE"] == "false":
         return False
-    if mixer is not None:
+    if mixer is not None or config["TTA"] != "none":  # TTA scores views of the images
         return False
     return config["FEATURE_CACHE"] == "true" or augmenter is None
 

@@ -46,6 +46,7 @@ from cnnhub.evaluation.targets import (
     heldout_folder_name,
     printable_path,
 )
+from cnnhub.evaluation.tta import describe, parse_tta, with_tta
 from cnnhub.evaluation.writer import (
     predictions_arrays,
     report_paths,
@@ -227,16 +228,18 @@ class BatchedScorer:
 
     Decoded images are cached after the first pass. With ``frozen_backbone``, backbone
     features are computed once and reused while the backbone's weights are unchanged (checked
-    by digest, so a file whose backbone differs is still scored correctly).
+    by digest, so a file whose backbone differs is still scored correctly). With ``tta``
+    views, probabilities are averaged over them (``cnnhub.evaluation.tta``; every view runs
+    the whole model, so features are not reused).
     """
 
-    def __init__(self, model, dataset, frozen_backbone: bool):
-        self.model = model
+    def __init__(self, model, dataset, frozen_backbone: bool, tta: list[str] | None = None):
+        self.model = with_tta(model, tta or [])
         self.dataset = dataset
-        self.frozen_backbone = frozen_backbone
+        self.frozen_backbone = frozen_backbone and not tta
         self._features: np.ndarray | None = None
         self._digest: str | None = None
-        if frozen_backbone:
+        if self.frozen_backbone:
             # lazy: heavy import, kept off the --help path
             from cnnhub.model_factory import split_at_backbone
 
@@ -257,6 +260,7 @@ def evaluate_run(
     data_dir: str | None = None,
     weights: str | list[str] | None = None,
     source=None,
+    tta: str | None = None,
 ) -> dict[str, Any]:
     """Score a run's weights on its validation data, or on ``data_dir`` / ``source``.
 
@@ -272,11 +276,17 @@ def evaluate_run(
     only ``evaluations/<folder>/`` (replaced as a whole; see :mod:`cnnhub.evaluation.targets`)
     and returns its ``summary.json``. Everything (run folder, classes, every weights file) is
     checked before anything is written.
+
+    ``tta`` (``none``, ``flip``, ``flip,crop``, ...; None = the run's TTA) averages the
+    probabilities over those views; the summary (or ``best_weights.json``) records it.
     """
     from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
 
     run = read_run(run_dir)
     config = dict(run.config, WEIGHTS="none")  # rebuild with random init: never download
+    if tta is not None:
+        config["TTA"] = tta
+    views = parse_tta(config["TTA"])
     task = get_task(config)
     chosen = select_weights(run, weights or config["EVAL_WEIGHTS"], task.top_metric(config))
     heldout = data_dir is not None or source is not None
@@ -293,7 +303,7 @@ def evaluate_run(
         check_weights_file(model, run.folder.check_weights(path))
     split, skipped = split_of_source(source, config["SCAN_CACHE"], input_channels(config))
     dataset = evaluation_dataset(split, config, len(run.class_names))
-    scorer = BatchedScorer(model, dataset, config["TRAINING_TYPE"] == "freeze_all")
+    scorer = BatchedScorer(model, dataset, config["TRAINING_TYPE"] == "freeze_all", views)
 
     temperature = run.temperature
     calibrated_file = run.model_logs / str((run.best or {}).get("weights"))
@@ -343,6 +353,7 @@ def evaluate_run(
             best,
             {path.name: printable_path(path.resolve()) for path in chosen},
         )
+        summary["tta"] = describe(views)
         atomic.write_json(tmp / SUMMARY, summary)
     _print_evaluation(task, report, summary, target, heldout)
     if run.folder.report_html.exists():  # its held-out section lists this evaluation now
@@ -355,6 +366,8 @@ def _print_evaluation(
 ) -> None:
     """The table and lines of an evaluation that is not the run's own."""
     task.print_evaluation(report, summary)
+    if summary.get("tta", "none") != "none":
+        print(f"Test-time augmentation: probabilities averaged over {summary['tta']}.")
     what = "Held-out data" if heldout else "A subset of the run's weights (or outside weights)"
     print(
         f"{what} scored into {target}; the run's own results (analysis_report.csv, best "
@@ -445,7 +458,8 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
     if "calibration" in best:
         scale_final_layer(model, best["calibration"]["temperature"])
     with atomic.atomic_path(folder.best_model) as tmp:
-        model.save(tmp)
+        model.save(tmp)  # single-view, as exports: TTA is applied when scoring
+    best["tta"] = describe(parse_tta(config["TTA"]))
     atomic.write_json(folder.best_weights, best)
     if "calibration" in best:
         report = calibrated_report(report, best, read_csv_safe(files["thresholds"]))
@@ -458,6 +472,8 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
             f"{done['ece_before']:.4f} -> {done['ece_after']:.4f} (15 bins, validation); deploy "
             f"threshold {best['threshold']:g} chosen on the calibrated probabilities."
         )
+    if best["tta"] != "none":
+        print(f"Validation scores use test-time augmentation: {best['tta']} averaged.")
     write_run_report(run_dir)
     return best
 
