@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cnnhub.commands.errors",
         "Gallery of the most confidently wrong validation images.",
     ),
+    "augment-preview": (
+        "cnnhub.commands.augment_preview",
+        "PNG grid of original and augmented training images per class.",
+    ),
     "export": (
         "cnnhub.commands.export",
         "Export a run: keras, savedmodel, tflite, tflite-int8, onnx.",

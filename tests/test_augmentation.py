@@ -135,3 +135,61 @@ def test_bad_augmentation_settings_fail_before_training(flags, message, tmp_path
     assert message in err and "Received:" in err
     assert len(error_lines(err)) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from conftest import make_image_folder
+
+    return make_image_folder(tmp_path_factory.mktemp("preview") / "train", 3, size=16, seed=4)
+
+
+def test_augment_preview_writes_the_grid(small_data, tmp_path, capsys):
+    from PIL import Image
+
+    from cnnhub.cli import main
+
+    out = tmp_path / "grid.png"
+    code = main(
+        ["augment-preview", str(small_data), "--out", str(out), "--images", "1", "--copies", "3"]
+        + ["--aug_cutmix", "0.8", "--aug_erasing", "1", "-e", "3", "--mix_off_epochs", "1"]
+    )
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert f"Wrote {out}: 3 images of 3 classes, original + 3 augmented copies" in stdout
+    assert "RandomErasing, CutMix" in stdout
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > image.height  # 4 columns, 3 rows
+
+
+def test_preview_copies_are_the_epochs_draws():
+    from cnnhub.data.preview import augmented_copies
+
+    cfg = config(aug_mixup=1.0, aug_randaugment=2, epochs=3, mix_off_epochs=1)
+    x, y = images(4), np.eye(2, dtype="float32")[[0, 1, 0, 1]]
+    first, layers = augmented_copies(cfg, x, y, 3)
+    again, _ = augmented_copies(cfg, x, y, 3)
+    assert layers == ["RandAugment", "MixUp"]
+    for (a, la), (b, lb) in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(la, lb)
+    assert not np.array_equal(first[0][0], first[1][0])
+    np.testing.assert_array_equal(first[2][1], y)  # the last epoch does not mix
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--out", "grid.jpg"], "`--out` must be a .png file path"),
+        (["--copies", "0"], "`--copies` must be an integer in [1, 20]"),
+        (["--aug_mixup", "2"], "`aug_mixup` must be a number in [0, 1]"),
+    ],
+)
+def test_augment_preview_bad_flags(flags, message, small_data, tmp_path, monkeypatch, capsys):
+    from cnnhub.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["augment-preview", str(small_data), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(error_lines(err)) == 1
+    assert list(tmp_path.iterdir()) == []

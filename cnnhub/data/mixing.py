@@ -11,7 +11,8 @@ import tensorflow as tf
 
 def build_mixer(config: dict[str, Any], seed: int) -> BatchMixer | None:
     """MixUp or CutMix as a :class:`BatchMixer` (also the callback that turns it off for the
-    last ``MIX_OFF_EPOCHS`` epochs), or None when neither is on."""
+    last ``MIX_OFF_EPOCHS`` epochs), or None when neither is on. ``seed`` is the run's SEED."""
+    seed += 16  # build_augmenter's layers take seed ... seed + 15
     if config["AUG_MIXUP"]:
         layer = keras.layers.MixUp(alpha=config["AUG_MIXUP"], seed=seed)
     elif config["AUG_CUTMIX"]:
