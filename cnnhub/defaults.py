@@ -175,7 +175,8 @@ BEST_MIN_PRECISION = 0.9  # range: [0, 1]
 CALIBRATE = "none"
 # Test-time augmentation when scoring (per-epoch validation, test data, `cnnhub evaluate` and
 # `predict` by default): none, or views averaged with the original image, comma-separated:
-# flip (left-right), vflip (up-down), crop (centre 90% zoomed back). Exports stay single-view.
+# flip (left-right), vflip (up-down), crop (the centre, 0.9 of each side, resized back). Exports
+# stay single-view.
 TTA = "none"
 
 # ---------------------------------------------------------------- augmentation (training only)
