@@ -115,6 +115,18 @@ def test_feature_cache_is_bypassed_by_any_augmentation():
     assert not use_feature_cache(config(**frozen), None, mixer)
 
 
+def test_mixing_needs_single_label_classification():
+    from cnnhub.data.augment import check_augmentation
+    from cnnhub.errors import CnnhubError
+
+    check_augmentation(config(aug_mixup=0.2, task="classification"))
+    with pytest.raises(
+        CnnhubError, match=r"only single-label classification has.*task='regression'"
+    ):
+        check_augmentation(config(aug_cutmix=0.5, task="regression"))
+    check_augmentation(config(task="regression"))  # no mixing: nothing to refuse
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

@@ -34,9 +34,19 @@ def check_augmentation(config: dict[str, Any]) -> None:
     ``cnnhub.settings.check_ranges``).
 
     Raises:
-        CnnhubError: MixUp and CutMix together; MIX_OFF_EPOCHS without mixing or not below
+        CnnhubError: MixUp/CutMix with a task other than single-label classification; MixUp
+            and CutMix together; MIX_OFF_EPOCHS without mixing or not below
             EPOCHS; colour jitter on grayscale input; mixing with an explicit feature cache.
     """
+    # A TASK key (issue 18) other than single-label classification has no one-hot labels for
+    # MixUp/CutMix to mix; until it exists every run is classification.
+    task = config.get("TASK", "classification")
+    if mixing_enabled(config) and task not in ("classification", "auto"):
+        raise CnnhubError(
+            "`aug_mixup` and `aug_cutmix` mix one-hot class labels, which only single-label "
+            f"classification has; set them to 0 for task {task}. Received: task={task!r}, "
+            f"aug_mixup={config['AUG_MIXUP']}, aug_cutmix={config['AUG_CUTMIX']}"
+        )
     if config["AUG_MIXUP"] and config["AUG_CUTMIX"]:
         raise CnnhubError(
             "`aug_mixup` and `aug_cutmix` both mix pairs of images; use one of them (set the "
