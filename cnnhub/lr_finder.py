@@ -167,6 +167,7 @@ def find_learning_rate(
     import keras  # lazy: heavy import, kept off the --help path
 
     from cnnhub.data.augment import build_augmenter
+    from cnnhub.data.mixing import build_mixer
     from cnnhub.data.pipeline import make_dataset
     from cnnhub.data.sets import splits_from_config
     from cnnhub.model_factory import build_model, check_weights_setting
@@ -200,6 +201,7 @@ def find_learning_rate(
         seed=config["SEED"],
         cache=config["CACHE"],
         augmenter=augmenter,
+        mixer=build_mixer(config, config["SEED"]),  # MixUp/CutMix: the loss training sees
     )
     batches = iter(train.repeat())
     print(f"Sweeping the learning rate from {start:g} to {end:g} over at most {steps} steps")
