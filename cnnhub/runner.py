@@ -297,7 +297,8 @@ def train_one(config: dict[str, Any], splits, resume=None, overwrite: bool = Fal
     print(trainable_summary(model))
     info = _write_run_files(run, config, splits, model)
     augmenter = build_augmenter(config, config["SEED"])
-    mixer = build_mixer(config, config["SEED"])  # MixUp / CutMix, or None
+    # MixUp / CutMix (or None), off for the last epochs of the run as planned
+    mixer = build_mixer(config, config["SEED"], budget.planned_epochs if budget else None)
     randomness = EpochRandomness(config["SEED"], augmenter, mixer and mixer.layer)
     trained, train_ds, valid_ds = _datasets(
         config, splits, model, (augmenter, mixer), randomness, strategy

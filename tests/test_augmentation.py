@@ -106,6 +106,22 @@ def test_mixing_in_the_pipeline_mixes_labels_and_stops_for_the_last_epochs(key):
     assert set(np.unique(clean)) == {0.0, 1.0}
 
 
+def test_mixing_stops_for_the_last_epochs_of_the_run_as_planned():
+    plan = {"epochs": 10}
+    cfg = config(aug_mixup=0.2, mix_off_epochs=2, epochs=10)
+    mixer = build_mixer(cfg, 0, lambda: plan["epochs"])
+    on = []
+    for epoch in (5, 7, 8):
+        mixer.on_epoch_begin(epoch)
+        on.append(bool(mixer.active.numpy()))
+    assert on == [True, True, False]
+    plan["epochs"] = 6  # --time_budget planned a shorter run
+    mixer.on_epoch_begin(3)
+    assert bool(mixer.active.numpy())
+    mixer.on_epoch_begin(4)
+    assert not bool(mixer.active.numpy())
+
+
 def test_feature_cache_is_bypassed_by_any_augmentation():
     frozen = dict(TRAINING_TYPE="freeze_all", FEATURE_CACHE="auto")
     assert use_feature_cache(config(**frozen), None)
