@@ -43,6 +43,7 @@ LEVERS: dict[str, list[str]] = {
     "mixup": ["--aug_mixup", "0.2", "--mix_off_epochs", "1"],
     "cutmix": ["--aug_cutmix", "1.0", "--mix_off_epochs", "1"],
     "ema": ["--ema", "true"],
+    "ema_0.9": ["--ema", "true", "--ema_momentum", "0.9"],
     "tta_flip": ["--tta", "flip"],
 }
 
