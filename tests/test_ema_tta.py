@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import keras
@@ -154,7 +155,8 @@ def test_predict_tta_flip_averages_original_and_mirror(run, tiny_data, tmp_path,
     assert "test-time augmentation original+flip" in stdout
 
 
-def test_evaluate_tta_reports_it_and_scores_the_average(run, tiny_data, capsys):
+def test_evaluate_tta_reports_it_and_scores_the_average(run, tiny_data, tmp_path, capsys):
+    run = shutil.copytree(run, tmp_path / "tiny")  # evaluate writes into the run: a private copy
     code = main(["evaluate", str(run), "--data_dir", str(tiny_data["valid"]), "--tta", "flip"])
     stdout = capsys.readouterr().out
     assert code == 0
