@@ -135,7 +135,7 @@ def test_mixing_needs_single_label_classification():
     from cnnhub.data.augment import check_augmentation
     from cnnhub.errors import CnnhubError
 
-    check_augmentation(config(aug_mixup=0.2, task="classification"))
+    check_augmentation(config(aug_mixup=0.2, task="single_label"))
     with pytest.raises(
         CnnhubError, match=r"only single-label classification has.*task='regression'"
     ):
@@ -151,6 +151,7 @@ def test_mixing_needs_single_label_classification():
         (["--aug_mixup", "0.2", "--mix_off_epochs", "2", "-e", "2"], "smaller than `epochs`"),
         (["--aug_hue", "0.1", "--color_mode", "grayscale"], "`aug_hue` changes colours"),
         (["--aug_cutmix", "0.5", "--feature_cache", "true"], "`feature_cache` true trains on"),
+        (["--task", "multi_label", "--aug_mixup", "0.2"], "only single-label classification has"),
         (["--aug_mixup", "1.5"], "`aug_mixup` must be a number in [0, 1]"),
         (["--aug_randaugment", "11"], "`aug_randaugment` must be a number in [0, 10]"),
     ],

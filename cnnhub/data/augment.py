@@ -38,10 +38,9 @@ def check_augmentation(config: dict[str, Any]) -> None:
             and CutMix together; MIX_OFF_EPOCHS without mixing or not below
             EPOCHS; colour jitter on grayscale input; mixing with an explicit feature cache.
     """
-    # A TASK key (issue 18) other than single-label classification has no one-hot labels for
-    # MixUp/CutMix to mix; until it exists every run is classification.
-    task = config.get("TASK", "classification")
-    if mixing_enabled(config) and task not in ("classification", "auto"):
+    # Multi-label and regression targets are not one-hot class rows for MixUp/CutMix to mix.
+    task = config.get("TASK", "single_label")
+    if mixing_enabled(config) and task != "single_label":
         raise CnnhubError(
             "`aug_mixup` and `aug_cutmix` mix one-hot class labels, which only single-label "
             f"classification has; set them to 0 for task {task}. Received: task={task!r}, "
