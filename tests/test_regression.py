@@ -377,3 +377,36 @@ def test_errors_refuses_a_regression_run_and_the_report_is_written(run, capsys):
     lines = error_lines(capsys.readouterr().err)
     assert len(lines) == 1 and "`cnnhub errors` shows confident errors" in lines[0], lines
     assert (run / "report.html").is_file() and (run / "MODEL_CARD.md").is_file()
+
+
+def test_two_targets_from_csv_columns(data, tmp_path):
+    """--num_targets 2: one output per --target_column, each scaled by its own mean and std."""
+    paths = {}
+    for split in ("train", "valid"):
+        files = sorted((data / split).rglob("*.png"))
+        value = np.array([float(f.parent.name) for f in files])
+        frame = pd.DataFrame({"path": [str(f) for f in files], "angle": value, "size": 3 * value})
+        paths[split] = tmp_path / f"{split}.csv"
+        frame.to_csv(paths[split], index=False)
+    argv = ["-dtrain", str(paths["train"]), "-dvalid", str(paths["valid"]), *TINY, "-e", "1"]
+    argv += ["--target_column", "angle,size", "--num_targets", "2"]
+    assert train_main([*argv, "-sl", str(tmp_path), "--run_name", "two"]) == 0
+    run = tmp_path / "model_repository" / "two"
+    assert json.loads((run / "index_class_mapping.json").read_text()) == {
+        "0": "angle", "1": "size"
+    }  # fmt: skip
+    frame = read_csv_safe(next((run / "model_logs").glob("weights-001-*.csv")))
+    assert list(frame.columns) == [
+        "image_path", "actual_angle", "predicted_angle", "error_angle",
+        "actual_size", "predicted_size", "error_size",
+    ]  # fmt: skip
+    row = read_csv_safe(run / "analysis_report.csv").iloc[0]
+    actual = frame[["actual_angle", "actual_size"]].to_numpy()
+    predicted = frame[["predicted_angle", "predicted_size"]].to_numpy()
+    assert row["mae"] == pytest.approx(mean_absolute_error(actual, predicted), rel=1e-9)
+    assert row["r2"] == pytest.approx(r2_score(actual, predicted), rel=1e-9)
+    layer = keras.saving.load_model(run / "best_model.keras").get_layer("target_scale")
+    values = np.repeat([0.0, 10.0, 20.0], 6)
+    np.testing.assert_allclose(np.diag(layer.get_weights()[0]), [values.std(), 3 * values.std()],
+                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(layer.get_weights()[1], [10.0, 30.0], rtol=1e-5)

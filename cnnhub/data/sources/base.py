@@ -106,9 +106,12 @@ class DataSource:
 
     def class_counts(self) -> np.ndarray:
         """Samples per class, shape (num_classes,): with ``label_sets``, samples having each
-        label (an image counts once for each of its labels)."""
+        label (an image counts once for each of its labels); with other ``targets``
+        (regression: the "classes" are the targets), every sample has a value of each."""
         if self.label_sets:
             return self.targets.sum(axis=0).astype(np.int64)
+        if self.targets is not None:
+            return np.full(self.num_classes, len(self), dtype=np.int64)
         return np.bincount(self.labels, minlength=self.num_classes)
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> DataSource:
