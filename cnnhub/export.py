@@ -97,6 +97,9 @@ INT8_MIN_AGREEMENT = 0.95
 """Smallest allowed top-1 agreement with the Keras model for ``tflite-int8``."""
 VERIFY_IMAGES = 400
 """Most validation images an export is checked on (spread over the set: every class)."""
+RANDOM_IMAGES = 64
+"""Random images an export is checked on when the run's data cannot be read (outputs only:
+random images have no decisions worth counting, so fewer are enough)."""
 LATENCY_RUNS = 30
 LATENCY_SECONDS = 3.0
 ONNX_OUTPUT = "probabilities"
@@ -362,14 +365,14 @@ def source_inputs(run: Run, source, count: int) -> np.ndarray:
 
 
 def random_images(run: Run, why: str) -> tuple[np.ndarray, str]:
-    """:data:`VERIFY_IMAGES` random images of the run's input shape, with a note saying why."""
+    """:data:`RANDOM_IMAGES` random images of the run's input shape, with a note saying why."""
     note(
-        f"{why}; checking the export on {VERIFY_IMAGES} RANDOM images instead of validation "
+        f"{why}; checking the export on {RANDOM_IMAGES} RANDOM images instead of validation "
         "images (pass --valid DATA to check on real ones)."
     )
     rng = np.random.default_rng(0)
-    shape = (VERIFY_IMAGES, *run.image_size, run.channels)
-    source = f"{VERIFY_IMAGES} random images (no validation data: {why})"
+    shape = (RANDOM_IMAGES, *run.image_size, run.channels)
+    source = f"{RANDOM_IMAGES} random images (no validation data: {why})"
     return rng.integers(0, 256, shape).astype(np.float32), source
 
 

@@ -22,6 +22,7 @@ from cnnhub.cli import main
 from cnnhub.evaluation import threshold_metrics
 from cnnhub.evaluation.headline import HEADLINE_COLUMNS, HEADLINE_FIGURES, headline_figures
 from cnnhub.evaluation.safe_csv import read_csv_safe
+from cnnhub.run_folder import MODEL_CARD, REPORT_HTML
 from conftest import ROOT, cli_env
 
 
@@ -36,12 +37,16 @@ def run(trained, tmp_path) -> Path:
     return shutil.copytree(trained, tmp_path / "model_repository" / "tiny")
 
 
+# report.html and MODEL_CARD.md show the run's evaluations, so every evaluation rewrites them.
+VIEWS = {"evaluations", REPORT_HTML, MODEL_CARD}
+
+
 def snapshot(run: Path) -> dict[str, bytes]:
-    """Every file of the run except its separate evaluations, with its bytes."""
+    """Every file of the run except its separate evaluations and the pages showing them."""
     return {
         str(path.relative_to(run)): path.read_bytes()
         for path in sorted(run.rglob("*"))
-        if path.is_file() and path.relative_to(run).parts[0] != "evaluations"
+        if path.is_file() and path.relative_to(run).parts[0] not in VIEWS
     }
 
 
@@ -144,9 +149,10 @@ def test_every_summary_uses_the_same_figures(run, tiny_data, capsys):
         f"threshold {best['threshold']:g} (@deploy):"
     )
     figures = ", ".join(f"{key} {heldout[key]:.4f}" for key in HEADLINE_FIGURES)
-    assert f"weights {best['weights']} (epoch {best['epoch']}) and deploy threshold" in lines[-2]
-    assert lines[-2].startswith(f"Held-out ({tiny_data['train'].resolve()}):")
-    assert lines[-2].endswith(f"chosen on validation (macro_f1): {figures}")
+    (held_out,) = [line for line in lines if line.startswith("Held-out (")]
+    assert f"weights {best['weights']} (epoch {best['epoch']}) and deploy threshold" in held_out
+    assert held_out.startswith(f"Held-out ({tiny_data['train'].resolve()}):")
+    assert held_out.endswith(f"chosen on validation (macro_f1): {figures}")
     assert "Best weights" not in out and "Validation" not in out
 
 
