@@ -203,7 +203,8 @@ def test_bad_space_fails_in_one_line_before_any_trial(space, message, tmp_path, 
     "flags, message",
     [
         (["--storage", "nosuchdb://x/y"], "--storage must be a database URL"),
-        (["--timeout", "2x"], "--timeout must be a positive duration"),
+        (["--timeout", "2x"], "`timeout` must be a positive duration"),
+        (["--metric", "val_f1"], "--metric must be auto, val_accuracy or val_loss"),
         (["--trials", "0"], "--trials must be at least 1"),
         (["--study", "../up"], "--study must be a plain folder name"),
         (["--folds", "3"], "folds) is not supported"),
@@ -227,18 +228,6 @@ def test_space_values_apply_like_config_keys():
     assert config["NUM_DROPOUTS"] == [0.2, 0.2]  # one rate follows the searched layers
     config = search_space.apply(base, {"num_nodes": [32, 16], "num_dropouts": 0.1})
     assert config["NUM_DROPOUTS"] == [0.1, 0.1]
-
-
-def test_durations():
-    from cnnhub.commands.tune import parse_duration
-
-    assert [parse_duration(t) for t in ("90", "90s", "30m", "2h", "1d")] == [
-        90,
-        90,
-        1800,
-        7200,
-        86400,
-    ]
 
 
 def test_two_processes_share_one_study_without_collisions(tiny_data, tmp_path):
@@ -267,7 +256,5 @@ def test_two_processes_share_one_study_without_collisions(tiny_data, tmp_path):
         assert config["LEARNING_RATE"] == pytest.approx(trial.params["learning_rate"])
         assert trial.user_attrs["run"] == str(run)
     assert {t.user_attrs["pid"] for t in trials} <= {w.pid for w in workers}
-    assert sorted(p.name for p in folder.glob("trial_*")) == sorted(
-        f"trial_{n}" for n in numbers
-    )
+    assert sorted(p.name for p in folder.glob("trial_*")) == sorted(f"trial_{n}" for n in numbers)
     assert np.all(pd.read_csv(folder / "study.csv")["state"].isin(["COMPLETE"]))

@@ -8,26 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import re
 
 from cnnhub import settings
 from cnnhub.cli import OneLineParser
+from cnnhub.durations import parse_duration
 from cnnhub.errors import CnnhubError
 from cnnhub.quiet import quiet_tensorflow
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` -> seconds."""
-    match = _DURATION.match(text)
-    if not match or float(match.group(1)) <= 0:
-        raise CnnhubError(
-            "--timeout must be a positive duration: seconds, or a number followed by s, m, h or d "
-            f"(90, 30m, 2h). Received: timeout={text!r}"
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
 
 
 def _parser() -> OneLineParser:
@@ -60,13 +46,13 @@ def _parser() -> OneLineParser:
         "<study folder>/study.db]",
     )
     parser.add_argument(
-        "--timeout", help="Stop starting trials after this long: 90, 30m, 2h. [default: none]"
+        "--timeout", help="Stop starting trials after this long: 90, 90s, 30m, 2h. [default: none]"
     )
     parser.add_argument(
         "--metric",
-        default="val_accuracy",
-        choices=("val_accuracy", "val_loss"),
-        help="Best epoch's metric to optimise. [default: val_accuracy]",
+        default="auto",
+        help="Best epoch's metric to optimise: auto (the task's: val_accuracy, val_mae for "
+        "regression) or val_loss. [default: auto]",
     )
     parser.add_argument(
         "--pruner",
@@ -89,7 +75,7 @@ def command(argv: list[str]) -> int:
     args, rest = _parser().parse_known_args(argv)
     if args.trials < 1:
         raise CnnhubError(f"--trials must be at least 1. Received: trials={args.trials}")
-    timeout = parse_duration(args.timeout) if args.timeout is not None else None
+    timeout = parse_duration(args.timeout, "timeout") if args.timeout is not None else None
     config, actions = settings.resolve(rest, "cnnhub tune")
     if actions["resume"] or actions["list_models"] or actions["summary"]:
         raise CnnhubError(

@@ -28,8 +28,25 @@ from cnnhub.run_folder import TRAINING_LOG
 from cnnhub.tuning import space as search_space
 from cnnhub.tuning.storage import owner
 
-METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
-"""The metrics a study can optimise (training.log columns) and their direction."""
+
+def study_metric(config: dict[str, Any], metric: str = "auto") -> tuple[str, str]:
+    """The training.log column a study optimises, and ``maximize`` or ``minimize``.
+
+    ``auto`` is the task's epoch metric on validation (``val_accuracy``; ``val_mae`` for
+    regression); ``val_loss`` works for every task.
+    """
+    from cnnhub.tasks import get_task  # lazy: the task modules load the evaluation stack
+
+    task = get_task(config)
+    own = f"val_{task.epoch_metric}"
+    if metric in ("auto", own):
+        return own, "maximize" if task.higher_is_better else "minimize"
+    if metric == "val_loss":
+        return metric, "minimize"
+    raise CnnhubError(
+        f"--metric must be auto, {own} or val_loss for task {config['TASK']}. "
+        f"Received: metric={metric!r}"
+    )
 
 
 class InvalidTrial(CnnhubError):
@@ -56,10 +73,11 @@ class PruningCheck(keras.callbacks.Callback):
             print(f"\nTrial {self.trial.number} pruned after epoch {epoch + 1}.", flush=True)
 
 
-def best_value(run: Path, metric: str) -> float:
-    """The best epoch's ``metric`` in the run's training.log."""
+def best_value(run: Path, metric: str, direction: str) -> float:
+    """The best epoch's ``metric`` in the run's training.log (``direction``: maximize or
+    minimize)."""
     column = pd.read_csv(run / TRAINING_LOG)[metric]
-    return float(column.max() if METRICS[metric] == "maximize" else column.min())
+    return float(column.max() if direction == "maximize" else column.min())
 
 
 class Objective:
@@ -76,12 +94,14 @@ class Objective:
         dimensions: list[search_space.Dimension],
         study_dir: Path,
         metric: str,
+        direction: str,
         train: Callable[[dict[str, Any]], list[Path]],
     ):
         self.base = base
         self.dimensions = dimensions
         self.study_dir = Path(study_dir)
         self.metric = metric
+        self.direction = direction
         self.train = train
         self.features: dict = {}  # backbone features shared by frozen-backbone trials
         self.seconds: dict[int, float] = {}
@@ -118,7 +138,7 @@ class Objective:
             # takes over a second with TensorFlow loaded, and Python collects them anyway.
             keras.backend.clear_session(free_memory=False)
         run = runs[0]
-        best = best_value(run, self.metric)
+        best = best_value(run, self.metric, self.direction)
         trial.set_user_attr("best_" + self.metric, best)
         if check.pruned_at is not None:
             trial.set_user_attr("pruned_epoch", check.pruned_at)

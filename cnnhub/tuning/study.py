@@ -20,7 +20,7 @@ from cnnhub.errors import CnnhubError
 from cnnhub.run_folder import RUN_CONFIG, repository_path, repository_root
 from cnnhub.tuning import results
 from cnnhub.tuning import space as search_space
-from cnnhub.tuning.objective import METRICS, InvalidTrial, Objective
+from cnnhub.tuning.objective import InvalidTrial, Objective, study_metric
 from cnnhub.tuning.storage import default_storage, fail_dead_trials, open_storage
 
 PRUNERS = ("median", "none")
@@ -36,7 +36,7 @@ class TuneOptions:
     study: str = "study"
     storage: str | None = None
     timeout: float | None = None
-    metric: str = "val_accuracy"
+    metric: str = "auto"
     pruner: str = "median"
     mlflow: str | None = None
 
@@ -102,10 +102,7 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
 
     check_base(config)
     name = check_study_name(options.study)
-    if options.metric not in METRICS:
-        raise CnnhubError(
-            f"--metric must be one of {', '.join(METRICS)}. Received: metric={options.metric!r}"
-        )
+    metric, direction = study_metric(config, options.metric)
     dimensions = search_space.read_space(options.space, config)
     study_dir = _study_dir(config, name)
     repository_root(config["SAVE_LOCATION"], create=False)  # writable, before anything is made
@@ -122,11 +119,11 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
     try:
         existing = optuna.load_study(study_name=name, storage=storage)
         started = len(existing.get_trials(deepcopy=False))
-        if existing.direction.name.lower() != METRICS[options.metric]:
+        known = existing.user_attrs.get("metric", metric)
+        if known != metric:
             raise CnnhubError(
-                f"Study {name} {existing.direction.name.lower()}s; --metric {options.metric} would "
-                f"{METRICS[options.metric]}. Use the study's metric or another --study. "
-                f"Received: metric={options.metric}"
+                f"Study {name} optimises {known}; give the same --metric or another --study. "
+                f"Received: metric={metric}"
             )
     except KeyError:
         started = 0
@@ -136,13 +133,13 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
         storage=storage,
         sampler=sampler,
         pruner=pruner,
-        direction=METRICS[options.metric],
+        direction=direction,
         load_if_exists=True,
     )
     dead = fail_dead_trials(study)
     if dead:
         print(f"Trials {', '.join(map(str, dead))} of a process that ended were marked failed.")
-    study.set_user_attr("metric", options.metric)
+    study.set_user_attr("metric", metric)
     finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     done = len(study.get_trials(deepcopy=False, states=finished_states))
     remaining = max(options.trials - done, 0)
@@ -152,11 +149,11 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
         from cnnhub.runner import train_models  # lazy: loads TensorFlow
 
         train = train_models
-    objective = Objective(config, dimensions, study_dir, options.metric, train)
+    objective = Objective(config, dimensions, study_dir, metric, direction, train)
     parent = _mlflow_parent(tracker, study, config, dimensions) if tracker else None
 
     def after_trial(study, trial) -> None:
-        results.write_tables(study, study_dir, options.metric)
+        results.write_tables(study, study_dir, metric)
         run = trial.user_attrs.get("run")
         if tracker is not None and trial.state in finished_states and run:
             tags = {"optuna.trial": str(trial.number), "optuna.state": trial.state.name}
@@ -174,7 +171,7 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
                 catch=(InvalidTrial,),
             )
     except KeyboardInterrupt:
-        results.write_tables(study, study_dir, options.metric)
+        results.write_tables(study, study_dir, metric)
         sys.stderr.write(
             f"\nInterrupted. Finished trials are kept in {study_dir}; run the same command again "
             "to continue the study.\n"
@@ -183,20 +180,20 @@ def tune(config: dict[str, Any], options: TuneOptions, train=None) -> TuneResult
     elapsed = time.perf_counter() - started_at
     runs = len(objective.seconds)
     overhead = (elapsed - sum(objective.seconds.values())) / runs if runs else 0.0
-    results.write_tables(study, study_dir, options.metric)
+    results.write_tables(study, study_dir, metric)
     for skipped in results.write_plots(study, study_dir):
         print(f"Plot left out: {skipped}")
     best = results.best_trial(study)
     if best is not None:
         print(
-            f"Best trial {best.number}: {options.metric} {best.value:.4f} "
+            f"Best trial {best.number}: {metric} {best.value:.4f} "
             f"({best.user_attrs.get('run', '')}); repeat it with "
             f"python run_training.py -c {study_dir / results.BEST_CONFIG}"
         )
     if runs:
         print(f"Tuning overhead: {overhead:.2f} s per trial (everything but training).")
     if tracker is not None and parent is not None:
-        figures = {f"best_{options.metric}": best.value} if best is not None else {}
+        figures = {f"best_{metric}": best.value} if best is not None else {}
         files = [study_dir / n for n in (results.STUDY_CSV, results.BEST_CONFIG)]
         files += [study_dir / results.HISTORY_PNG, study_dir / results.IMPORTANCE_PNG]
         tracker.finish(parent, figures, files)
