@@ -56,10 +56,11 @@ class InvalidTrial(CnnhubError):
 class PruningCheck(keras.callbacks.Callback):
     """Report each epoch's ``metric`` to the trial; stop training when the pruner says so."""
 
-    def __init__(self, trial, metric: str):
+    def __init__(self, trial, metric: str, epochs: int):
         super().__init__()
         self.trial = trial
         self.metric = metric
+        self.epochs = epochs
         self.pruned_at: int | None = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -67,7 +68,8 @@ class PruningCheck(keras.callbacks.Callback):
         if value is None or not math.isfinite(float(value)):
             return
         self.trial.report(float(value), step=epoch + 1)
-        if self.trial.should_prune():
+        # After the last epoch there is nothing left to save: the trial is complete.
+        if epoch + 1 < self.epochs and self.trial.should_prune():
             self.pruned_at = epoch + 1
             self.model.stop_training = True
             print(f"\nTrial {self.trial.number} pruned after epoch {epoch + 1}.", flush=True)
@@ -122,7 +124,7 @@ class Objective:
             raise InvalidTrial(message) from None
         # Known before training, so a trial whose process dies still names its partial folder.
         trial.set_user_attr("run", str(self.study_dir / name))
-        check = PruningCheck(trial, self.metric)
+        check = PruningCheck(trial, self.metric, config["EPOCHS"])
         started = time.perf_counter()
         try:
             with (
