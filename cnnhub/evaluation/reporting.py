@@ -8,7 +8,7 @@ never re-ranked with thresholds tuned on the data being reported.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -72,8 +72,71 @@ def print_validation_choice(report: pd.DataFrame, best: Mapping[str, Any]) -> No
     )
 
 
-def _json_number(value: float) -> float | None:
-    return None if isinstance(value, float) and math.isnan(value) else value
+LAST_EPOCH_RULE = "last_epoch (no weights chosen on validation yet)"
+
+
+def json_number(value: Any) -> float | None:
+    """``value`` as a float for ``summary.json``; NaN (undefined figure) as None."""
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def last_epoch_choice(report: pd.DataFrame) -> dict[str, Any]:
+    """The weights an evaluation reports when nothing was chosen on validation yet: those
+    of the last scored epoch (``weights``, ``epoch``, ``rule``)."""
+    last = report.loc[report["epoch"].idxmax()]
+    return {"weights": last["weights_name"], "epoch": int(last["epoch"]), "rule": LAST_EPOCH_RULE}
+
+
+def weights_summary(
+    table: pd.DataFrame,
+    best: Mapping[str, Any],
+    scored: Mapping[str, str],
+    *,
+    head: Mapping[str, Any],
+    chosen_on_validation: bool,
+    columns: Sequence[str],
+    number: Callable[[Any], float | None] = json_number,
+    extra: Mapping[str, Any] | None = None,
+    figures: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The ``summary.json`` of an evaluation folder, shared by every task.
+
+    Args:
+        table: one row per scored weights file (``weights_name``, ``epoch``, ``columns``).
+        best: the weights reported (``weights``, ``epoch``, ``rule``).
+        scored: ``{weights name: resolved path}`` of every weights file scored.
+        head: the summary's first keys (``role``, ``source``, ``images``, ...).
+        chosen_on_validation: whether ``best`` was chosen on validation.
+        columns: the figures of ``table`` listed for every weights file, through ``number``.
+        number: turns one figure into its JSON value.
+        extra: keys written after ``rule``.
+        figures: the figures of the chosen weights written at the top level (default
+            ``columns``).
+
+    Returns:
+        ``head``, ``chosen_on_validation``, ``weights``/``epoch`` (None when ``best``'s
+        weights were not scored), ``rule``, ``extra``, the chosen weights' ``figures`` and
+        ``scored``: every weights file with its path, epoch and ``columns``.
+    """
+    per_weights = [
+        {"weights": row["weights_name"], "path": scored[row["weights_name"]],
+         "epoch": int(row["epoch"])} | {key: number(row[key]) for key in columns}
+        for _, row in table.iterrows()
+    ]  # fmt: skip
+    chosen = next((row for row in per_weights if row["weights"] == best["weights"]), None)
+    summary: dict[str, Any] = {
+        **head,
+        "chosen_on_validation": chosen_on_validation,
+        "weights": best["weights"] if chosen else None,
+        "epoch": int(best["epoch"]) if chosen else None,
+        "rule": best.get("rule"),
+        **(extra or {}),
+    }
+    for key in columns if figures is None else figures:
+        summary[key] = chosen[key] if chosen else None
+    summary["scored"] = per_weights
+    return summary
 
 
 def evaluation_summary(
@@ -104,29 +167,15 @@ def evaluation_summary(
     """
     chosen_on_validation = best is not None
     if best is None:
-        last = report.loc[report["epoch"].idxmax()]
-        best = {"weights": last["weights_name"], "epoch": int(last["epoch"]), "threshold": 0.0,
-                "rule": "last_epoch (no weights chosen on validation yet)"}  # fmt: skip
+        best = last_epoch_choice(report) | {"threshold": 0.0}
     deploy = float(best["threshold"])
-    table = headline_table(report, deploy)
-    per_weights = [
-        {"weights": row["weights_name"], "path": scored[row["weights_name"]],
-         "epoch": int(row["epoch"])}
-        | {key: _json_number(float(row[key])) for key in ("deploy_threshold", *HEADLINE_FIGURES)}
-        for _, row in table.iterrows()
-    ]  # fmt: skip
-    chosen = next((row for row in per_weights if row["weights"] == best["weights"]), None)
-    summary: dict[str, Any] = {
-        "role": role,
-        "source": source,
-        "images": int(images),
-        "chosen_on_validation": chosen_on_validation,
-        "weights": best["weights"] if chosen else None,
-        "epoch": int(best["epoch"]) if chosen else None,
-        "rule": best.get("rule"),
-        "deploy_threshold": deploy,
-    }
-    for key in HEADLINE_FIGURES:
-        summary[key] = chosen[key] if chosen else None
-    summary["scored"] = per_weights
-    return summary
+    return weights_summary(
+        headline_table(report, deploy),
+        best,
+        scored,
+        head={"role": role, "source": source, "images": int(images)},
+        chosen_on_validation=chosen_on_validation,
+        columns=("deploy_threshold", *HEADLINE_FIGURES),
+        extra={"deploy_threshold": deploy},
+        figures=HEADLINE_FIGURES,
+    )

@@ -313,32 +313,18 @@ class MultiLabel(Task):
         )
 
     def evaluation_summary(self, report, role, source, images, best, scored) -> dict[str, Any]:
-        chosen_on_validation = best is not None
-        if best is None:
-            last = report.loc[report["epoch"].idxmax()]
-            best = {"weights": last["weights_name"], "epoch": int(last["epoch"]),
-                    "rule": "last_epoch (no weights chosen on validation yet)"}  # fmt: skip
-        per_weights = [
-            {"weights": row["weights_name"], "path": scored[row["weights_name"]],
-             "epoch": int(row["epoch"])} | {key: _json(row[key]) for key in HEADLINE}
-            for _, row in report.iterrows()
-        ]  # fmt: skip
-        chosen = next((row for row in per_weights if row["weights"] == best["weights"]), None)
-        summary: dict[str, Any] = {
-            "task": self.name,
-            "role": role,
-            "source": source,
-            "images": int(images),
-            "chosen_on_validation": chosen_on_validation,
-            "weights": best["weights"] if chosen else None,
-            "epoch": int(best["epoch"]) if chosen else None,
-            "rule": best.get("rule"),
-            "class_thresholds": best.get("class_thresholds"),
-        }
-        for key in HEADLINE:
-            summary[key] = chosen[key] if chosen else None
-        summary["scored"] = per_weights
-        return summary
+        from cnnhub.evaluation.reporting import last_epoch_choice, weights_summary
+
+        reported = last_epoch_choice(report) if best is None else best
+        return weights_summary(
+            report,
+            reported,
+            scored,
+            head={"task": self.name, "role": role, "source": source, "images": int(images)},
+            chosen_on_validation=best is not None,
+            columns=HEADLINE,
+            extra={"class_thresholds": reported.get("class_thresholds")},
+        )
 
     def print_evaluation(self, report, summary: Mapping[str, Any]) -> None:
         self.print_table(report, summary["role"], {"weights": summary["weights"]})
@@ -513,11 +499,6 @@ class MultiLabel(Task):
             "text": f"max |p - keras| = {diff:.3g}, label-set agreement {1.0 - rate:.1%} at the "
             "class thresholds",
         }
-
-
-def _json(value: Any) -> float | None:
-    number = float(value)
-    return None if math.isnan(number) else number
 
 
 def _figures_text(figures: Mapping[str, float]) -> str:

@@ -364,31 +364,17 @@ class Regression(Task):
         )
 
     def evaluation_summary(self, report, role, source, images, best, scored) -> dict[str, Any]:
-        chosen_on_validation = best is not None
-        if best is None:
-            last = report.loc[report["epoch"].idxmax()]
-            best = {"weights": last["weights_name"], "epoch": int(last["epoch"]),
-                    "rule": "last_epoch (no weights chosen on validation yet)"}  # fmt: skip
-        per_weights = [
-            {"weights": row["weights_name"], "path": scored[row["weights_name"]],
-             "epoch": int(row["epoch"])} | {k: float(row[k]) for k in self.headline_columns()}
-            for _, row in report.iterrows()
-        ]  # fmt: skip
-        chosen = next((r for r in per_weights if r["weights"] == best["weights"]), None)
-        summary: dict[str, Any] = {
-            "task": self.name,
-            "role": role,
-            "source": source,
-            "images": int(images),
-            "chosen_on_validation": chosen_on_validation,
-            "weights": best["weights"] if chosen else None,
-            "epoch": int(best["epoch"]) if chosen else None,
-            "rule": best.get("rule"),
-        }
-        for key in self.headline_columns():
-            summary[key] = chosen[key] if chosen else None
-        summary["scored"] = per_weights
-        return summary
+        from cnnhub.evaluation.reporting import last_epoch_choice, weights_summary
+
+        return weights_summary(
+            report,
+            last_epoch_choice(report) if best is None else best,
+            scored,
+            head={"task": self.name, "role": role, "source": source, "images": int(images)},
+            chosen_on_validation=best is not None,
+            columns=self.headline_columns(),
+            number=float,
+        )
 
     def print_evaluation(self, report, summary: Mapping[str, Any]) -> None:
         self.print_table(report, summary["role"], summary if summary["weights"] else None)
