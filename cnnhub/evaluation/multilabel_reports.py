@@ -34,8 +34,8 @@ from cnnhub.evaluation.multilabel import (
     multilabel_scores,
 )
 from cnnhub.evaluation.safe_csv import write_csv_safe
-from cnnhub.evaluation.selection import RULES
-from cnnhub.evaluation.writer import report_paths
+from cnnhub.evaluation.selection import RULES, report_records
+from cnnhub.evaluation.writer import report_paths, row_prefix
 
 REPORT_COLUMNS = ["weights_name", "epoch", *SUMMARY_COLUMNS]
 """Columns of a multi-label ``analysis_report.csv``: one row per weights file."""
@@ -99,24 +99,13 @@ def write_multilabel_reports(
     write_csv_safe(paths["thresholds"], scores.overall)
     write_csv_safe(paths["classes"], scores.per_class)
     write_csv_safe(paths["class_thresholds"], scores.chosen)
-    prefix: dict[str, Any] = {}
-    if weights_name is not None:
-        prefix["weights_name"] = weights_name
-    if epoch is not None:
-        prefix["epoch"] = int(epoch)
-    return {"rows": [prefix | scores.summary], "scores": scores, "files": paths}
+    rows = [row_prefix(weights_name, epoch) | scores.summary]
+    return {"rows": rows, "scores": scores, "files": paths}
 
 
 def multilabel_analysis_report(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """The multi-label ``analysis_report.csv`` frame (:data:`REPORT_COLUMNS`) from rows."""
-    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else [dict(r) for r in rows]
-    for index, record in enumerate(records):
-        missing = [column for column in REPORT_COLUMNS if column not in record]
-        if missing:
-            raise ValueError(
-                f"Every row of the analysis report needs the keys {REPORT_COLUMNS}. "
-                f"Received: row {index} without {missing}"
-            )
+    records = report_records(rows, REPORT_COLUMNS)
     frame = pd.DataFrame(
         [[record[column] for column in REPORT_COLUMNS] for record in records],
         columns=REPORT_COLUMNS,

@@ -46,6 +46,22 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def report_records(
+    rows: Iterable[Mapping[str, Any]] | pd.DataFrame, columns: list[str]
+) -> list[dict[str, Any]]:
+    """The rows of an analysis report as dicts; ValueError names a row lacking a key of
+    ``columns``."""
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else [dict(r) for r in rows]
+    for index, record in enumerate(records):
+        missing = [column for column in columns if column not in record]
+        if missing:
+            raise ValueError(
+                f"Every row of the analysis report needs the keys {columns}. "
+                f"Received: row {index} without {missing}"
+            )
+    return records
+
+
 def analysis_report(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
     """Build the ``analysis_report.csv`` frame from per-(weights, threshold) rows.
 
@@ -61,14 +77,7 @@ def analysis_report(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> pd.Data
         any row has a value for them (``top5_accuracy``: the model has more than 5 classes).
         Rows keep their order.
     """
-    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else [dict(r) for r in rows]
-    for index, record in enumerate(records):
-        missing = [column for column in REPORT_COLUMNS if column not in record]
-        if missing:
-            raise ValueError(
-                f"Every row of the analysis report needs the keys {REPORT_COLUMNS}. "
-                f"Received: row {index} without {missing}"
-            )
+    records = report_records(rows, REPORT_COLUMNS)
     columns = REPORT_COLUMNS + [
         column
         for column in _OPTIONAL_COLUMNS

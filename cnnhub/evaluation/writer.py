@@ -64,6 +64,17 @@ def plot_paths(folder: str | os.PathLike, stem: str) -> dict[str, Path]:
     }
 
 
+def row_prefix(weights_name: str | None, epoch: int | None) -> dict[str, Any]:
+    """The leading ``weights_name``/``epoch`` keys of an analysis-report row (each only
+    when given)."""
+    prefix: dict[str, Any] = {}
+    if weights_name is not None:
+        prefix["weights_name"] = weights_name
+    if epoch is not None:
+        prefix["epoch"] = int(epoch)
+    return prefix
+
+
 def write_weight_reports(
     folder: str | os.PathLike,
     stem: str,
@@ -117,11 +128,7 @@ def write_weight_reports(
     extra: dict[str, Any] = {"log_loss": summary["log_loss"], "ece": summary["ece"]}
     if summary["top5_accuracy"] is not None:
         extra["top5_accuracy"] = summary["top5_accuracy"]
-    prefix: dict[str, Any] = {}
-    if weights_name is not None:
-        prefix["weights_name"] = weights_name
-    if epoch is not None:
-        prefix["epoch"] = int(epoch)
+    prefix = row_prefix(weights_name, epoch)
     rows = [
         prefix | {k: _python(v) for k, v in record.items()} | extra
         for record in overall.to_dict("records")
