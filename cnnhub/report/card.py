@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pandas.api.types import is_numeric_dtype
@@ -191,15 +192,19 @@ def _task_evaluation(c: ReportContents) -> list[str]:
         row = rows.iloc[0]
         images = c.info.get("valid_images", "n/a")
         lines.append(_row("validation", images, *(_figure(row[k]) for k in figures)))
-    for name, summary in c.evaluations:
-        lines.append(
-            _row(
-                f"{md(summary.get('role', 'held-out'))}: `{md(summary.get('source', name))}`",
-                summary.get("images", "n/a"),
-                *(_figure(summary.get(k)) for k in figures),
-            )
+    return lines + _evaluation_rows(c, figures)
+
+
+def _evaluation_rows(c: ReportContents, figures: Sequence[str]) -> list[str]:
+    """One table row per evaluation of the run: its role, data, images and ``figures``."""
+    return [
+        _row(
+            f"{md(summary.get('role', 'held-out'))}: `{md(summary.get('source', name))}`",
+            summary.get("images", "n/a"),
+            *(_figure(summary.get(k)) for k in figures),
         )
-    return lines
+        for name, summary in c.evaluations
+    ]
 
 
 def _evaluation(c: ReportContents) -> list[str]:
@@ -233,14 +238,7 @@ def _evaluation(c: ReportContents) -> list[str]:
     if figures is not None:
         images = c.info.get("valid_images", "n/a")
         lines.append(_row("validation", images, *(_figure(figures[f]) for f in HEADLINE_FIGURES)))
-    for name, summary in c.evaluations:
-        lines.append(
-            _row(
-                f"{md(summary.get('role', 'held-out'))}: `{md(summary.get('source', name))}`",
-                summary.get("images", "n/a"),
-                *(_figure(summary.get(f)) for f in HEADLINE_FIGURES),
-            )
-        )
+    lines += _evaluation_rows(c, HEADLINE_FIGURES)
     lines += ["", "Figures at threshold 0 (@0: every image gets its top class) and at the deploy "
               "threshold (@deploy: images below it abstain, which counts as a miss)."]  # fmt: skip
     return lines
