@@ -46,16 +46,6 @@ RUN_ARTIFACTS = (
     run_folder.SPLIT_CSV,
     run_folder.SKIPPED_FILES,
 )
-DEPLOY_METRICS = (
-    "coverage",
-    "accuracy",
-    "precision_micro",
-    "recall_micro",
-    "f1_micro",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-)
 
 
 def resolve_uri(value: str, save_location: str) -> str:
@@ -201,7 +191,8 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
     report_path = RunFolder(run).analysis_report
     if not best or not report_path.is_file():
         return rows
-    from cnnhub.tasks import get_task  # lazy: loads the evaluation stack
+    from cnnhub.evaluation.metrics import OVERALL_COLUMNS  # lazy: the evaluation stack
+    from cnnhub.tasks import get_task
 
     task = get_task(json.loads(RunFolder(run).run_config.read_text(encoding="utf-8")))
     report = pd.read_csv(report_path)
@@ -210,7 +201,12 @@ def run_metrics(run: Path) -> list[tuple[str, float, int]]:
         at_deploy = report[(report["threshold"] - threshold).abs() < 1e-9]
         for record in at_deploy.to_dict("records"):
             epoch = int(record["epoch"])
-            rows += [(f"deploy_{m}", record[m], epoch) for m in DEPLOY_METRICS if m in record]
+            # every figure of the run's <weights>-thresholds.csv rows but the threshold itself
+            rows += [
+                (f"deploy_{m}", record[m], epoch)
+                for m in OVERALL_COLUMNS
+                if m != "threshold" and m in record
+            ]
     figures = task.headline_figures(report, best["weights"], best)
     rows += [(f"best_{name}", value, int(best["epoch"])) for name, value in figures.items()]
     return rows
