@@ -57,6 +57,11 @@ VARIANTS: dict[str, list[str]] = {
     "onecycle_2x_lr": ["--lr_schedule", "onecycle", "-lr", "0.006"],
     "time_budget": BUDGET,
     "candidate": ["--lr_schedule", "onecycle", "--warmup_epochs", "1", *BUDGET],
+    # the schedule levers with the averaged weights and flip TTA on top
+    "candidate_ema_tta": [
+        *["--lr_schedule", "onecycle", "--warmup_epochs", "1", *BUDGET],
+        *["--ema", "true", "--tta", "flip"],
+    ],
 }
 
 
