@@ -301,18 +301,11 @@ def check_classes_present(source, skipped: int, description: str, received: str)
 
 def to_split(source, channels: int) -> Split:
     """The pipeline's view of a checked DataSource (in-memory: keys stand in for paths)."""
-    if source.in_memory:
-        return Split(
-            labels=source.labels,
-            paths=list(source.keys),
-            images=source.images,
-            channels=channels,
-            targets=source.targets,
-        )
     return Split(
         labels=source.labels,
-        paths=list(source.paths),
-        needs_pil=source.needs_pil,
+        paths=list(source.keys if source.in_memory else source.paths),
+        images=source.images,  # None for files
+        needs_pil=source.needs_pil,  # empty for in-memory sources
         channels=channels,
         targets=source.targets,
     )
