@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from cnnhub.errors import CnnhubError
 
@@ -36,3 +37,18 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest} s"
+
+
+def describe_budget_outcome(report: dict[str, Any]) -> str:
+    """One line on ``run_info.json``'s ``time_budget`` (``TimeBudget.report`` in
+    :mod:`cnnhub.time_budget`): the budget, the plan, the actual seconds, and whether the run
+    ended inside the budget."""
+    planned = report.get("planned_seconds")
+    inside = "inside" if report["actual_seconds"] <= report.get("budget_seconds", 0) else "OVER"
+    return (
+        f"{format_duration(report['budget_seconds'])}: planned "
+        f"{format_duration(planned) if planned is not None else '-'} "
+        f"({report.get('planned_epochs', '-')} epochs), actual "
+        f"{format_duration(report['actual_seconds'])} ({inside} the budget"
+        + ("; this resumed process only)" if report["resumed"] else ")")
+    )

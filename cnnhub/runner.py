@@ -38,7 +38,7 @@ from cnnhub.data.scan import write_skipped
 from cnnhub.data.sets import DataOptions, input_channels, run_splits, splits_from_config
 from cnnhub.data.splits import write_split_file
 from cnnhub.devices import adapt_model_to_strategy, is_chief, scaled_learning_rate, setup_devices
-from cnnhub.durations import format_duration
+from cnnhub.durations import describe_budget_outcome
 from cnnhub.errors import CnnhubError
 from cnnhub.evaluation.run_evaluation import (
     EpochReports,
@@ -217,7 +217,8 @@ def train_with_data(
 ) -> Path | None:
     """``train_one`` plus the data side around it: the tf.data file cache (CACHE_DIR, removed
     afterwards) and scoring the test data (DATA_DIR_TEST) with the weights chosen on
-    validation; then the run is marked finished (``state.json``'s ``finalized``).
+    validation; then ``report.html`` and ``MODEL_CARD.md`` are written and the run is marked
+    finished (``state.json``'s ``finalized``).
 
     ``resume`` (a :class:`ResumePlan`) continues a run folder instead of making one."""
 
@@ -227,6 +228,8 @@ def train_with_data(
         splits.train.cache_file = f"{prefix}-train"
         splits.valid.cache_file = f"{prefix}-valid"
     budget = make_budget(config, splits)
+    if budget is not None and resume is not None and resume.state is not None:
+        budget.carry = resume.state.callbacks.get("time_budget")
     try:
         run = train_one(config, splits, resume=resume, overwrite=overwrite, budget=budget)
     finally:
@@ -239,9 +242,11 @@ def train_with_data(
     if splits.test_source is not None:
         print(f"\nTest data {config['DATA_DIR_TEST']}:")
         with _write_errors(run):
-            evaluate_run(run.path, source=splits.test_source)
+            evaluate_run(run.path, source=splits.test_source, with_report=False)
     if budget is not None:
         _report_budget(run, budget)
+    with _write_errors(run):  # once, when everything it shows is on disk
+        write_run_report(run.path)
     mark_finalized(run)
     return run.path
 
@@ -252,15 +257,7 @@ def _report_budget(run, budget) -> None:
     with _write_errors(run):
         info = json.loads(run.run_info.read_text(encoding="utf-8"))
         atomic.write_json(run.run_info, dict(info, time_budget=report))
-    inside = "inside" if report["actual_seconds"] <= report.get("budget_seconds", 0) else "OVER"
-    planned = report.get("planned_seconds")
-    print(
-        f"Time budget {format_duration(budget.seconds)}: planned "
-        f"{format_duration(planned) if planned is not None else '-'} "
-        f"({report.get('planned_epochs', '-')} epochs), actual "
-        f"{format_duration(report['actual_seconds'])} ({inside} the budget"
-        + ("; this resumed process only)" if report["resumed"] else ")")
-    )
+    print(f"Time budget {describe_budget_outcome(report)}")
 
 
 @contextlib.contextmanager
@@ -495,8 +492,8 @@ def _fit(config, model, trained, train_ds, valid_ds, context: FitContext, resume
 
 def _finish(config: dict[str, Any], run, model, info: dict[str, Any], warnings, started, timer):
     """Save the final model, complete run_info.json (warnings, timings) and, with POST_EVAL,
-    choose the best weights and write the run's reports; report.html and MODEL_CARD.md are
-    written either way (without POST_EVAL: settings, data and curves only)."""
+    choose the best weights and write the run's reports (report.html and MODEL_CARD.md follow
+    in ``train_with_data``, with POST_EVAL or without: settings, data and curves only)."""
 
     with _write_errors(run):
         with atomic.atomic_path(run.final_model) as tmp:
@@ -508,8 +505,6 @@ def _finish(config: dict[str, Any], run, model, info: dict[str, Any], warnings, 
         atomic.write_json(run.run_info, info)
         if config["POST_EVAL"]:
             finalize(run.path, config, model)
-        else:
-            write_run_report(run.path)
 
 
 def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | None:

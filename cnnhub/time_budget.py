@@ -64,6 +64,10 @@ class TimeBudget(keras.callbacks.Callback):
         return self.plan
 
     def on_train_begin(self, logs=None):
+        self._take_carry()
+
+    def _take_carry(self) -> None:
+        """A resumed run continues the plan committed with its last epoch."""
         if self.plan is None and self.carry:
             self.plan, self.resumed = dict(self.carry), True
 
@@ -128,8 +132,10 @@ class TimeBudget(keras.callbacks.Callback):
 
     def report(self) -> dict[str, Any]:
         """For run_info.json: the plan, the actual seconds of this process, whether resumed."""
+        self._take_carry()  # a resumed run whose epochs were all done trains nothing
         actual = round(self.clock() - self.started, 2)
-        return {**(self.plan or {}), "actual_seconds": actual, "resumed": self.resumed}
+        plan = self.plan or {"budget_seconds": self.seconds}
+        return {**plan, "actual_seconds": actual, "resumed": self.resumed}
 
 
 def make_budget(config: dict[str, Any], splits) -> TimeBudget | None:

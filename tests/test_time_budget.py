@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cnnhub.commands.train import train_main
-from cnnhub.durations import parse_duration
+from cnnhub.durations import describe_budget_outcome, parse_duration
 from cnnhub.errors import CnnhubError
 from cnnhub.time_budget import TimeBudget
 
@@ -105,6 +105,22 @@ def test_resume_keeps_the_plan_and_does_not_replan():
     assert budget.report()["resumed"] is True
 
 
+
+def test_a_resume_with_every_epoch_done_reports_the_committed_plan():
+    """Killed during the finishing steps: the resumed process trains nothing, and still reports
+    the plan its epochs ran under, not an empty one."""
+    saved = {"planned_epochs": 3, "budget_seconds": 60.0, "planned_seconds": 50.0}
+    clock = FakeClock()
+    budget = TimeBudget(60, max_epochs=10, clock=clock)
+    budget.carry = saved
+    clock.now = 7.5
+    report = budget.report()
+    assert report == {**saved, "actual_seconds": 7.5, "resumed": True}
+    assert describe_budget_outcome(report) == (
+        "1 min 0 s: planned 50.0 s (3 epochs), actual 7.5 s (inside the budget; this resumed "
+        "process only)"
+    )
+
 ARGS = ["-height", "16", "-width", "16", "-b", "16", "--custom_conv_blocks", "c8k3-mp2"]
 ARGS += ["--num_nodes", "8", "-lr", "0.01", "-post", "false"]
 
@@ -130,10 +146,12 @@ def test_a_tiny_budget_ends_the_run_after_the_first_epoch(tiny_data, tmp_path, c
 
 def test_a_generous_budget_keeps_epochs_and_the_schedule(tiny_data, tmp_path, capsys):
     """EPOCHS stays the maximum; warm-up then one-cycle over the planned 2 epochs: the rate at
-    each epoch's last step (training.log) is the formula's (3 steps per epoch)."""
+    each epoch's last step (training.log) is the formula's (3 steps per epoch). With test data,
+    report.html is written once, at the end, and shows the budget's outcome."""
     data = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
     argv = [*data, *ARGS, "-sl", str(tmp_path), "-e", "3", "--time_budget", "1h"]
     argv += ["--lr_schedule", "onecycle", "--warmup_epochs", "1", "--run_name", "g"]
+    argv += ["-post", "true", "-dtest", str(tiny_data["valid"])]
     assert train_main(argv) == 0
     out = capsys.readouterr().out
     run = tmp_path / "model_repository" / "g"
@@ -149,6 +167,10 @@ def test_a_generous_budget_keeps_epochs_and_the_schedule(tiny_data, tmp_path, ca
     np.testing.assert_allclose(log["learning_rate"], [0.01, cycle[0], cycle[1]], rtol=1e-5)
     assert "3 epoch(s) planned" in out and "(EPOCHS = 3 is the maximum)" in out
     assert "(inside the budget)" in out
+    assert out.count("Report: ") == 1 and out.index("Time budget 60 min 0 s: planned") < out.index("Report: ")
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "time budget</td><td class=\"text\">60 min 0 s: planned" in page
+    assert "3 epochs), actual" in page and "(inside the budget)" in page
 
 
 @pytest.mark.parametrize("value", ["10x", "0s"])

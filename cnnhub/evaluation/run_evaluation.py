@@ -261,6 +261,7 @@ def evaluate_run(
     weights: str | list[str] | None = None,
     source=None,
     tta: str | None = None,
+    with_report: bool = True,
 ) -> dict[str, Any]:
     """Score a run's weights on its validation data, or on ``data_dir`` / ``source``.
 
@@ -279,6 +280,10 @@ def evaluate_run(
 
     ``tta`` (``none``, ``flip``, ``flip,crop``, ...; None = the run's TTA) averages the
     probabilities over those views; the summary (or ``best_weights.json``) records it.
+
+    ``with_report``: rewrite the run's ``report.html`` and ``MODEL_CARD.md`` afterwards (a held-out
+    evaluation only when the run has a report already). A caller with more to record first
+    (training with a test set and a time budget) passes False and writes them once at its end.
     """
     from cnnhub.model_factory import build_model  # lazy: heavy import, kept off the --help path
 
@@ -338,7 +343,10 @@ def evaluate_run(
 
     if full:
         score_into(None)
-        return finalize(run.path, config, model)
+        best = finalize(run.path, config, model)
+        if with_report:
+            write_run_report(run.path)
+        return best
     role = reporting.HELD_OUT if heldout else reporting.VALIDATION
     name = heldout_folder_name(source.origin) if heldout else VALIDATION_FOLDER
     target = run.path / EVALUATIONS / name
@@ -356,7 +364,7 @@ def evaluate_run(
         summary["tta"] = describe(views)
         atomic.write_json(tmp / SUMMARY, summary)
     _print_evaluation(task, report, summary, target, heldout)
-    if run.folder.report_html.exists():  # its held-out section lists this evaluation now
+    if with_report and run.folder.report_html.exists():  # its held-out section lists this one now
         write_run_report(run.path)
     return summary
 
@@ -414,7 +422,7 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
     on calibrated probabilities
     (:func:`calibrate_choice`); write best_weights.json, the best weights' plots (reliability
     diagram included), the metrics-by-epoch plot and ``best_model.keras`` (calibrated); print the
-    table; write ``report.html`` and ``MODEL_CARD.md``."""
+    table."""
     from cnnhub.evaluation import plots  # lazy: heavy import, kept off the --help path
 
     run_dir = Path(run_dir)
@@ -474,7 +482,6 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
         )
     if best["tta"] != "none":
         print(f"Validation scores use test-time augmentation: {best['tta']} averaged.")
-    write_run_report(run_dir)
     return best
 
 

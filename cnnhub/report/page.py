@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cnnhub.durations import describe_budget_outcome
 from cnnhub.report import figures
 from cnnhub.report.contents import ReportContents, image_file
 
@@ -140,6 +141,7 @@ def picture(uri: str, alt: str) -> str:
 
 def _summary(c: ReportContents) -> str:
     config, info, env = c.config, c.info, c.info.get("environment") or {}
+    budget = info.get("time_budget")
     rows = [
         ("run", c.run.name),
         ("task", c.task),
@@ -151,6 +153,7 @@ def _summary(c: ReportContents) -> str:
         ("parameters", info.get("params", "n/a")),
         ("started (UTC)", info.get("started", "n/a")),
         ("training time (s)", info.get("train_seconds", "n/a")),
+        *([("time budget", describe_budget_outcome(budget))] if budget else []),
         (
             "machine",
             f"{env.get('platform', 'n/a')}; {env.get('cpu_count', '?')} CPUs; "

@@ -227,11 +227,10 @@ class MultiLabel(Task):
 
     def finalize(self, run_dir: Path, config: Mapping[str, Any], model=None) -> dict[str, Any]:
         """Choose the best weights and their class thresholds from ``analysis_report.csv``;
-        write best_weights.json, the plots and ``best_model.keras``; print the table; write
-        the run's ``report.html`` and ``MODEL_CARD.md``."""
+        write best_weights.json, the plots and ``best_model.keras``; print the table."""
         from cnnhub import atomic
         from cnnhub.evaluation.reporting import VALIDATION
-        from cnnhub.evaluation.run_evaluation import save_best_model, write_run_report
+        from cnnhub.evaluation.run_evaluation import save_best_model
         from cnnhub.evaluation.safe_csv import read_csv_safe
         from cnnhub.run_folder import RunFolder
 
@@ -244,7 +243,6 @@ class MultiLabel(Task):
         atomic.write_json(folder.best_weights, best)
         self.print_table(report, VALIDATION, best)
         self.print_choice(report, best)
-        write_run_report(run_dir)
         return best
 
     def choose_best(self, report, logs: Path, config: Mapping[str, Any]) -> dict[str, Any]:

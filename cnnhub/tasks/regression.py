@@ -309,7 +309,7 @@ class Regression(Task):
     def finalize(self, run_dir: Path, config: Mapping[str, Any], model=None) -> dict[str, Any]:
         from cnnhub import atomic
         from cnnhub.evaluation.reporting import VALIDATION
-        from cnnhub.evaluation.run_evaluation import save_best_model, write_run_report
+        from cnnhub.evaluation.run_evaluation import save_best_model
         from cnnhub.evaluation.safe_csv import read_csv_safe
         from cnnhub.run_folder import RunFolder
 
@@ -322,7 +322,6 @@ class Regression(Task):
         atomic.write_json(folder.best_weights, best)
         self.print_table(report, VALIDATION, best)
         self.print_choice(report, best)
-        write_run_report(run_dir)
         return best
 
     def plot_by_epoch(self, report, best: Mapping[str, Any], path: Path) -> None:
