@@ -2,19 +2,23 @@
 
 The clock starts when the run starts (``train_with_data``: model build, training, per-epoch
 scoring, finishing steps and test evaluation; the command's start-up and data checks before it
-are not counted). After the first epoch this process trains, the plan is made once:
+are not counted). The plan is made after the first epoch this process trains, and made again,
+for good, after the second (the first epoch's cost includes one-offs: filling the data cache,
+tracing, warming up allocators and kernels, so it errs long and can waste an epoch):
 
-- an epoch's cost = its training steps, without the first step (graph tracing, a one-off),
-  scaled to all steps, plus its scoring (validation pass, per-epoch reports, weights file);
+- an epoch's cost = its training steps plus its scoring (validation pass, per-epoch reports,
+  weights file); for the first epoch, its first step (graph tracing) is left out and the other
+  steps are scaled to all steps;
 - the finishing steps (final model, best-weight choice and reports, test evaluation) are
   estimated as ``scoring x (2 + 2 x test images / validation images)``;
 - planned epochs = the epochs done + as many more as fit in what is left, at most EPOCHS
   (EPOCHS stays the maximum), at least the epoch done.
 
-Schedules (cosine, step, onecycle) run over the planned epochs from the second epoch on (the
-first used EPOCHS). The plan is part of the epoch's commit (``state.json``), so ``--resume``
-finishes the same plan with the same learning rates; the resumed process does not re-plan or
-re-measure (the time before the kill is unknown to it), and reports its own time only.
+Schedules (cosine, step, onecycle) run over the planned epochs: the first epoch used EPOCHS,
+the second the first plan, the rest the final plan. The plan is part of the epoch's commit
+(``state.json``), so ``--resume`` finishes the committed plan with the same learning rates; the
+resumed process does not re-plan or re-measure (the time before the kill is unknown to it), and
+reports its own time only.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ import keras
 
 from cnnhub.durations import format_duration, parse_duration
 
+FINAL_PLAN_AFTER = 2  # epochs measured before the plan is final
 FINISH_SCORING_PASSES = 2.0  # final/best model saves and the best-weight reports
 TEST_SCORING_FACTOR = 2.0  # loading the run and scoring test data, per image vs validation
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Plan the run's epochs after its first epoch (see the module docstring); stop the run
-    when the planned epochs are done. Resumable: ``get_state`` / ``carry``."""
+    """Plan the run's epochs after its first and second epochs (see the module docstring); stop
+    the run when the planned epochs are done. Resumable: ``get_state`` / ``carry``."""
 
     def __init__(
         self,
@@ -75,19 +80,25 @@ class TimeBudget(keras.callbacks.Callback):
         self._epoch_start = self.clock()
         self._batches = 0
 
+    def measuring(self) -> bool:
+        """Whether this epoch is measured and planned after: until the plan is final."""
+        if self.resumed:
+            return False
+        return self.plan is None or self.plan["measured_after_epoch"] < FINAL_PLAN_AFTER
+
     def on_train_batch_begin(self, batch, logs=None):
-        if self.plan is None and batch == 0:
+        if batch == 0 and self.measuring():
             self._batch_start = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.plan is None:
+        if self.measuring():
             self._last_batch_end = self.clock()
             self._batches = batch + 1
             if batch == 0:
                 self._first_step = self._last_batch_end - self._batch_start
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.plan is None:
+        if self.plan is None or (self.measuring() and epoch + 1 < self.max_epochs):
             self.plan = self.make_plan(epoch + 1)
             print(self.describe_plan(), flush=True)
         if epoch + 1 >= self.planned_epochs():
@@ -98,7 +109,7 @@ class TimeBudget(keras.callbacks.Callback):
         now = self.clock()
         training = self._last_batch_end - self._epoch_start
         scoring = now - self._last_batch_end
-        if self._batches > 1:  # the first step traces the graph: a one-off, not per epoch
+        if self.plan is None and self._batches > 1:  # the first step traces: a one-off
             training = (training - self._first_step) * self._batches / (self._batches - 1)
         epoch_seconds = training + scoring
         finishing = scoring * (FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction)
@@ -119,7 +130,8 @@ class TimeBudget(keras.callbacks.Callback):
     def describe_plan(self) -> str:
         plan = self.plan
         line = (
-            f"\nTime budget {format_duration(plan['budget_seconds'])}: an epoch costs "
+            f"\nTime budget {format_duration(plan['budget_seconds'])}, after epoch "
+            f"{plan['measured_after_epoch']}: an epoch costs "
             f"{plan['epoch_seconds']:.1f} s (scoring {plan['scoring_seconds']:.1f} s), finishing "
             f"~{plan['finishing_seconds']:.1f} s: {plan['planned_epochs']} epoch(s) planned, "
             f"ending at ~{format_duration(plan['planned_seconds'])}"

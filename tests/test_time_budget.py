@@ -54,7 +54,7 @@ def run_epoch(budget: TimeBudget, clock: FakeClock, epoch: int, step_ends, end: 
     budget.on_epoch_end(epoch)
 
 
-def test_plan_after_the_first_epoch_with_a_fake_clock(capsys):
+def test_plan_after_the_first_and_second_epochs_with_a_fake_clock(capsys):
     clock = FakeClock()
     budget = TimeBudget(100, max_epochs=50, test_fraction=0.5, clock=clock)
     budget.set_model(FakeModel())
@@ -68,11 +68,21 @@ def test_plan_after_the_first_epoch_with_a_fake_clock(capsys):
     assert plan["planned_epochs"] == 15 and budget.planned_epochs() == 15
     assert plan["epoch_seconds"] == 6.0 and plan["finishing_seconds"] == 6.0
     assert plan["planned_seconds"] == 10 + 14 * 6 + 6 <= 100
-    assert "15 epoch(s) planned" in capsys.readouterr().out
-    for epoch in range(1, 14):  # later epochs do not re-plan, however long they take
+    assert "after epoch 1: an epoch costs 6.0 s" in capsys.readouterr().out
+    # Epoch 2 has no one-offs: 4 steps of 0.5 s (the first counted), scoring 1 s: 3 s an epoch,
+    # finishing 3 s; left after it: 100 - 13 - 3 = 84 s = 28 epochs: 30 planned, for good.
+    run_epoch(budget, clock, 1, [10.5, 11.0, 11.5, 12.0], 13.0)
+    plan = budget.plan
+    assert plan["planned_epochs"] == 30 and plan["measured_after_epoch"] == 2
+    assert plan["epoch_seconds"] == 3.0 and plan["planned_seconds"] == 13 + 28 * 3 + 3
+    assert "after epoch 2: an epoch costs 3.0 s (scoring 1.0 s), finishing ~3.0 s: 30 epoch" in (
+        capsys.readouterr().out
+    )
+    for epoch in range(2, 29):  # later epochs do not re-plan, however long they take
         run_epoch(budget, clock, epoch, [clock.now + 50], clock.now + 60)
-        assert not budget.model.stop_training and budget.planned_epochs() == 15
-    run_epoch(budget, clock, 14, [clock.now + 1], clock.now + 2)
+        assert not budget.model.stop_training and budget.planned_epochs() == 30
+    assert capsys.readouterr().out == ""
+    run_epoch(budget, clock, 29, [clock.now + 1], clock.now + 2)
     assert budget.model.stop_training
 
 
