@@ -10,7 +10,8 @@ tracing, warming up allocators and kernels, so it errs long and can waste an epo
   weights file); for the first epoch, its first step (graph tracing) is left out and the other
   steps are scaled to all steps;
 - the finishing steps (final model, best-weight choice and reports, test evaluation) are
-  estimated as ``scoring x (2 + 2 x test images / validation images)``;
+  estimated once, after the first epoch, as ``scoring x (2 + 2 x test images / validation
+  images)``: like that epoch's scoring, they build and trace models;
 - planned epochs = the epochs done + as many more as fit in what is left, at most EPOCHS
   (EPOCHS stays the maximum), at least the epoch done.
 
@@ -112,7 +113,10 @@ class TimeBudget(keras.callbacks.Callback):
         if self.plan is None and self._batches > 1:  # the first step traces: a one-off
             training = (training - self._first_step) * self._batches / (self._batches - 1)
         epoch_seconds = training + scoring
-        finishing = scoring * (FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction)
+        if self.plan is None:
+            finishing = scoring * (FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction)
+        else:  # the finishing steps build and trace models again, as the first epoch's scoring
+            finishing = self.plan["finishing_seconds"]
         elapsed = now - self.started
         more = math.floor((self.seconds - elapsed - finishing) / max(epoch_seconds, 1e-9))
         planned = min(max(done + more, done), self.max_epochs)
