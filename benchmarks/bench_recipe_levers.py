@@ -15,9 +15,10 @@ prepared once with ``data/prepare_fashion_mnist.py`` if missing (not timed). ``-
 script works; reduced numbers say nothing about the target. The 1-minute load average before
 and after each run is recorded: measure the target on an idle machine only.
 
-Levers (``VARIANTS``): learning-rate schedule (one-cycle, warm-up, the time budget), and the
-augmentation, EMA and TTA levers of ``bench_levers.py`` (issue 20's other half), which holds
-their flags; ``candidate`` combines the schedule levers into what the recipe would become.
+Variants (``VARIANTS``): the recipe as shipped, and the recipe with one of its choices undone
+(its network, schedule, warm-up, TTA, time budget), so each choice's share shows; the recipe
+before issue 20; and the augmentation / EMA levers of ``bench_levers.py`` (which holds their
+flags) added to the recipe.
 """
 
 from __future__ import annotations
@@ -47,23 +48,24 @@ RECIPE = ROOT / "recipes" / "fashion_mnist.yaml"
 DATA = ROOT / "data" / "fashion_mnist"
 TARGET_ACCURACY, TARGET_SECONDS = 0.940, 600.0
 
-# The time budget leaves ~40 s of the 600 for start-up, the data checks before the run and
-# margin (the budget's clock starts with the run; see docs/training.md).
-BUDGET = ["-e", "40", "--time_budget", "560s"]
+# The recipe before issue 20: one conv per stage, 14 epochs of cosine, no warm-up, budget or TTA.
+PREVIOUS_BLOCKS = "c32k3-mp2-d0.1,c64k3-bn-mp2-d0.15,c128k3-bn-mp2-d0.2"
+NO_BUDGET = ["--time_budget", ""]
 VARIANTS: dict[str, list[str]] = {
     "recipe": [],
-    "warmup": ["--warmup_epochs", "1"],
-    "onecycle": ["--lr_schedule", "onecycle"],
-    "onecycle_2x_lr": ["--lr_schedule", "onecycle", "-lr", "0.006"],
-    "time_budget": BUDGET,
-    "candidate": ["--lr_schedule", "onecycle", "--warmup_epochs", "1", *BUDGET],
-    # the schedule levers with the averaged weights and flip TTA on top
-    "candidate_ema_tta": [
-        *["--lr_schedule", "onecycle", "--warmup_epochs", "1", *BUDGET],
-        *["--ema", "true", "--tta", "flip"],
+    "one_conv_per_stage": ["--custom_conv_blocks", PREVIOUS_BLOCKS],
+    # cheaper nets: batch norm after the second conv of a stage only; and 16 filters at 28x28
+    "bn_second_conv": ["--custom_conv_blocks", "c32k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2"],
+    "c16_bn_second": ["--custom_conv_blocks", "c16k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2"],
+    "cosine": ["--lr_schedule", "cosine"],
+    "no_warmup": ["--warmup_epochs", "0"],
+    "no_tta": ["--tta", "none"],
+    "fixed_10_epochs": [*NO_BUDGET, "-e", "10"],
+    "previous_recipe": [
+        *["--custom_conv_blocks", PREVIOUS_BLOCKS, "--lr_schedule", "cosine"],
+        *["--warmup_epochs", "0", *NO_BUDGET, "-e", "14", "--tta", "none"],
     ],
 }
-
 
 def all_variants() -> dict[str, list[str]]:
     """``VARIANTS`` plus the augmentation / EMA / TTA levers of bench_levers.py (when that
