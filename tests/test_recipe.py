@@ -13,7 +13,7 @@ SAMPLE = ROOT / "data" / "fashion_mnist_sample"
 def test_recipe_trains_on_the_sample(tmp_path):
     argv = ["-c", str(ROOT / "recipes" / "fashion_mnist.yaml")]
     argv += ["-dtrain", str(SAMPLE / "train"), "-dvalid", str(SAMPLE / "valid")]
-    argv += ["-dtest", "", "-sl", str(tmp_path), "-e", "1", "--dev", "20", "--run_name", "recipe"]
+    argv += ["-dtest", "", "-sl", str(tmp_path), "-e", "2", "--dev", "20", "--run_name", "recipe"]
     assert train_main(argv) == 0
     run = tmp_path / "model_repository" / "recipe"
     config = json.loads((run / "run_config.json").read_text())
