@@ -11,7 +11,8 @@ tracing, warming up allocators and kernels, so it errs long and can waste an epo
   steps are scaled to all steps;
 - the finishing steps (final model, best-weight choice and reports, test evaluation) are
   estimated once, after the first epoch, as ``scoring x (2 + 2 x test images / validation
-  images)``: like that epoch's scoring, they build and trace models;
+  images)``, at least 10 s: like that epoch's scoring, they build and trace models, and the
+  plots and the report cost seconds in any run;
 - planned epochs = the epochs done + as many more as fit in what is left, at most EPOCHS
   (EPOCHS stays the maximum), at least the epoch done.
 
@@ -34,6 +35,7 @@ import keras
 from cnnhub.durations import format_duration, parse_duration
 
 FINAL_PLAN_AFTER = 2  # epochs measured before the plan is final
+FINISH_MIN_SECONDS = 10.0  # plots, report, the test set's model build: fixed costs of any run
 FINISH_SCORING_PASSES = 2.0  # final/best model saves and the best-weight reports
 TEST_SCORING_FACTOR = 2.0  # loading the run and scoring test data, per image vs validation
 
@@ -114,7 +116,8 @@ class TimeBudget(keras.callbacks.Callback):
             training = (training - self._first_step) * self._batches / (self._batches - 1)
         epoch_seconds = training + scoring
         if self.plan is None:
-            finishing = scoring * (FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction)
+            passes = FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction
+            finishing = max(scoring * passes, FINISH_MIN_SECONDS)
         else:  # the finishing steps build and trace models again, as the first epoch's scoring
             finishing = self.plan["finishing_seconds"]
         elapsed = now - self.started
