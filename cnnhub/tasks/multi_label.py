@@ -225,26 +225,6 @@ class MultiLabel(Task):
 
         return multilabel_analysis_report(rows)
 
-    def finalize(self, run_dir: Path, config: Mapping[str, Any], model=None) -> dict[str, Any]:
-        """Choose the best weights and their class thresholds from ``analysis_report.csv``;
-        write best_weights.json, the plots and ``best_model.keras``; print the table."""
-        from cnnhub import atomic
-        from cnnhub.evaluation.reporting import VALIDATION
-        from cnnhub.evaluation.run_evaluation import save_best_model
-        from cnnhub.evaluation.safe_csv import read_csv_safe
-        from cnnhub.run_folder import RunFolder
-
-        folder = RunFolder(Path(run_dir))
-        report = read_csv_safe(folder.analysis_report)
-        best = self.choose_best(report, folder.model_logs, config)
-        self.plot_by_epoch(report, best, folder.analysis_metrics_png)
-        outputs = len(folder.read_class_names())
-        save_best_model(run_dir, config, model, best["weights"], outputs)
-        atomic.write_json(folder.best_weights, best)
-        self.print_table(report, VALIDATION, best)
-        self.print_choice(report, best)
-        return best
-
     def choose_best(self, report, logs: Path, config: Mapping[str, Any]) -> dict[str, Any]:
         from cnnhub.evaluation.multilabel_reports import (
             choose_best_multilabel,

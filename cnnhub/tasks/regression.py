@@ -306,24 +306,6 @@ class Regression(Task):
         write_regression_plots(logs, stem, read_csv_safe(report_paths(logs, stem)["predictions"]))
         return best
 
-    def finalize(self, run_dir: Path, config: Mapping[str, Any], model=None) -> dict[str, Any]:
-        from cnnhub import atomic
-        from cnnhub.evaluation.reporting import VALIDATION
-        from cnnhub.evaluation.run_evaluation import save_best_model
-        from cnnhub.evaluation.safe_csv import read_csv_safe
-        from cnnhub.run_folder import RunFolder
-
-        folder = RunFolder(Path(run_dir))
-        report = read_csv_safe(folder.analysis_report)
-        best = self.choose_best(report, folder.model_logs, config)
-        self.plot_by_epoch(report, best, folder.analysis_metrics_png)
-        outputs = len(folder.read_class_names())
-        save_best_model(run_dir, config, model, best["weights"], outputs)
-        atomic.write_json(folder.best_weights, best)
-        self.print_table(report, VALIDATION, best)
-        self.print_choice(report, best)
-        return best
-
     def plot_by_epoch(self, report, best: Mapping[str, Any], path: Path) -> None:
         from cnnhub.evaluation.regression import plot_regression_by_epoch
 
