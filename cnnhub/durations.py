@@ -1,4 +1,5 @@
-"""Durations written as ``90s``, ``10m``, ``1.5h`` or plain seconds (``600``)."""
+"""Durations written as ``90s``, ``10m``, ``1.5h`` or plain seconds (``600``), and the one line
+that states a time budget's outcome (console and report)."""
 
 from __future__ import annotations
 
