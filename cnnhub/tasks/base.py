@@ -15,8 +15,7 @@ import numpy as np
 
 
 class Task:
-    """One learning task. Subclasses override every method below (``finalize`` has a default
-    that some override)."""
+    """One learning task. Subclasses override every method below."""
 
     name: str = ""
     epoch_metric: str = "accuracy"
@@ -131,31 +130,13 @@ class Task:
         """After the last epoch (or a full re-evaluation): choose the best weights from
         ``analysis_report.csv``; write ``best_weights.json`` (at least ``weights`` and
         ``epoch``), its plots, the metrics-by-epoch plot and ``best_model.keras`` (``model``,
-        when given, is the run's model to load the weights into); print the table.
-
-        This default is built on :meth:`choose_best`, :meth:`plot_by_epoch`,
-        :meth:`print_table` and :meth:`print_choice` (multi_label, regression); single_label
-        overrides it (calibration, threshold plots)."""
-        from cnnhub import atomic
-        from cnnhub.evaluation.reporting import VALIDATION
-        from cnnhub.evaluation.run_evaluation import save_best_model
-        from cnnhub.evaluation.safe_csv import read_csv_safe
-        from cnnhub.run_folder import RunFolder
-
-        folder = RunFolder(Path(run_dir))
-        report = read_csv_safe(folder.analysis_report)
-        best = self.choose_best(report, folder.model_logs, config)
-        self.plot_by_epoch(report, best, folder.analysis_metrics_png)
-        outputs = len(folder.read_class_names())
-        save_best_model(run_dir, config, model, best["weights"], outputs)
-        atomic.write_json(folder.best_weights, best)
-        self.print_table(report, VALIDATION, best)
-        self.print_choice(report, best)
-        return best
+        when given, is the run's model to load the weights into); print the table."""
+        raise NotImplementedError
 
     def choose_best(self, report, logs: Path, config: Mapping[str, Any]) -> dict[str, Any]:
         """The best weights by the run's BEST_WEIGHT_RULE (the ``best_weights.json`` content),
-        with the best weights' plots written beside them in ``logs``."""
+        with the best weights' plots written beside them in ``logs``. This hook and the two
+        below serve ``finalize`` in :class:`~cnnhub.tasks.finalize.FinalizedByHooks`."""
         raise NotImplementedError
 
     def plot_by_epoch(self, report, best: Mapping[str, Any], path: Path) -> None:

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from cnnhub.errors import CnnhubError
-from cnnhub.tasks.base import Task
 from cnnhub.tasks.checks import check_choice, refuse_set, resolved
+from cnnhub.tasks.finalize import FinalizedByHooks
 from cnnhub.tasks.single_label import CLASSIFICATION_RULES
 
 MULTI_LABEL_LOSSES = ("binary_crossentropy", "binary_focal_crossentropy")
@@ -47,7 +47,7 @@ def class_thresholds(best: Mapping[str, Any] | None, names: Sequence[str]) -> np
     return np.array([float(chosen[name]) for name in names])
 
 
-class MultiLabel(Task):
+class MultiLabel(FinalizedByHooks):
     """Several classes per image."""
 
     name = "multi_label"

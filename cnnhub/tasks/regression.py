@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from cnnhub.errors import CnnhubError
-from cnnhub.tasks.base import Task
 from cnnhub.tasks.checks import check_choice, refuse_set, resolved
+from cnnhub.tasks.finalize import FinalizedByHooks
 
 SCALE_LAYER = "target_scale"
 """Name of the output layer that maps standardised outputs to the user's units."""
@@ -107,7 +107,7 @@ def _csv_targets(source, columns: list[str], received: str) -> np.ndarray:
     return np.stack([_numbers(v, f"`{c}` cell", received) for c, v in zip(columns, picked)], 1)
 
 
-class Regression(Task):
+class Regression(FinalizedByHooks):
     """Numbers per image."""
 
     name = "regression"
