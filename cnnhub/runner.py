@@ -101,11 +101,16 @@ def environment() -> dict[str, Any]:
 
 
 def train_models(
-    config: dict[str, Any], summary_only: bool = False, overwrite: bool = False
+    config: dict[str, Any],
+    summary_only: bool = False,
+    overwrite: bool = False,
+    started: float | None = None,
 ) -> list[Path]:
     """Train every model named in MODEL_NAME (comma-separated) with ``config``.
 
-    Returns the run folders created, in order.
+    ``started`` (a ``time.perf_counter`` value): when the command started; TIME_BUDGET's clock
+    starts there for the first run (start-up and data checks count), at each later run's own
+    start for the others (more models, folds). Returns the run folders created, in order.
     """
     specs = parse_model_names(config["MODEL_NAME"])  # names and sizes: settings.validate
 
@@ -149,17 +154,15 @@ def train_models(
         check_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"], overwrite)
     _check_cache_dir(config["CACHE_DIR"])
     print(inspection.format(detail=False))
+    first_start = [started]
+
+    def train(run_config: dict[str, Any], run_splits, overwrite_run: bool = False) -> Path | None:
+        started = first_start.pop() if first_start else None
+        return train_with_data(run_config, run_splits, overwrite_run, started=started)
+
     if plan is not None:
-        return [
-            run_folds(
-                model_config,
-                plan,
-                lambda fold_config, fold_splits: train_with_data(fold_config, fold_splits),
-                overwrite,
-            )
-            for model_config in model_configs
-        ]
-    return [train_with_data(model_config, splits, overwrite) for model_config in model_configs]
+        return [run_folds(model_config, plan, train, overwrite) for model_config in model_configs]
+    return [train(model_config, splits, overwrite) for model_config in model_configs]
 
 
 def resolve_models(config: dict[str, Any], specs: list, inspection) -> list[dict[str, Any]]:
@@ -213,21 +216,26 @@ def _check_cache_dir(cache_dir: str) -> None:
 
 
 def train_with_data(
-    config: dict[str, Any], splits, overwrite: bool = False, resume=None
+    config: dict[str, Any],
+    splits,
+    overwrite: bool = False,
+    resume=None,
+    started: float | None = None,
 ) -> Path | None:
     """``train_one`` plus the data side around it: the tf.data file cache (CACHE_DIR, removed
     afterwards) and scoring the test data (DATA_DIR_TEST) with the weights chosen on
     validation; then ``report.html`` and ``MODEL_CARD.md`` are written and the run is marked
     finished (``state.json``'s ``finalized``).
 
-    ``resume`` (a :class:`ResumePlan`) continues a run folder instead of making one."""
+    ``resume`` (a :class:`ResumePlan`) continues a run folder instead of making one.
+    ``started`` (a ``time.perf_counter`` value, default now) starts TIME_BUDGET's clock."""
 
     cache_dir = config["CACHE_DIR"]
     prefix = Path(cache_dir) / f"cnnhub-{os.getpid()}-{uuid.uuid4().hex[:8]}" if cache_dir else None
     if prefix is not None:
         splits.train.cache_file = f"{prefix}-train"
         splits.valid.cache_file = f"{prefix}-valid"
-    budget = make_budget(config, splits)
+    budget = make_budget(config, splits, started)
     if budget is not None and resume is not None and resume.state is not None:
         budget.carry = resume.state.callbacks.get("time_budget")
     try:
@@ -507,7 +515,9 @@ def _finish(config: dict[str, Any], run, model, info: dict[str, Any], warnings, 
             finalize(run.path, config, model)
 
 
-def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | None:
+def resume_run(
+    run_dir: str, flags: dict[str, Any], given: list[str], started: float | None = None
+) -> Path | None:
     """Continue a run folder with its saved configuration (only EPOCHS may be raised); a run
     whose epochs are all done but whose finishing steps were cut short is finished."""
 
@@ -525,7 +535,7 @@ def resume_run(run_dir: str, flags: dict[str, Any], given: list[str]) -> Path | 
             f"The classes in {plan.config['DATA_DIR_TRAIN']} changed since run {run_dir} started; "
             "resume needs the same data. Received: classes=" + ", ".join(splits.class_names)
         )
-    return train_with_data(plan.config, splits, resume=plan)
+    return train_with_data(plan.config, splits, resume=plan, started=started)
 
 
 def post_evaluate(run_dir: str) -> Path:

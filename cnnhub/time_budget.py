@@ -1,10 +1,11 @@
 """``TIME_BUDGET``: fit a run into a wall-clock budget by choosing its number of epochs.
 
-The clock starts when the run starts (``train_with_data``: model build, training, per-epoch
-scoring, finishing steps and test evaluation; the command's start-up and data checks before it
-are not counted). The plan is made after the first epoch this process trains, and made again,
-for good, after the second (the first epoch's cost includes one-offs: filling the data cache,
-tracing, warming up allocators and kernels, so it errs long and can waste an epoch):
+The clock starts with the command for its first run (start-up and data checks included), and
+when the run starts for a command's later runs (more models, folds): it covers model build,
+training, per-epoch scoring, finishing steps and test evaluation. The plan is made after the
+first epoch this process trains, and made again, for good, after the second (the first epoch's
+cost includes one-offs: filling the data cache, tracing, warming up allocators and kernels, so
+it errs long and can waste an epoch):
 
 - an epoch's cost = its training steps plus its scoring (validation pass, per-epoch reports,
   weights file); for the first epoch, its first step (graph tracing) is left out and the other
@@ -50,18 +51,19 @@ class TimeBudget(keras.callbacks.Callback):
         max_epochs: int,
         test_fraction: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
+        started: float | None = None,
     ):
         super().__init__()
         self.seconds = seconds
         self.max_epochs = max_epochs
         self.test_fraction = test_fraction
         self.clock = clock
-        self.started = clock()
+        self.started = clock() if started is None else started
         self.carry: dict[str, Any] | None = None
         self.plan: dict[str, Any] | None = None
         self.resumed = False
         self._epoch_start = self._first_step = self._last_batch_end = 0.0
-        self._batch_start = 0.0
+        self._batch_start = self._trained_until = 0.0
         self._batches = 0
 
     def planned_epochs(self) -> int:
@@ -101,6 +103,7 @@ class TimeBudget(keras.callbacks.Callback):
                 self._first_step = self._last_batch_end - self._batch_start
 
     def on_epoch_end(self, epoch, logs=None):
+        self._trained_until = self.clock()
         if self.plan is None or (self.measuring() and epoch + 1 < self.max_epochs):
             self.plan = self.make_plan(epoch + 1)
             print(self.describe_plan(), flush=True)
@@ -150,17 +153,23 @@ class TimeBudget(keras.callbacks.Callback):
         return line + "."
 
     def report(self) -> dict[str, Any]:
-        """For run_info.json: the plan, the actual seconds of this process, whether resumed."""
+        """For run_info.json: the plan, the actual seconds of this process (and of its finishing
+        steps, after the last epoch it trained), whether resumed."""
         self._take_carry()  # a resumed run whose epochs were all done trains nothing
-        actual = round(self.clock() - self.started, 2)
+        now = self.clock()
         plan = self.plan or {"budget_seconds": self.seconds}
-        return {**plan, "actual_seconds": actual, "resumed": self.resumed}
+        actual = {"actual_seconds": round(now - self.started, 2)}
+        if self._trained_until:
+            actual["actual_finishing_seconds"] = round(now - self._trained_until, 2)
+        return {**plan, **actual, "resumed": self.resumed}
 
 
-def make_budget(config: dict[str, Any], splits) -> TimeBudget | None:
-    """The run's TimeBudget (None without TIME_BUDGET); its clock starts now."""
+def make_budget(config: dict[str, Any], splits, started: float | None = None) -> TimeBudget | None:
+    """The run's TimeBudget (None without TIME_BUDGET); its clock started at ``started`` (a
+    ``time.perf_counter`` value), by default now."""
     seconds = parse_duration(config["TIME_BUDGET"])
     if seconds is None:
         return None
     test = len(splits.test) if getattr(splits, "test", None) is not None else 0
-    return TimeBudget(seconds, config["EPOCHS"], test / max(len(splits.valid), 1))
+    fraction = test / max(len(splits.valid), 1)
+    return TimeBudget(seconds, config["EPOCHS"], fraction, started=started)
