@@ -170,6 +170,7 @@ def find_learning_rate(
     from cnnhub.data.mixing import build_mixer
     from cnnhub.data.pipeline import make_dataset
     from cnnhub.data.sets import splits_from_config
+    from cnnhub.fused_batch_norm import use_fused_batch_norm
     from cnnhub.model_factory import build_model, check_weights_setting
     from cnnhub.registry import parse_model_names
     from cnnhub.runner import resolve_models
@@ -190,6 +191,7 @@ def find_learning_rate(
     model = build_model(config, splits.num_classes, class_names=splits.class_names)
     freeze_for_epoch(model, config, 0)
     print(f"{config['MODEL_NAME']} ({config['TRAINING_TYPE']}): " + trainable_summary(model))
+    use_fused_batch_norm(model)  # the training steps of a run (cnnhub.training.fit)
     model.compile(optimizer=make_optimizer(config, start), loss=make_loss(config, model))
     augmenter = build_augmenter(config, config["SEED"])
     train = make_dataset(

@@ -63,7 +63,8 @@ class TimeBudget(keras.callbacks.Callback):
         self.plan: dict[str, Any] | None = None
         self.resumed = False
         self._epoch_start = self._first_step = self._last_batch_end = 0.0
-        self._batch_start = self._trained_until = 0.0
+        self._batch_start = 0.0
+        self._trained_until: float | None = None  # when the last epoch this process trained ended
         self._batches = 0
 
     def planned_epochs(self) -> int:
@@ -159,7 +160,7 @@ class TimeBudget(keras.callbacks.Callback):
         now = self.clock()
         plan = self.plan or {"budget_seconds": self.seconds}
         actual = {"actual_seconds": round(now - self.started, 2)}
-        if self._trained_until:
+        if self._trained_until is not None:
             actual["actual_finishing_seconds"] = round(now - self._trained_until, 2)
         return {**plan, **actual, "resumed": self.resumed}
 

@@ -31,6 +31,7 @@ from cnnhub.callbacks import (
 )
 from cnnhub.ema import ema_callbacks
 from cnnhub.evaluation.tta import parse_tta
+from cnnhub.fused_batch_norm import use_fused_batch_norm
 from cnnhub.model_factory import BACKBONE_LAYER
 from cnnhub.resume import (
     ResumableEarlyStopping,
@@ -184,6 +185,7 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
     """
     run, valid_labels, resume_from = context.run, context.valid_labels, context.resume_from
     task = get_task(config)
+    use_fused_batch_norm(model)  # faster training steps; the saved model does not change
     full = context.save_model if context.save_model is not None else model
     loss = make_loss(config, full)
     scorer = ValidationScorer(valid_ds, valid_labels, loss, task, parse_tta(config["TTA"]))

@@ -4,6 +4,7 @@ by --resume, and real tiny runs that stop inside a budget and report planned vs 
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,19 @@ def test_resume_keeps_the_plan_and_does_not_replan():
     assert budget.report()["resumed"] is True
 
 
+def test_the_clock_can_start_before_the_run_and_the_finishing_is_reported():
+    """``started``: the command's start, before the run's own (its data checks count)."""
+    clock = FakeClock()
+    clock.now = 30.0
+    budget = TimeBudget(100, max_epochs=50, clock=clock, started=10.0)
+    budget.set_model(FakeModel())
+    run_epoch(budget, clock, 0, [31.0, 32.0, 33.0], 34.0)
+    # 24 s elapsed; epoch (33 - 30 - 1) x 3/2 + 1 = 4 s, finishing 10 s: 66 s = 16 more.
+    assert budget.plan["elapsed_seconds"] == 24.0 and budget.planned_epochs() == 17
+    clock.now = 41.5
+    report = budget.report()
+    assert report["actual_seconds"] == 31.5 and report["actual_finishing_seconds"] == 7.5
+
 
 def test_a_resume_with_every_epoch_done_reports_the_committed_plan():
     """Killed during the finishing steps: the resumed process trains nothing, and still reports
@@ -147,6 +161,7 @@ def test_a_tiny_budget_ends_the_run_after_the_first_epoch(tiny_data, tmp_path, c
     assert report["planned_epochs"] == 1 and report["budget_seconds"] == 1.0
     assert report["actual_seconds"] > 1.0 and report["resumed"] is False
     assert "the budget is too small" in out
+    assert 0 < report["actual_finishing_seconds"] < report["actual_seconds"]
     assert "Time budget 1.0 s: planned" in out and "(OVER the budget)" in out
     state = json.loads((run / "checkpoint" / "state.json").read_text())
     assert state["finished"] and state["callbacks"]["time_budget"]["planned_epochs"] == 1
@@ -183,6 +198,28 @@ def test_a_generous_budget_keeps_epochs_and_the_schedule(tiny_data, tmp_path, ca
     page = (run / "report.html").read_text(encoding="utf-8")
     assert "time budget</td><td class=\"text\">60 min 0 s: planned" in page
     assert "3 epochs), actual" in page and "(inside the budget)" in page
+
+
+def test_the_commands_data_checks_count_in_the_budget(tiny_data, tmp_path, monkeypatch):
+    """The budget's clock starts with the command: a data check that takes 1.5 s (a wait added
+    to it here) is inside the elapsed time the plan starts from, and in the actual time."""
+    import cnnhub.runner as runner
+
+    checked = runner.splits_from_config
+
+    def slow_check(config):
+        time.sleep(1.5)
+        return checked(config)
+
+    monkeypatch.setattr(runner, "splits_from_config", slow_check)
+    data = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
+    argv = [*data, *ARGS, "-sl", str(tmp_path), "-e", "1", "--time_budget", "1h"]
+    assert train_main([*argv, "--run_name", "c"]) == 0
+    info = json.loads((tmp_path / "model_repository" / "c" / "run_info.json").read_text())
+    report = info["time_budget"]
+    assert report["elapsed_seconds"] >= 1.5
+    trained_until = report["actual_seconds"] - report["actual_finishing_seconds"]
+    assert trained_until == pytest.approx(report["elapsed_seconds"], abs=0.5)
 
 
 @pytest.mark.parametrize("value", ["10x", "0s"])
