@@ -11,7 +11,9 @@ same ``make_dataset`` pipeline of synthetic PNGs, one model per variant:
   iterator joins that thread, which first sleeps out its optimisation period;
 * ``OneDeviceStrategy("/cpu:0")`` (what cnnhub used before on one device);
 * ``MirroredStrategy`` over that one CPU (what ``--strategy mirrored`` gives on a one-device
-  machine).
+  machine);
+* Keras's own BatchNormalization (cnnhub trains it with TensorFlow's fused kernel,
+  ``cnnhub.fused_batch_norm``).
 
 The models take turns epoch by epoch (order rotated each round), so load changes on the
 shared machine hit all alike. Figures from rounds 2..N (round 1: tracing, cache fill):
@@ -45,17 +47,18 @@ BASELINE = "cnnhub"  # the variant the others are compared with
 
 
 def variants(data) -> dict:
-    """label -> (strategy, dataset)."""
+    """label -> (strategy, dataset, fused batch norm)."""
     import tensorflow as tf
 
     default = tf.distribute.get_strategy()
     autotune = tf.data.Options()
     autotune.autotune.enabled = True
     return {
-        BASELINE: (default, data),
-        "autotune thread on": (default, data.with_options(autotune)),
-        "OneDeviceStrategy": (tf.distribute.OneDeviceStrategy("/cpu:0"), data),
-        "MirroredStrategy (1 CPU)": (tf.distribute.MirroredStrategy(["/cpu:0"]), data),
+        BASELINE: (default, data, True),
+        "autotune thread on": (default, data.with_options(autotune), True),
+        "OneDeviceStrategy": (tf.distribute.OneDeviceStrategy("/cpu:0"), data, True),
+        "MirroredStrategy (1 CPU)": (tf.distribute.MirroredStrategy(["/cpu:0"]), data, True),
+        "Keras BatchNormalization (unfused)": (default, data, False),
     }
 
 
@@ -67,6 +70,7 @@ def measure(folder: Path, args) -> dict:
     from cnnhub.data.augment import build_augmenter
     from cnnhub.data.pipeline import make_dataset
     from cnnhub.data.sets import Split
+    from cnnhub.fused_batch_norm import use_fused_batch_norm
     from cnnhub.model_factory import build_model
     from cnnhub.training import make_loss, make_optimizer
 
@@ -78,10 +82,12 @@ def measure(folder: Path, args) -> dict:
     data = make_dataset(split, 10, size, args.batch, training=True, seed=seed, cache=True,
                         augmenter=build_augmenter(config, seed))  # fmt: skip
     models, seconds, steps, outside = {}, {}, {}, {}
-    for label, (strategy, dataset) in variants(data).items():
+    for label, (strategy, dataset, fused) in variants(data).items():
         with strategy.scope():
             keras.utils.set_random_seed(seed)
             model = build_model(config, 10)
+            if fused:  # as cnnhub.training.fit does
+                use_fused_batch_norm(model)
             model.compile(optimizer=make_optimizer(config, config["LEARNING_RATE"]),
                           loss=make_loss(config), metrics=["accuracy"])  # fmt: skip
         models[label] = (model, strategy, dataset)

@@ -114,9 +114,10 @@ WEIGHT_DECAY = 0.0  # range: [0, 1)
 # onecycle (per step: up from LEARNING_RATE/25 to LEARNING_RATE in 3/10 of the steps, then down
 # to LEARNING_RATE/25/10^4; see docs/training.md).
 LR_SCHEDULE = "constant"
-# Time budget of one run (e.g. 90s, 10m, 1.5h; empty = none): after the first epoch, EPOCHS
-# becomes the most epochs that, with their scoring and the finishing steps, fit in it (EPOCHS
-# stays the maximum) and the schedule is stretched over them; see docs/training.md.
+# Time budget of the command, start-up included (e.g. 90s, 10m, 1.5h; empty = none; of each
+# run with several models or folds): after the first epoch, EPOCHS becomes the most epochs
+# that, with their scoring and the finishing steps, fit in it (EPOCHS stays the maximum) and
+# the schedule is stretched over them; see docs/training.md.
 TIME_BUDGET = ""
 # Epochs of linear learning-rate warm-up (per step, from ~0 to LEARNING_RATE) before the
 # schedule, which then runs over the remaining epochs. 0 = off.

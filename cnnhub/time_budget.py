@@ -3,25 +3,27 @@
 The clock starts with the command for its first run (start-up and data checks included), and
 when the run starts for a command's later runs (more models, folds): it covers model build,
 training, per-epoch scoring, finishing steps and test evaluation. The plan is made after the
-first epoch this process trains, and made again, for good, after the second (the first epoch's
-cost includes one-offs: filling the data cache, tracing, warming up allocators and kernels, so
-it errs long and can waste an epoch):
+first epoch this process trains and made again after every later epoch but the last planned:
 
 - an epoch's cost = its training steps plus its scoring (validation pass, per-epoch reports,
-  weights file); for the first epoch, its first step (graph tracing) is left out and the other
-  steps are scaled to all steps;
+  weights file). After the first epoch: that epoch's, its first step (graph tracing) left out
+  and the other steps scaled to all steps. From the second on: the mean of the last
+  ``RECENT_EPOCHS`` epochs, the first left out (it pays one-offs: filling the data cache,
+  tracing, warming up allocators and kernels, so it errs long and could waste an epoch); a
+  machine that slows down or speeds up moves the plan with it;
 - the finishing steps (final model, best-weight choice and reports, test evaluation) are
-  estimated once, after the first epoch, as ``scoring x (2 + 2 x test images / validation
-  images)``, at least 10 s: like that epoch's scoring, they build and trace models, and the
-  plots and the report cost seconds in any run;
+  estimated once, after the first epoch, as ``scoring x (1 + test images / validation
+  images)``, at least 10 s: like that epoch's scoring they build and trace models and score
+  images with the same views, and the plots and the report cost seconds in any run;
 - planned epochs = the epochs done + as many more as fit in what is left, at most EPOCHS
-  (EPOCHS stays the maximum), at least the epoch done.
+  (EPOCHS stays the maximum), at least the epochs done. A plan whose number changes is
+  printed.
 
-Schedules (cosine, step, onecycle) run over the planned epochs: the first epoch used EPOCHS,
-the second the first plan, the rest the final plan. The plan is part of the epoch's commit
-(``state.json``), so ``--resume`` finishes the committed plan with the same learning rates; the
-resumed process does not re-plan or re-measure (the time before the kill is unknown to it), and
-reports its own time only.
+Schedules (cosine, step, onecycle) run over the planned epochs as planned at each step: the
+first epoch used EPOCHS, the later ones the plan of the moment. The plan is part of the epoch's
+commit (``state.json``), so ``--resume`` finishes the committed plan with the same learning
+rates; the resumed process does not re-plan or re-measure (the time before the kill is unknown
+to it), and reports its own time only.
 """
 
 from __future__ import annotations
@@ -35,15 +37,15 @@ import keras
 
 from cnnhub.durations import format_duration, parse_duration
 
-FINAL_PLAN_AFTER = 2  # epochs measured before the plan is final
+RECENT_EPOCHS = 3  # an epoch's cost: the mean of the last ones measured, the first left out
 FINISH_MIN_SECONDS = 10.0  # plots, report, the test set's model build: fixed costs of any run
-FINISH_SCORING_PASSES = 2.0  # final/best model saves and the best-weight reports
-TEST_SCORING_FACTOR = 2.0  # loading the run and scoring test data, per image vs validation
+FINISH_SCORING_PASSES = 1.0  # best-weight choice and reports, final and best model saves
+TEST_SCORING_FACTOR = 1.0  # scoring test data, per image vs validation (the same views)
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Plan the run's epochs after its first and second epochs (see the module docstring); stop
-    the run when the planned epochs are done. Resumable: ``get_state`` / ``carry``."""
+    """Plan the run's epochs after each epoch (see the module docstring); stop the run when
+    the planned epochs are done. Resumable: ``get_state`` / ``carry``."""
 
     def __init__(
         self,
@@ -66,6 +68,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._batch_start = 0.0
         self._trained_until: float | None = None  # when the last epoch this process trained ended
         self._batches = 0
+        self._costs: list[float] = []  # epochs measured after the first, in seconds
 
     def planned_epochs(self) -> int:
         """The run's length: the plan once made, else EPOCHS."""
@@ -87,10 +90,8 @@ class TimeBudget(keras.callbacks.Callback):
         self._batches = 0
 
     def measuring(self) -> bool:
-        """Whether this epoch is measured and planned after: until the plan is final."""
-        if self.resumed:
-            return False
-        return self.plan is None or self.plan["measured_after_epoch"] < FINAL_PLAN_AFTER
+        """Whether epochs are measured and planned after: not in a resumed process."""
+        return not self.resumed
 
     def on_train_batch_begin(self, batch, logs=None):
         if batch == 0 and self.measuring():
@@ -105,9 +106,11 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._trained_until = self.clock()
-        if self.plan is None or (self.measuring() and epoch + 1 < self.max_epochs):
+        if self.plan is None or (self.measuring() and epoch + 1 < self.planned_epochs()):
+            before = self.plan["planned_epochs"] if self.plan else None
             self.plan = self.make_plan(epoch + 1)
-            print(self.describe_plan(), flush=True)
+            if self.plan["planned_epochs"] != before:
+                print(self.describe_plan(), flush=True)
         if epoch + 1 >= self.planned_epochs():
             self.model.stop_training = True
 
@@ -116,13 +119,16 @@ class TimeBudget(keras.callbacks.Callback):
         now = self.clock()
         training = self._last_batch_end - self._epoch_start
         scoring = now - self._last_batch_end
-        if self.plan is None and self._batches > 1:  # the first step traces: a one-off
-            training = (training - self._first_step) * self._batches / (self._batches - 1)
-        epoch_seconds = training + scoring
         if self.plan is None:
+            if self._batches > 1:  # the first step traces: a one-off
+                training = (training - self._first_step) * self._batches / (self._batches - 1)
+            epoch_seconds = training + scoring
             passes = FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction
             finishing = max(scoring * passes, FINISH_MIN_SECONDS)
         else:  # the finishing steps build and trace models again, as the first epoch's scoring
+            self._costs.append(training + scoring)
+            recent = self._costs[-RECENT_EPOCHS:]
+            epoch_seconds = sum(recent) / len(recent)
             finishing = self.plan["finishing_seconds"]
         elapsed = now - self.started
         more = math.floor((self.seconds - elapsed - finishing) / max(epoch_seconds, 1e-9))

@@ -55,7 +55,7 @@ def run_epoch(budget: TimeBudget, clock: FakeClock, epoch: int, step_ends, end: 
     budget.on_epoch_end(epoch)
 
 
-def test_plan_after_the_first_and_second_epochs_with_a_fake_clock(capsys):
+def test_the_plan_follows_the_epochs_cost_with_a_fake_clock(capsys):
     clock = FakeClock()
     budget = TimeBudget(100, max_epochs=50, test_fraction=0.5, clock=clock)
     budget.set_model(FakeModel())
@@ -63,7 +63,7 @@ def test_plan_after_the_first_and_second_epochs_with_a_fake_clock(capsys):
     clock.now = 2.0  # model build etc. before the first epoch: counted
     # 4 steps: the first 3 s (tracing), then 1 s each; scoring 2 s.
     run_epoch(budget, clock, 0, [5.0, 6.0, 7.0, 8.0], 10.0)
-    # Epoch cost: (8 - 2 - 3) x 4/3 + 2 = 6 s; finishing: 2 x (2 + 2 x 0.5) = 6 s, at least
+    # Epoch cost: (8 - 2 - 3) x 4/3 + 2 = 6 s; finishing: 2 x (1 + 0.5) = 3 s, at least
     # 10 s; left after epoch 1: 100 - 10 - 10 = 80 s = 13 epochs: 14 planned.
     plan = budget.plan
     assert plan["planned_epochs"] == 14 and budget.planned_epochs() == 14
@@ -71,8 +71,7 @@ def test_plan_after_the_first_and_second_epochs_with_a_fake_clock(capsys):
     assert plan["planned_seconds"] == 10 + 13 * 6 + 10 <= 100
     assert "after epoch 1: an epoch costs 6.0 s" in capsys.readouterr().out
     # Epoch 2 has no one-offs: 4 steps of 0.5 s (the first counted), scoring 1 s: 3 s an epoch;
-    # finishing stays the first estimate (10 s); left: 100 - 13 - 10 = 77 s = 25 epochs: 27
-    # planned, for good.
+    # finishing stays the first estimate (10 s); left: 100 - 13 - 10 = 77 s = 25 epochs: 27.
     run_epoch(budget, clock, 1, [10.5, 11.0, 11.5, 12.0], 13.0)
     plan = budget.plan
     assert plan["planned_epochs"] == 27 and plan["measured_after_epoch"] == 2
@@ -80,12 +79,28 @@ def test_plan_after_the_first_and_second_epochs_with_a_fake_clock(capsys):
     assert "after epoch 2: an epoch costs 3.0 s (scoring 1.0 s), finishing ~10.0 s: 27 epoch" in (
         capsys.readouterr().out
     )
-    for epoch in range(2, 26):  # later epochs do not re-plan, however long they take
-        run_epoch(budget, clock, epoch, [clock.now + 50], clock.now + 60)
-        assert not budget.model.stop_training and budget.planned_epochs() == 27
-    assert capsys.readouterr().out == ""
-    run_epoch(budget, clock, 26, [clock.now + 1], clock.now + 2)
-    assert budget.model.stop_training
+
+    def epoch_of(seconds: float) -> None:
+        epoch = budget.plan["measured_after_epoch"]
+        run_epoch(budget, clock, epoch, [clock.now + seconds - 1], clock.now + seconds)
+
+    for _ in range(2):  # epochs 3-4 as epoch 2: the same plan, not printed again
+        epoch_of(3.0)
+    assert budget.planned_epochs() == 27 and capsys.readouterr().out == ""
+    # A slow epoch 5 (9 s): the last three cost 5 s on average; at 28 s, (100 - 28 - 10) / 5
+    # = 12 more: 17 planned.
+    epoch_of(9.0)
+    assert budget.plan["epoch_seconds"] == 5.0 and budget.planned_epochs() == 17
+    assert "after epoch 5: an epoch costs 5.0 s" in capsys.readouterr().out
+    # Fast again: once the slow epoch is out of the last three, (100 - 37 - 10) / 3 = 17 more.
+    for _ in range(3):
+        epoch_of(3.0)
+    assert budget.plan["epoch_seconds"] == 3.0 and budget.planned_epochs() == 8 + 17
+    while not budget.model.stop_training:
+        epoch_of(3.0)
+    # The run ends at the plan's end: 25 epochs at 3 s after t=37, then the finishing steps.
+    assert budget.plan["measured_after_epoch"] == 24 and budget.planned_epochs() == 25
+    assert clock.now + budget.plan["finishing_seconds"] <= 100
 
 
 @pytest.mark.parametrize(
