@@ -74,7 +74,7 @@ def measure(folder: Path, args) -> dict:
     from cnnhub.model_factory import build_model
     from cnnhub.training import make_loss, make_optimizer
 
-    config = settings.resolve(["-c", str(RECIPE), "-b", str(args.batch)])[0]
+    config = settings.resolve(["-c", str(RECIPE), "-b", str(args.batch), "-w", "none"])[0]
     size = (config["IMG_HEIGHT"], config["IMG_WIDTH"])
     _, paths, labels = list_folder(folder)
     split = Split(labels=np.asarray(labels, dtype=np.int64), paths=paths, channels=1)

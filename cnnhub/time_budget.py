@@ -7,10 +7,13 @@ first epoch this process trains and made again after every later epoch but the l
 
 - an epoch's cost = its training steps plus its scoring (validation pass, per-epoch reports,
   weights file). After the first epoch: that epoch's, its first step (graph tracing) left out
-  and the other steps scaled to all steps. From the second on: the mean of the last
+  and the other steps scaled to all steps. From the second on: the longest of the last
   ``RECENT_EPOCHS`` epochs, the first left out (it pays one-offs: filling the data cache,
   tracing, warming up allocators and kernels, so it errs long and could waste an epoch); a
-  machine that slows down or speeds up moves the plan with it;
+  machine that slows down or speeds up moves the plan with it. The longest, not the mean:
+  epochs on a shared machine vary by 10-20%, and a plan cut short later ends the run before
+  its schedule does (the last epochs at too high a learning rate), while one that grows later
+  only stretches the schedule;
 - the finishing steps (final model, best-weight choice and reports, test evaluation) are
   estimated once, after the first epoch, as ``scoring x (1 + test images / validation
   images)``, at least 10 s: like that epoch's scoring they build and trace models and score
@@ -37,7 +40,7 @@ import keras
 
 from cnnhub.durations import format_duration, parse_duration
 
-RECENT_EPOCHS = 3  # an epoch's cost: the mean of the last ones measured, the first left out
+RECENT_EPOCHS = 3  # an epoch's cost: the longest of the last ones measured, the first left out
 FINISH_MIN_SECONDS = 10.0  # plots, report, the test set's model build: fixed costs of any run
 FINISH_SCORING_PASSES = 1.0  # best-weight choice and reports, final and best model saves
 TEST_SCORING_FACTOR = 1.0  # scoring test data, per image vs validation (the same views)
@@ -127,8 +130,8 @@ class TimeBudget(keras.callbacks.Callback):
             finishing = max(scoring * passes, FINISH_MIN_SECONDS)
         else:  # the finishing steps build and trace models again, as the first epoch's scoring
             self._costs.append(training + scoring)
-            recent = self._costs[-RECENT_EPOCHS:]
-            epoch_seconds = sum(recent) / len(recent)
+            # The longest: a plan cut later stops the schedule before its end, so it errs short
+            epoch_seconds = max(self._costs[-RECENT_EPOCHS:])
             finishing = self.plan["finishing_seconds"]
         elapsed = now - self.started
         more = math.floor((self.seconds - elapsed - finishing) / max(epoch_seconds, 1e-9))

@@ -87,11 +87,11 @@ def test_the_plan_follows_the_epochs_cost_with_a_fake_clock(capsys):
     for _ in range(2):  # epochs 3-4 as epoch 2: the same plan, not printed again
         epoch_of(3.0)
     assert budget.planned_epochs() == 27 and capsys.readouterr().out == ""
-    # A slow epoch 5 (9 s): the last three cost 5 s on average; at 28 s, (100 - 28 - 10) / 5
-    # = 12 more: 17 planned.
+    # A slow epoch 5 (9 s): the longest of the last three; at 28 s, (100 - 28 - 10) / 9 = 6
+    # more: 11 planned.
     epoch_of(9.0)
-    assert budget.plan["epoch_seconds"] == 5.0 and budget.planned_epochs() == 17
-    assert "after epoch 5: an epoch costs 5.0 s" in capsys.readouterr().out
+    assert budget.plan["epoch_seconds"] == 9.0 and budget.planned_epochs() == 11
+    assert "after epoch 5: an epoch costs 9.0 s" in capsys.readouterr().out
     # Fast again: once the slow epoch is out of the last three, (100 - 37 - 10) / 3 = 17 more.
     for _ in range(3):
         epoch_of(3.0)
