@@ -23,7 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BENCH, machine_info, machine_line, table  # noqa: E402
 
-BENCHMARKS = ["startup", "evaluate", "feature_cache", "pipeline", "precision", "training_loop"]
+BENCHMARKS = [
+    "startup", "evaluate", "feature_cache", "pipeline", "decode", "precision", "training_loop"
+]
 
 
 def summarize(name: str, r: dict) -> list[list]:
@@ -79,6 +81,9 @@ def summarize(name: str, r: dict) -> list[list]:
                 if label not in ("float32", "float32 (own process)"):
                     rows.append([name, f"{model}: {label} speed vs float32",
                                  c["speed_vs_float32"], "", ""])  # fmt: skip
+    elif name == "decode":
+        speed = r["speed_vs_cnnhub"]["decode + resize"]
+        rows.append([name, "decode + resize every image: speed vs cnnhub", speed, "", ""])
     elif name == "training_loop":
         for label, speed in r["speed_vs_cnnhub"].items():
             if label != r["baseline"]:
