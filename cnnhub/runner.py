@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -154,11 +155,11 @@ def train_models(
         check_run_name(config["SAVE_LOCATION"], config["ITERATION_NAME"], overwrite)
     _check_cache_dir(config["CACHE_DIR"])
     print(inspection.format(detail=False))
-    first_start = [started]
+    # TIME_BUDGET: the first run counts from the command's start, later runs from their own.
+    starts = itertools.chain([started], itertools.repeat(None))
 
     def train(run_config: dict[str, Any], run_splits, overwrite_run: bool = False) -> Path | None:
-        started = first_start.pop() if first_start else None
-        return train_with_data(run_config, run_splits, overwrite_run, started=started)
+        return train_with_data(run_config, run_splits, overwrite_run, started=next(starts))
 
     if plan is not None:
         return [run_folds(model_config, plan, train, overwrite) for model_config in model_configs]
@@ -519,7 +520,8 @@ def resume_run(
     run_dir: str, flags: dict[str, Any], given: list[str], started: float | None = None
 ) -> Path | None:
     """Continue a run folder with its saved configuration (only EPOCHS may be raised); a run
-    whose epochs are all done but whose finishing steps were cut short is finished."""
+    whose epochs are all done but whose finishing steps were cut short is finished.
+    ``started``: when the command started (the resumed process's TIME_BUDGET clock)."""
 
     changed = sorted(set(given) - {"EPOCHS", "VERBOSE"})
     if changed:

@@ -138,6 +138,35 @@ def test_grayscale_in_memory_images_become_rgb():
     np.testing.assert_array_equal(x.numpy()[..., 1], images[..., 0].astype("float32"))
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_files_at_the_model_size_skip_the_resize_and_keep_a_static_shape(tmp_path, channels):
+    """A file already at the model's size is decoded without the resize (its pixels exactly),
+    a file of another size is resized; either way the dataset's shape is static, which
+    batching and the augmentation layers (random erasing) need."""
+    from cnnhub.data.augment import build_augmenter
+    from cnnhub.settings import load_defaults
+
+    rng = np.random.default_rng(0)
+    mode = "L" if channels == 1 else "RGB"
+    shapes = {"same.png": (8, 6), "other.png": (12, 9)}
+    paths = []
+    for name, (h, w) in shapes.items():
+        pixels = rng.integers(0, 256, (h, w, channels), dtype=np.uint8).squeeze()
+        Image.fromarray(pixels, mode).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    split = Split(labels=np.array([0, 1]), paths=paths, channels=channels)
+    ds = make_dataset(split, 2, (8, 6), 2, training=False, seed=0, with_labels=False)
+    assert tuple(ds.element_spec.shape) == (None, 8, 6, channels)
+    batch = next(iter(ds)).numpy()
+    expected = [load_image(p, (8, 6), channels=channels) for p in paths]
+    np.testing.assert_array_equal(batch[0], expected[0])  # unresized: the file's pixels
+    np.testing.assert_allclose(batch[1], expected[1], atol=1)  # resized as Pillow does
+    config = dict(load_defaults(False)[0], AUG_ERASING=0.5, COLOR_MODE="rgb")
+    erasing = make_dataset(split, 2, (8, 6), 2, training=True, seed=0,
+                           augmenter=build_augmenter(config, 0))  # fmt: skip
+    assert next(iter(erasing))[0].shape == (2, 8, 6, channels)
+
+
 @pytest.mark.parametrize("training,cache", [(True, True), (True, False), (False, True)])
 def test_datasets_run_without_the_autotuning_thread(training, cache):
     """Destroying an iterator joins tf.data's autotuning thread, which sleeps out its period

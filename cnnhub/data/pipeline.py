@@ -26,9 +26,10 @@ def _decode_tf(path, image_size, channels: int = 3):
         return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
 
     # A resize to the image's own size returns its pixels; skipping it makes the first pass
-    # over images already at the model's size 2-4x faster (benchmarks/README.md).
+    # over images already at the model's size 2.4x faster (benchmarks/bench_decode.py).
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.constant(image_size, tf.int32)))
-    return tf.cond(same, lambda: image, resized)
+    # Static shape, as resize gives it: batching and the augmentation layers need it.
+    return tf.ensure_shape(tf.cond(same, lambda: image, resized), (*image_size, channels))
 
 
 def _decode_pil(path, image_size, channels: int = 3):
