@@ -59,6 +59,7 @@ VARIANTS: dict[str, list[str]] = {
     # cheaper nets: batch norm after the second conv of a stage only; and 16 filters at 28x28
     "bn_second_conv": ["--custom_conv_blocks", "c32k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2"],
     "c16_bn_second": ["--custom_conv_blocks", "c16k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2"],
+    "batch_128": ["-b", "128", "-lr", "0.003"],  # the batch before 2026-12-02
     "cosine": ["--lr_schedule", "cosine"],
     "no_warmup": ["--warmup_epochs", "0"],
     "no_tta": ["--tta", "none"],
