@@ -41,13 +41,11 @@ def measure(paths: list[str], rounds: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from cnnhub.data.pipeline import _decode_tf
+    from cnnhub.data.pipeline import _decode_tf, resize_pixels
     from cnnhub.data.tf_images import decode_bytes, prefetched
 
     def always_resized(path):
-        image = decode_bytes(tf.io.read_file(path), 1)
-        image = tf.image.resize(image, (SIZE, SIZE), method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        return resize_pixels(decode_bytes(tf.io.read_file(path), 1), (SIZE, SIZE))
 
     decoders = {"cnnhub": lambda p: _decode_tf(p, (SIZE, SIZE), 1), "decode + resize": always_resized}
     datasets = {

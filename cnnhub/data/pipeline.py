@@ -15,21 +15,26 @@ from cnnhub.data.sets import Split
 from cnnhub.data.tf_images import decode_bytes, path_tensor_values, prefetched
 
 
+def resize_pixels(image, image_size):
+    """``image`` resized to ``image_size`` (antialiased bilinear, as Pillow's
+    :func:`~cnnhub.data.images.load_image`), rounded back to uint8 pixels."""
+    import tensorflow as tf  # lazy: keeps --help free of TensorFlow
+
+    out = tf.image.resize(image, image_size, method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+
+
 def _decode_tf(path, image_size, channels: int = 3):
     import tensorflow as tf  # lazy: keeps --help free of TensorFlow
 
     # The same op the scan checked the file with (cnnhub.data.scan.scan_images).
     image = decode_bytes(tf.io.read_file(path), channels)
-
-    def resized():
-        out = tf.image.resize(image, image_size, method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
-
     # A resize to the image's own size returns its pixels; skipping it makes the first pass
     # over images already at the model's size 2.4x faster (benchmarks/bench_decode.py).
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], tf.constant(image_size, tf.int32)))
+    out = tf.cond(same, lambda: image, lambda: resize_pixels(image, image_size))
     # Static shape, as resize gives it: batching and the augmentation layers need it.
-    return tf.ensure_shape(tf.cond(same, lambda: image, resized), (*image_size, channels))
+    return tf.ensure_shape(out, (*image_size, channels))
 
 
 def _decode_pil(path, image_size, channels: int = 3):
@@ -78,8 +83,7 @@ def _decoder(split: Split, image_size: tuple[int, int]):
 
         def convert(x):
             if split.images.shape[1:3] != tuple(image_size):
-                x = tf.image.resize(x, image_size, antialias=True)
-                x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+                x = resize_pixels(x, image_size)
             if have == 1 and channels == 3:
                 x = tf.image.grayscale_to_rgb(x)
             elif have == 3 and channels == 1:  # luma, as Pillow's convert("L")
