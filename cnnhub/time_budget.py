@@ -128,10 +128,12 @@ class TimeBudget(keras.callbacks.Callback):
             epoch_seconds = training + scoring
             passes = FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction
             finishing = max(scoring * passes, FINISH_MIN_SECONDS)
-        else:  # the finishing steps build and trace models again, as the first epoch's scoring
+        else:
             self._costs.append(training + scoring)
             # The longest: a plan cut later stops the schedule before its end, so it errs short
             epoch_seconds = max(self._costs[-RECENT_EPOCHS:])
+            # Kept: the finishing steps build and trace models again, as the first epoch's
+            # scoring did, which later epochs' scoring no longer shows.
             finishing = self.plan["finishing_seconds"]
         elapsed = now - self.started
         more = math.floor((self.seconds - elapsed - finishing) / max(epoch_seconds, 1e-9))
