@@ -173,6 +173,7 @@ def find_learning_rate(
     from cnnhub.fused_batch_norm import use_fused_batch_norm
     from cnnhub.model_factory import build_model, check_weights_setting
     from cnnhub.registry import parse_model_names
+    from cnnhub.reproducibility import enable_determinism
     from cnnhub.runner import resolve_models
     from cnnhub.training import freeze_for_epoch, make_loss, make_optimizer, trainable_summary
 
@@ -187,6 +188,8 @@ def find_learning_rate(
         config = dict(config, FOLDS=0, VAL_SPLIT=config["VAL_SPLIT"] or 1 / config["FOLDS"])
     splits = splits_from_config(config)
     (config,) = resolve_models(config, specs, splits.inspection)
+    if config["DETERMINISTIC"]:  # as training does: the same curve on every sweep
+        enable_determinism(config["SEED"])
     keras.utils.set_random_seed(config["SEED"])
     model = build_model(config, splits.num_classes, class_names=splits.class_names)
     freeze_for_epoch(model, config, 0)
@@ -204,6 +207,7 @@ def find_learning_rate(
         cache=config["CACHE"],
         augmenter=augmenter,
         mixer=build_mixer(config, config["SEED"]),  # MixUp/CutMix: the loss training sees
+        deterministic=config["DETERMINISTIC"],
     )
     batches = iter(train.repeat())
     print(f"Sweeping the learning rate from {start:g} to {end:g} over at most {steps} steps")
