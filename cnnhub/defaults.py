@@ -116,8 +116,9 @@ WEIGHT_DECAY = 0.0  # range: [0, 1)
 LR_SCHEDULE = "constant"
 # Time budget of the command, start-up included (e.g. 90s, 10m, 1.5h; empty = none; of each
 # run with several models or folds): after the first epoch, EPOCHS becomes the most epochs
-# that, with their scoring and the finishing steps, fit in it (EPOCHS stays the maximum) and
-# the schedule is stretched over them; see docs/training.md.
+# that, with their scoring and the finishing steps, fit in it (EPOCHS stays the maximum), the
+# last one shortened to what is left, and the schedule is stretched over them; see
+# docs/training.md.
 TIME_BUDGET = ""
 # Epochs of linear learning-rate warm-up (per step, from ~0 to LEARNING_RATE) before the
 # schedule, which then runs over the remaining epochs. 0 = off.

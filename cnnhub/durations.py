@@ -40,6 +40,19 @@ def format_duration(seconds: float) -> str:
     return f"{minutes} min {rest} s"
 
 
+def shortened_last_epoch(plan: dict[str, Any]) -> tuple[int, int] | None:
+    """(its steps, steps per epoch) when a time budget's plan shortens its last epoch, else
+    None (plans made before shorter last epochs existed have none)."""
+    last, steps = plan.get("last_epoch_steps"), plan.get("steps_per_epoch")
+    return (last, steps) if last is not None and steps and last < steps else None
+
+
+def describe_last_epoch(plan: dict[str, Any]) -> str:
+    """`` (the last one 150 of 215 steps)`` for a plan with a shorter last epoch, else ``""``."""
+    short = shortened_last_epoch(plan)
+    return f" (the last one {short[0]} of {short[1]} steps)" if short else ""
+
+
 def describe_budget_outcome(report: dict[str, Any]) -> str:
     """One line on ``run_info.json``'s ``time_budget`` (``TimeBudget.report`` in
     :mod:`cnnhub.time_budget`): the budget, the plan, the actual seconds, and whether the run
@@ -49,7 +62,7 @@ def describe_budget_outcome(report: dict[str, Any]) -> str:
     return (
         f"{format_duration(report['budget_seconds'])}: planned "
         f"{format_duration(planned) if planned is not None else '-'} "
-        f"({report.get('planned_epochs', '-')} epochs), actual "
+        f"({report.get('planned_epochs', '-')} epochs{describe_last_epoch(report)}), actual "
         f"{format_duration(report['actual_seconds'])} ({inside} the budget"
         + ("; this resumed process only)" if report["resumed"] else ")")
     )

@@ -45,11 +45,12 @@ def one_cycle_factor(step: int, steps: int) -> float:
 
 
 def learning_rate_factor(
-    config: dict[str, Any], step: int, steps_per_epoch: int, epochs: int | None = None
+    config: dict[str, Any], step: int, steps_per_epoch: int, epochs: float | None = None
 ) -> float:
     """Multiplier of the phase's learning rate at 0-based global ``step``.
 
-    ``epochs`` is the run's planned length (default EPOCHS; a time budget plans its own).
+    ``epochs`` is the run's planned length (default EPOCHS; a time budget plans its own, whose
+    shorter last epoch counts as its fraction of an epoch).
     """
     epochs = config["EPOCHS"] if epochs is None else epochs
     warmup = config["WARMUP_EPOCHS"]
@@ -63,7 +64,7 @@ def learning_rate_factor(
     if kind == "cosine":
         return 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / max(epochs - warmup, 1)))
     if kind == "onecycle":
-        cycle = max(epochs - warmup, 1) * steps_per_epoch
+        cycle = max(round((epochs - warmup) * steps_per_epoch), steps_per_epoch)
         return one_cycle_factor(step - warmup_steps, cycle)
     return 1.0
 
@@ -87,7 +88,7 @@ class StepSchedule(keras.callbacks.Callback):
         config: dict[str, Any],
         base_rate: float,
         steps_per_epoch: int,
-        planned_epochs: Callable[[], int] | None = None,
+        planned_epochs: Callable[[], float] | None = None,
     ):
         super().__init__()
         self.config = config
@@ -117,7 +118,7 @@ def make_step_schedule(
     config: dict[str, Any],
     base_rate: float,
     steps_per_epoch: int,
-    planned_epochs: Callable[[], int] | None = None,
+    planned_epochs: Callable[[], float] | None = None,
 ) -> StepSchedule | None:
     """The schedule callback of a phase trained at ``base_rate``, or None when the rate stays
     the optimizer's own (constant or plateau without warm-up)."""

@@ -19,14 +19,17 @@ first epoch this process trains and made again after every later epoch but the l
   images)``, at least 10 s: like that epoch's scoring they build and trace models and score
   images with the same views, and the plots and the report cost seconds in any run;
 - planned epochs = the epochs done + as many more as fit in what is left, at most EPOCHS
-  (EPOCHS stays the maximum), at least the epochs done. A plan whose number changes is
-  printed.
+  (EPOCHS stays the maximum), at least the epochs done. What is left after the whole epochs
+  becomes a shorter last epoch (``last_epoch_steps`` of its steps) when it can train at least
+  as long as its scoring takes: without it, up to an epoch of the budget would go unused (a
+  third of it for a run of three long epochs). A plan whose length changes is printed.
 
-Schedules (cosine, step, onecycle) run over the planned epochs as planned at each step: the
-first epoch used EPOCHS, the later ones the plan of the moment. The plan is part of the epoch's
-commit (``state.json``), so ``--resume`` finishes the committed plan with the same learning
-rates; the resumed process does not re-plan or re-measure (the time before the kill is unknown
-to it), and reports its own time only.
+Schedules (cosine, step, onecycle) run over the planned length as planned at each step (a
+shorter last epoch counts as its fraction of an epoch): the first epoch used EPOCHS, the later
+ones the plan of the moment. The plan is part of the epoch's commit (``state.json``), so
+``--resume`` finishes the committed plan with the same learning rates and the same steps; the
+resumed process does not re-plan or re-measure (the time before the kill is unknown to it), and
+reports its own time only.
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ from typing import Any
 
 import keras
 
-from cnnhub.durations import format_duration, parse_duration
+from cnnhub.durations import (
+    describe_last_epoch,
+    format_duration,
+    parse_duration,
+    shortened_last_epoch,
+)
 
 RECENT_EPOCHS = 3  # an epoch's cost: the longest of the last ones measured, the first left out
 FINISH_MIN_SECONDS = 10.0  # plots, report, the test set's model build: fixed costs of any run
@@ -71,11 +79,23 @@ class TimeBudget(keras.callbacks.Callback):
         self._batch_start = 0.0
         self._trained_until: float | None = None  # when the last epoch this process trained ended
         self._batches = 0
-        self._costs: list[float] = []  # epochs measured after the first, in seconds
+        self._epoch = 0
+        # Epochs measured after the first: (training, scoring) seconds.
+        self._costs: list[tuple[float, float]] = []
 
     def planned_epochs(self) -> int:
-        """The run's length: the plan once made, else EPOCHS."""
+        """The run's epochs: the plan once made (a shorter last epoch counts), else EPOCHS."""
         return self.plan["planned_epochs"] if self.plan else self.max_epochs
+
+    def _length_key(self) -> tuple | None:
+        """What a printed plan line states of the run's length (None before the first plan)."""
+        return (self.planned_epochs(), shortened_last_epoch(self.plan)) if self.plan else None
+
+    def planned_length(self) -> float:
+        """The run's length in epochs for the schedules: a shorter last epoch counts as its
+        fraction of an epoch."""
+        short = shortened_last_epoch(self.plan or {})
+        return self.planned_epochs() - (1 - short[0] / short[1] if short else 0.0)
 
     def get_state(self) -> dict[str, Any] | None:
         return self.plan
@@ -91,6 +111,7 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()
         self._batches = 0
+        self._epoch = epoch
 
     def measuring(self) -> bool:
         """Whether epochs are measured and planned after: not in a resumed process."""
@@ -106,13 +127,16 @@ class TimeBudget(keras.callbacks.Callback):
             self._batches = batch + 1
             if batch == 0:
                 self._first_step = self._last_batch_end - self._batch_start
+        short = shortened_last_epoch(self.plan or {})
+        if short and self._epoch + 1 == self.planned_epochs() and batch + 1 >= short[0]:
+            self.model.stop_training = True  # a shorter last epoch ends here
 
     def on_epoch_end(self, epoch, logs=None):
         self._trained_until = self.clock()
         if self.plan is None or (self.measuring() and epoch + 1 < self.planned_epochs()):
-            before = self.plan["planned_epochs"] if self.plan else None
+            before = self._length_key()
             self.plan = self.make_plan(epoch + 1)
-            if self.plan["planned_epochs"] != before:
+            if self._length_key() != before:
                 print(self.describe_plan(), flush=True)
         if epoch + 1 >= self.planned_epochs():
             self.model.stop_training = True
@@ -125,28 +149,42 @@ class TimeBudget(keras.callbacks.Callback):
         if self.plan is None:
             if self._batches > 1:  # the first step traces: a one-off
                 training = (training - self._first_step) * self._batches / (self._batches - 1)
-            epoch_seconds = training + scoring
+            steps = self._batches
             passes = FINISH_SCORING_PASSES + TEST_SCORING_FACTOR * self.test_fraction
             finishing = max(scoring * passes, FINISH_MIN_SECONDS)
         else:
-            self._costs.append(training + scoring)
+            steps = self.plan["steps_per_epoch"]
+            self._costs.append((training, scoring))
             # The longest: a plan cut later stops the schedule before its end, so it errs short
-            epoch_seconds = max(self._costs[-RECENT_EPOCHS:])
+            training, scoring = max(self._costs[-RECENT_EPOCHS:], key=sum)
             # Kept: the finishing steps build and trace models again, as the first epoch's
             # scoring did, which later epochs' scoring no longer shows.
             finishing = self.plan["finishing_seconds"]
+        epoch_seconds = training + scoring
         elapsed = now - self.started
-        more = math.floor((self.seconds - elapsed - finishing) / max(epoch_seconds, 1e-9))
-        planned = min(max(done + more, done), self.max_epochs)
+        left = self.seconds - elapsed - finishing
+        more = max(math.floor(left / max(epoch_seconds, 1e-9)), 0)
+        planned, last_steps = min(done + more, self.max_epochs), steps
+        # What the whole epochs leave: a shorter last epoch, if it trains as long as it scores.
+        spare = left - more * epoch_seconds - scoring
+        if planned < self.max_epochs and spare >= scoring:
+            last_steps = min(math.floor(spare / max(training, 1e-9) * steps), steps)
+            if last_steps > 0:
+                planned += 1
+        length = planned - done - 1 + last_steps / max(steps, 1)
         return {
             "budget_seconds": self.seconds,
             "planned_epochs": planned,
+            "steps_per_epoch": steps,
+            "last_epoch_steps": last_steps,
             "measured_after_epoch": done,
             "elapsed_seconds": round(elapsed, 2),
             "epoch_seconds": round(epoch_seconds, 2),
             "scoring_seconds": round(scoring, 2),
             "finishing_seconds": round(finishing, 2),
-            "planned_seconds": round(elapsed + (planned - done) * epoch_seconds + finishing, 2),
+            "planned_seconds": round(
+                elapsed + max(length, 0) * training + (planned - done) * scoring + finishing, 2
+            ),
         }
 
     def describe_plan(self) -> str:
@@ -155,7 +193,8 @@ class TimeBudget(keras.callbacks.Callback):
             f"\nTime budget {format_duration(plan['budget_seconds'])}, after epoch "
             f"{plan['measured_after_epoch']}: an epoch costs "
             f"{plan['epoch_seconds']:.1f} s (scoring {plan['scoring_seconds']:.1f} s), finishing "
-            f"~{plan['finishing_seconds']:.1f} s: {plan['planned_epochs']} epoch(s) planned, "
+            f"~{plan['finishing_seconds']:.1f} s: {plan['planned_epochs']} epoch(s) planned"
+            f"{describe_last_epoch(plan)}, "
             f"ending at ~{format_duration(plan['planned_seconds'])}"
         )
         if plan["planned_epochs"] == self.max_epochs:

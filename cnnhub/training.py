@@ -199,7 +199,7 @@ def fit(config: dict[str, Any], model, train_ds, valid_ds, context: FitContext) 
     stateful = make_stateful_callbacks(config, checkpoint, full)
     if context.budget is not None:  # its plan is committed with each epoch's state
         stateful["time_budget"] = context.budget
-    planned = context.budget.planned_epochs if context.budget is not None else None
+    planned = context.budget.planned_length if context.budget is not None else None
     start = 0
     if resume_from is not None:
         start = resume_from.epoch

@@ -55,6 +55,23 @@ def run_epoch(budget: TimeBudget, clock: FakeClock, epoch: int, step_ends, end: 
     budget.on_epoch_end(epoch)
 
 
+def next_epoch(budget: TimeBudget, clock: FakeClock, seconds: float, steps: int = 4) -> int:
+    """The epoch after the plan's last measured one: ``steps`` equal steps and 1 s of scoring,
+    ``seconds`` in all, stopping after the step where the budget stops the run (as Keras's
+    fit does); returns the steps trained."""
+    epoch = budget.plan["measured_after_epoch"]
+    budget.on_epoch_begin(epoch)
+    trained = 0
+    while trained < steps and not budget.model.stop_training:
+        budget.on_train_batch_begin(trained)
+        clock.now += (seconds - 1.0) / steps
+        budget.on_train_batch_end(trained)
+        trained += 1
+    clock.now += 1.0
+    budget.on_epoch_end(epoch)
+    return trained
+
+
 def test_the_plan_follows_the_epochs_cost_with_a_fake_clock(capsys):
     clock = FakeClock()
     budget = TimeBudget(100, max_epochs=50, test_fraction=0.5, clock=clock)
@@ -64,61 +81,80 @@ def test_the_plan_follows_the_epochs_cost_with_a_fake_clock(capsys):
     # 4 steps: the first 3 s (tracing), then 1 s each; scoring 2 s.
     run_epoch(budget, clock, 0, [5.0, 6.0, 7.0, 8.0], 10.0)
     # Epoch cost: (8 - 2 - 3) x 4/3 + 2 = 6 s; finishing: 2 x (1 + 0.5) = 3 s, at least
-    # 10 s; left after epoch 1: 100 - 10 - 10 = 80 s = 13 epochs: 14 planned.
+    # 10 s; left after epoch 1: 100 - 10 - 10 = 80 s = 13 epochs (78 s): 14 planned. The 2 s
+    # over would train for 0 s after a scoring of 2 s: no shorter 15th epoch.
     plan = budget.plan
     assert plan["planned_epochs"] == 14 and budget.planned_epochs() == 14
+    assert plan["last_epoch_steps"] == plan["steps_per_epoch"] == 4
+    assert budget.planned_length() == 14.0
     assert plan["epoch_seconds"] == 6.0 and plan["finishing_seconds"] == 10.0
     assert plan["planned_seconds"] == 10 + 13 * 6 + 10 <= 100
     assert "after epoch 1: an epoch costs 6.0 s" in capsys.readouterr().out
     # Epoch 2 has no one-offs: 4 steps of 0.5 s (the first counted), scoring 1 s: 3 s an epoch;
-    # finishing stays the first estimate (10 s); left: 100 - 13 - 10 = 77 s = 25 epochs: 27.
+    # finishing stays the first estimate (10 s); left: 100 - 13 - 10 = 77 s = 25 epochs (75 s)
+    # and 2 s: 1 s of scoring and 1 s of training, 2 steps: a 28th epoch of 2 of its 4 steps.
     run_epoch(budget, clock, 1, [10.5, 11.0, 11.5, 12.0], 13.0)
     plan = budget.plan
-    assert plan["planned_epochs"] == 27 and plan["measured_after_epoch"] == 2
-    assert plan["epoch_seconds"] == 3.0 and plan["planned_seconds"] == 13 + 25 * 3 + 10
-    assert "after epoch 2: an epoch costs 3.0 s (scoring 1.0 s), finishing ~10.0 s: 27 epoch" in (
-        capsys.readouterr().out
-    )
-
-    def epoch_of(seconds: float) -> None:
-        epoch = budget.plan["measured_after_epoch"]
-        run_epoch(budget, clock, epoch, [clock.now + seconds - 1], clock.now + seconds)
+    assert plan["planned_epochs"] == 28 and plan["measured_after_epoch"] == 2
+    assert plan["last_epoch_steps"] == 2 and budget.planned_length() == 27.5
+    assert plan["epoch_seconds"] == 3.0 and plan["planned_seconds"] == 13 + 25 * 3 + 2 + 10
+    assert (
+        "after epoch 2: an epoch costs 3.0 s (scoring 1.0 s), finishing ~10.0 s: 28 epoch(s) "
+        "planned (the last one 2 of 4 steps), ending at ~1 min 40 s."
+    ) in capsys.readouterr().out
 
     for _ in range(2):  # epochs 3-4 as epoch 2: the same plan, not printed again
-        epoch_of(3.0)
-    assert budget.planned_epochs() == 27 and capsys.readouterr().out == ""
-    # A slow epoch 5 (9 s): the longest of the last three; at 28 s, (100 - 28 - 10) / 9 = 6
-    # more: 11 planned.
-    epoch_of(9.0)
-    assert budget.plan["epoch_seconds"] == 9.0 and budget.planned_epochs() == 11
+        assert next_epoch(budget, clock, 3.0) == 4
+    assert budget.planned_epochs() == 28 and capsys.readouterr().out == ""
+    # A slow epoch 5 (9 s: 8 s training): the longest of the last three; at 28 s, 62 s are
+    # left: 6 more epochs (54 s), and 8 s - 1 s of scoring = 7 s of training, 3 of 4 steps.
+    assert next_epoch(budget, clock, 9.0) == 4
+    assert budget.plan["epoch_seconds"] == 9.0 and budget.planned_epochs() == 12
+    assert budget.planned_length() == 11.75
     assert "after epoch 5: an epoch costs 9.0 s" in capsys.readouterr().out
-    # Fast again: once the slow epoch is out of the last three, (100 - 37 - 10) / 3 = 17 more.
+    # Fast again: once the slow epoch is out of the last three, at 37 s: (100 - 37 - 10) / 3 =
+    # 17 more epochs and a 26th of 2 steps.
     for _ in range(3):
-        epoch_of(3.0)
-    assert budget.plan["epoch_seconds"] == 3.0 and budget.planned_epochs() == 8 + 17
+        next_epoch(budget, clock, 3.0)
+    assert budget.plan["epoch_seconds"] == 3.0 and budget.planned_epochs() == 8 + 17 + 1
     while not budget.model.stop_training:
-        epoch_of(3.0)
-    # The run ends at the plan's end: 25 epochs at 3 s after t=37, then the finishing steps.
-    assert budget.plan["measured_after_epoch"] == 24 and budget.planned_epochs() == 25
-    assert clock.now + budget.plan["finishing_seconds"] <= 100
+        trained = next_epoch(budget, clock, 3.0)
+    # The last epoch stopped after its 2 steps (1 s) and its scoring (1 s); the run ends at the
+    # plan's end, the budget: 25 epochs at 3 s after t=37, the short one, the finishing steps.
+    assert trained == 2 and budget.plan["measured_after_epoch"] == 25
+    assert clock.now == 37 + 17 * 3 + 2 and clock.now + budget.plan["finishing_seconds"] == 100
 
 
 @pytest.mark.parametrize(
-    "budget_seconds,max_epochs,planned", [(1000, 7, 7), (5, 50, 1), (17, 50, 1), (22, 50, 3)]
+    "budget_seconds,max_epochs,planned,last_steps",
+    [
+        (1000, 7, 7, 3),  # EPOCHS is the maximum: whole epochs
+        (5, 50, 1, 3),  # over the budget already: the epoch done
+        (15, 50, 1, 3),  # 1 s left: less than a scoring (1 s) to train for
+        (17, 50, 2, 2),  # 3 s left: 1 s of scoring, 2 s = 2 steps of 1 s
+        (22, 50, 3, 3),  # 8 s left: 2 whole epochs, nothing to spare
+        (23, 50, 3, 3),  # 1 s to spare: less than a scoring
+        (25.5, 50, 4, 2),  # 3.5 s to spare: 1 s of scoring, 2.5 s: 2 whole steps
+    ],
 )
-def test_plan_is_capped_by_epochs_and_keeps_the_epoch_done(budget_seconds, max_epochs, planned):
+def test_plan_is_capped_by_epochs_and_keeps_the_epoch_done(
+    budget_seconds, max_epochs, planned, last_steps
+):
     clock = FakeClock()
     budget = TimeBudget(budget_seconds, max_epochs=max_epochs, clock=clock)
     budget.set_model(FakeModel())
-    run_epoch(
-        budget, clock, 0, [1.0, 2.0, 3.0], 4.0
-    )  # epoch: (3 - 1) x 3/2 + 1 = 4 s; finishing 2 s, at least 10 s
+    # Epoch: 3 steps, (3 - 1) x 3/2 = 3 s of training, 1 s of scoring; finishing 2 s, at
+    # least 10 s.
+    run_epoch(budget, clock, 0, [1.0, 2.0, 3.0], 4.0)
     assert budget.planned_epochs() == planned
+    assert budget.plan["last_epoch_steps"] == last_steps
+    assert budget.planned_length() == pytest.approx(planned - (3 - last_steps) / 3)
     assert budget.model.stop_training == (planned == 1)
 
 
 def test_resume_keeps_the_plan_and_does_not_replan():
     saved = {"planned_epochs": 3, "budget_seconds": 60.0, "planned_seconds": 50.0}
+    saved.update(steps_per_epoch=4, last_epoch_steps=4)
     clock = FakeClock()
     budget = TimeBudget(60, max_epochs=10, clock=clock)
     budget.set_model(FakeModel())
@@ -139,8 +175,10 @@ def test_the_clock_can_start_before_the_run_and_the_finishing_is_reported():
     budget = TimeBudget(100, max_epochs=50, clock=clock, started=10.0)
     budget.set_model(FakeModel())
     run_epoch(budget, clock, 0, [31.0, 32.0, 33.0], 34.0)
-    # 24 s elapsed; epoch (33 - 30 - 1) x 3/2 + 1 = 4 s, finishing 10 s: 66 s = 16 more.
-    assert budget.plan["elapsed_seconds"] == 24.0 and budget.planned_epochs() == 17
+    # 24 s elapsed; epoch (33 - 30 - 1) x 3/2 + 1 = 4 s, finishing 10 s: 66 s = 16 more and
+    # 2 s: a scoring and 1 s of training, 1 of 3 steps.
+    assert budget.plan["elapsed_seconds"] == 24.0 and budget.planned_epochs() == 18
+    assert budget.plan["last_epoch_steps"] == 1
     clock.now = 41.5
     report = budget.report()
     assert report["actual_seconds"] == 31.5 and report["actual_finishing_seconds"] == 7.5
@@ -243,3 +281,63 @@ def test_bad_budget_stops_before_training(tmp_path, capsys, value):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "`time_budget` must be a positive duration" in err[0]
     assert not (tmp_path / "model_repository").exists()
+
+
+def test_a_resumed_run_stops_its_shorter_last_epoch_where_the_committed_plan_says():
+    saved = {"planned_epochs": 3, "budget_seconds": 60.0, "planned_seconds": 50.0}
+    saved.update(steps_per_epoch=4, last_epoch_steps=2)
+    clock = FakeClock()
+    budget = TimeBudget(60, max_epochs=10, clock=clock)
+    budget.set_model(FakeModel())
+    budget.carry = saved
+    budget.on_train_begin()
+    assert budget.planned_length() == 2.5
+    run_epoch(budget, clock, 1, [1.0, 2.0, 3.0, 4.0], 5.0)  # a whole epoch 2
+    assert not budget.model.stop_training
+    budget.on_epoch_begin(2)
+    budget.on_train_batch_end(0)
+    assert not budget.model.stop_training
+    budget.on_train_batch_end(1)
+    assert budget.model.stop_training and budget.get_state() == saved
+    # A plan committed before shorter last epochs existed: whole epochs.
+    old = TimeBudget(60, max_epochs=10, clock=clock)
+    old.carry = {"planned_epochs": 3, "budget_seconds": 60.0, "planned_seconds": 50.0}
+    old.on_train_begin()
+    assert old.planned_length() == 3.0
+
+
+def test_a_shorter_last_epoch_trains_its_steps_at_the_schedules_rates(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    """A real run whose plan (forced here: the timing of a real run is not exact) ends with
+    1 of its 3 steps: Keras stops the epoch after that step, the epoch is scored and logged like
+    any other, one-cycle runs over 2 + 1/3 epochs, and the report says so."""
+    import cnnhub.time_budget as time_budget
+
+    made = time_budget.TimeBudget.make_plan
+
+    def shortened(self, done):
+        return dict(made(self, done), planned_epochs=3, last_epoch_steps=1)
+
+    monkeypatch.setattr(time_budget.TimeBudget, "make_plan", shortened)
+    data = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
+    argv = [*data, *ARGS, "-sl", str(tmp_path), "-e", "5", "--time_budget", "1h"]
+    argv += ["--lr_schedule", "onecycle", "--warmup_epochs", "1", "--run_name", "s"]
+    assert train_main(argv) == 0
+    out = capsys.readouterr().out
+    run = tmp_path / "model_repository" / "s"
+    log = pd.read_csv(run / "training.log")
+    assert log["epoch"].tolist() == [1, 2, 3]
+    assert len(list((run / "model_logs").glob("*.weights.h5"))) == 3
+    with np.load(run / "checkpoint" / "optimizer.npz") as saved:
+        assert int(saved["v00000"]) == 3 + 3 + 1  # the optimizer's step count
+    # One-cycle over the 4 steps after the warm-up: epoch 2 ends at its step 2, epoch 3 at 3.
+    t = np.array([2.0, 3.0])
+    rise_end, last = 0.3 * 4 - 1, 3.0
+    low = 0.01 / 25 / 1e4
+    cycle = low + (0.01 - low) * (1 + np.cos(np.pi * (t - rise_end) / (last - rise_end))) / 2
+    np.testing.assert_allclose(log["learning_rate"], [0.01, *cycle], rtol=1e-5)
+    report = json.loads((run / "run_info.json").read_text())["time_budget"]
+    assert report["last_epoch_steps"] == 1 and report["steps_per_epoch"] == 3
+    assert "3 epoch(s) planned (the last one 1 of 3 steps)" in out
+    assert "(3 epochs (the last one 1 of 3 steps)), actual" in out
