@@ -46,6 +46,8 @@ from _common import (  # noqa: E402
     write_json,
 )
 
+from cnnhub.durations import shortened_last_epoch  # noqa: E402
+
 RECIPE = ROOT / "recipes" / "fashion_mnist.yaml"
 DATA = ROOT / "data" / "fashion_mnist"
 TARGET_ACCURACY, TARGET_SECONDS = 0.940, 600.0
@@ -114,6 +116,9 @@ def measure(name: str, flags: list[str], work: Path, reduce: list[str], repeat: 
         run_dir = ROOT / run_dir
     info = json.loads((run_dir / "run_info.json").read_text("utf-8"))
     epochs = sum(1 for _ in open(run_dir / "training.log", encoding="utf-8")) - 1
+    short = shortened_last_epoch(info.get("time_budget") or {})
+    if short:  # a shorter last epoch: its fraction
+        epochs = round(epochs - 1 + short[0] / short[1], 2)
     summary = test_summary(run_dir)
     accuracy = summary["accuracy@0"]
     return {

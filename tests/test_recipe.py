@@ -18,7 +18,7 @@ def test_recipe_trains_on_the_sample(tmp_path):
     run = tmp_path / "model_repository" / "recipe"
     config = json.loads((run / "run_config.json").read_text())
     assert config["COLOR_MODE"] == "grayscale" and config["IMG_HEIGHT"] == 28
-    assert config["TIME_BUDGET"] == "585s" and config["TTA"] == "flip"
+    assert config["TIME_BUDGET"] == "590s" and config["TTA"] == "flip"
     info = json.loads((run / "run_info.json").read_text())
     assert info["train_images"] == 200 and info["valid_images"] == 200
     assert (run / "best_weights.json").is_file()
