@@ -36,6 +36,29 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "loadscope"
 
 
+# The modules that take longest (trained runs, a browser, several processes), longest first.
+# Under loadscope a worker takes the next module when it is free, in collection order; these
+# come last alphabetically, so one worker was left running the studio's browser test alone
+# for its last ~100 s. Started first, the short modules fill in around them.
+LONGEST_MODULES = (
+    "test_studio_browser.py",
+    "test_resume.py",
+    "test_train_run.py",
+    "test_tune.py",
+    "test_scale.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the longest modules first (see LONGEST_MODULES); the rest keep their order."""
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_MODULES.index(name) if name in LONGEST_MODULES else len(LONGEST_MODULES)
+
+    items.sort(key=rank)
+
+
 def _draw(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """A noisy image whose class is visible: a disc, a filled square, or horizontal stripes."""
     y, x = np.mgrid[:size, :size]
