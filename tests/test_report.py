@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import shutil
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -390,7 +391,7 @@ def test_report_in_headless_chromium(big_run, tmp_path):
     try:
         driver.get((big_run / "report.html").resolve().as_uri())
         shot = tmp_path / "report.png"
-        assert driver.save_screenshot(str(shot))
+        assert painted_screenshot(driver, shot) > 10, "the page stayed blank"
         problems = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
         assert problems == []
         assert driver.execute_script("return document.querySelectorAll('section').length") == 11
@@ -404,8 +405,20 @@ def test_report_in_headless_chromium(big_run, tmp_path):
         assert broken == 0
     finally:
         driver.quit()
-    with Image.open(shot) as image:
-        assert image.size[0] > 0 and len(np.unique(np.asarray(image.convert("L")))) > 10
+
+
+def painted_screenshot(driver, path: Path, timeout: float = 20.0) -> int:
+    """Save a screenshot of the page once it shows more than 10 grey levels (painted), trying
+    until ``timeout``; returns its number of grey levels. The load event can come before the
+    first paint on a loaded machine: a screenshot taken at once was blank white."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert driver.save_screenshot(str(path))
+        with Image.open(path) as image:
+            levels = len(np.unique(np.asarray(image.convert("L"))))
+        if levels > 10 or time.monotonic() > deadline:
+            return levels
+        time.sleep(0.2)
 
 
 def test_report_command_bad_run_exits_2(tmp_path, capsys):

@@ -152,14 +152,21 @@ def test_plan_is_capped_by_epochs_and_keeps_the_epoch_done(
     assert budget.model.stop_training == (planned == 1)
 
 
-def test_resume_keeps_the_plan_and_does_not_replan():
+def resumed_budget(last_epoch_steps: int) -> tuple[TimeBudget, FakeClock, dict]:
+    """A budget resuming a committed plan of 3 epochs of 4 steps, the last ``last_epoch_steps``
+    long: (the budget, its clock, the plan)."""
     saved = {"planned_epochs": 3, "budget_seconds": 60.0, "planned_seconds": 50.0}
-    saved.update(steps_per_epoch=4, last_epoch_steps=4)
+    saved.update(steps_per_epoch=4, last_epoch_steps=last_epoch_steps)
     clock = FakeClock()
     budget = TimeBudget(60, max_epochs=10, clock=clock)
     budget.set_model(FakeModel())
     budget.carry = saved
     budget.on_train_begin()
+    return budget, clock, saved
+
+
+def test_resume_keeps_the_plan_and_does_not_replan():
+    budget, clock, saved = resumed_budget(4)
     assert budget.planned_epochs() == 3 and budget.resumed
     run_epoch(budget, clock, 1, [100.0], 1000.0)  # a slow epoch 2: no new plan
     assert budget.get_state() == saved and not budget.model.stop_training
@@ -284,13 +291,7 @@ def test_bad_budget_stops_before_training(tmp_path, capsys, value):
 
 
 def test_a_resumed_run_stops_its_shorter_last_epoch_where_the_committed_plan_says():
-    saved = {"planned_epochs": 3, "budget_seconds": 60.0, "planned_seconds": 50.0}
-    saved.update(steps_per_epoch=4, last_epoch_steps=2)
-    clock = FakeClock()
-    budget = TimeBudget(60, max_epochs=10, clock=clock)
-    budget.set_model(FakeModel())
-    budget.carry = saved
-    budget.on_train_begin()
+    budget, clock, saved = resumed_budget(2)
     assert budget.planned_length() == 2.5
     run_epoch(budget, clock, 1, [1.0, 2.0, 3.0, 4.0], 5.0)  # a whole epoch 2
     assert not budget.model.stop_training
