@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,3 +98,38 @@ def test_inspect_bad_input_is_one_line(tmp_path, capsys):
     assert cnnhub_main(["inspect", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_color_mode_checks_the_decode_a_grayscale_run_uses(dataset, monkeypatch, capsys):
+    """The scan cache keeps a verdict per decoder: an RGB inspection leaves the 1-channel
+    decode of a grayscale run unchecked; ``--color_mode grayscale`` checks it, and the run's
+    own scan (``split_of_source`` with 1 channel, as training calls it) then decodes nothing."""
+    from cnnhub.data import tf_images
+    from cnnhub.data.sets import DataOptions, read_source, split_of_source
+
+    train, _ = dataset
+    decoded: list[tuple[int, int]] = []  # (files, channels) of each TensorFlow decode check
+    real = tf_images.rejected
+
+    def counted(paths, channels):
+        if paths:
+            decoded.append((len(paths), channels))
+        return real(paths, channels)
+
+    monkeypatch.setattr(tf_images, "rejected", counted)
+    assert cnnhub_main(["inspect", str(train)]) == 0
+    assert decoded == [(9, 3)]  # the text file fails its header check before any decode
+    assert cnnhub_main(["inspect", str(train), "--color_mode", "grayscale"]) == 0
+    assert decoded == [(9, 3), (9, 1)]
+    capsys.readouterr()
+    source = read_source(str(train), "train", DataOptions())
+    split, skipped = split_of_source(source, scan_cache=True, channels=1)
+    assert decoded == [(9, 3), (9, 1)]
+    assert len(split.paths) == 9 and [Path(p).name for p, _ in skipped] == ["readme.png"]
+
+
+def test_color_mode_is_one_of_two(dataset, capsys):
+    train, _ = dataset
+    assert cnnhub_main(["inspect", str(train), "--color_mode", "grey"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "argument --color_mode: invalid choice: 'grey'" in err[0]

@@ -10,7 +10,7 @@ from cnnhub.cli import OneLineParser
 from cnnhub.data.images import SPLIT_ROLES, split_folders
 from cnnhub.data.inspect import inspect_sources, sources_first
 from cnnhub.data.multi_hot import check_separator
-from cnnhub.data.sets import DataOptions, read_source
+from cnnhub.data.sets import DataOptions, input_channels, read_source
 from cnnhub.data.sources import DATA_FORMATS
 from cnnhub.errors import CnnhubError
 from cnnhub.run_folder import check_writable
@@ -62,6 +62,11 @@ def command(argv: list[str]) -> int:
         "--no_cache", action="store_true", help="ignore and do not write the scan/hash cache"
     )
     parser.add_argument(
+        "--color_mode", default="rgb", choices=("rgb", "grayscale"),
+        help="check the decode a run with this COLOR_MODE uses (the scan cache keeps one "
+        "verdict per decoder), so that run finds every file checked",
+    )  # fmt: skip
+    parser.add_argument(
         "--task", default="single_label", choices=TASK_NAMES,
         help="what the labels are (as for training): regression reports each target's "
         "distribution, multi_label (csv_paths label cells of several labels) the images per "
@@ -94,7 +99,10 @@ def command(argv: list[str]) -> int:
     for name, (role, path) in _datasets(args.data, args.valid, args.test).items():
         reference = sources_first(sources) if sources else None
         sources[name] = read_source(path, role, options, reference=reference)
-    report = inspect_sources(sources, use_cache=not args.no_cache, task=args.task)
+    channels = input_channels({"COLOR_MODE": args.color_mode})
+    report = inspect_sources(
+        sources, use_cache=not args.no_cache, channels=channels, task=args.task
+    )
     print(report.format(detail=True, show=max(args.show, 1)))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
