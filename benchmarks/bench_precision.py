@@ -11,7 +11,7 @@ on synthetic PNGs, trains one model per configuration:
 Each configuration is set up with cnnhub's own code, as ``run_training.py`` does for the flag:
 the precision policy by ``cnnhub.devices`` (float32, or ``mixed_bfloat16`` on a CPU) before
 ``build_model``; ``compile(jit_compile=...)``; for ``--deterministic``,
-``cnnhub.reproducibility.enable_determinism`` (TensorFlow op determinism) at process start and
+``cnnhub.reproducibility.seed_run`` (TensorFlow op determinism) at process start and
 ``make_dataset(..., deterministic=True)`` (single-threaded augmentation). All use cnnhub's
 augmentation (default flip, zoom, translation) and in-memory cache. One ``fit`` call per
 epoch, timed by a Keras callback; images/second = median over epochs 2..N (epoch 1: tracing,
@@ -92,7 +92,7 @@ def measure(model_name: str, size: int, folder: Path, args, configs) -> dict:
     from cnnhub.data.sets import Split
     from cnnhub.devices import _set_precision
     from cnnhub.model_factory import build_model
-    from cnnhub.reproducibility import enable_determinism
+    from cnnhub.reproducibility import seed_run
     from cnnhub.training import make_loss, make_optimizer
 
     base = bench_config(model_name, size, args.batch)
@@ -103,7 +103,7 @@ def measure(model_name: str, size: int, folder: Path, args, configs) -> dict:
     deterministic = any(det for _, _, _, det in configs)
     if deterministic:
         assert len(configs) == 1, "determinism is process-wide"
-        enable_determinism(seed)
+        seed_run(dict(base, DETERMINISTIC=True))
     shared = make_dataset(split, 10, (size, size), args.batch, training=True, seed=seed,
                           cache=True, augmenter=build_augmenter(base, seed),
                           deterministic=deterministic)  # fmt: skip

@@ -164,8 +164,6 @@ def find_learning_rate(
         CnnhubError: bad data or model settings (as training would), or a sweep that diverges
             at once.
     """
-    import keras  # lazy: heavy import, kept off the --help path
-
     from cnnhub.data.augment import build_augmenter
     from cnnhub.data.mixing import build_mixer
     from cnnhub.data.pipeline import make_dataset
@@ -173,7 +171,7 @@ def find_learning_rate(
     from cnnhub.fused_batch_norm import use_fused_batch_norm
     from cnnhub.model_factory import build_model, check_weights_setting
     from cnnhub.registry import parse_model_names
-    from cnnhub.reproducibility import enable_determinism
+    from cnnhub.reproducibility import seed_run
     from cnnhub.runner import resolve_models
     from cnnhub.training import freeze_for_epoch, make_loss, make_optimizer, trainable_summary
 
@@ -188,9 +186,7 @@ def find_learning_rate(
         config = dict(config, FOLDS=0, VAL_SPLIT=config["VAL_SPLIT"] or 1 / config["FOLDS"])
     splits = splits_from_config(config)
     (config,) = resolve_models(config, specs, splits.inspection)
-    if config["DETERMINISTIC"]:  # as training does: the same curve on every sweep
-        enable_determinism(config["SEED"])
-    keras.utils.set_random_seed(config["SEED"])
+    seed_run(config)  # as training: with DETERMINISTIC, the same curve on every sweep
     model = build_model(config, splits.num_classes, class_names=splits.class_names)
     freeze_for_epoch(model, config, 0)
     print(f"{config['MODEL_NAME']} ({config['TRAINING_TYPE']}): " + trainable_summary(model))

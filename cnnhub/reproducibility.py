@@ -8,6 +8,8 @@ shuffle's epoch variable and every seed generator's state from (SEED, epoch).
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -16,10 +18,12 @@ import tensorflow as tf
 _EPOCH_STRIDE = 1_000_000
 
 
-def enable_determinism(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic."""
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+def seed_run(config: dict[str, Any]) -> None:
+    """Seed Python, NumPy and TensorFlow with SEED; with DETERMINISTIC also make TensorFlow's
+    ops deterministic (training and the learning-rate sweep alike)."""
+    if config["DETERMINISTIC"]:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config["SEED"])
 
 
 def seed_generators(*layers_or_models) -> list:

@@ -58,7 +58,7 @@ from cnnhub.model_factory import (
 )
 from cnnhub.pretrained import fetch_imagenet
 from cnnhub.registry import parse_model_names
-from cnnhub.reproducibility import EpochRandomness, enable_determinism
+from cnnhub.reproducibility import EpochRandomness, seed_run
 from cnnhub.resume import DiskSpaceCheck, final_weights, mark_finalized, plan_resume, prepare_resume
 from cnnhub.run_folder import (
     check_free_space,
@@ -345,9 +345,7 @@ def _prepare(config: dict[str, Any]):
     if not chief:
         scratch = tempfile.mkdtemp(prefix="cnnhub-worker-")
         config = replace(config, SAVE_LOCATION=scratch, ITERATION_NAME="", POST_EVAL=False)
-    if config["DETERMINISTIC"]:
-        enable_determinism(config["SEED"])
-    keras.utils.set_random_seed(config["SEED"])
+    seed_run(config)
     return config, strategy, chief
 
 
