@@ -47,6 +47,12 @@ def shortened_last_epoch(plan: dict[str, Any]) -> tuple[int, int] | None:
     return (last, steps) if last is not None and steps and last < steps else None
 
 
+def planned_length(plan: dict[str, Any]) -> float:
+    """A time budget's planned epochs, a shorter last epoch counting as its fraction."""
+    short = shortened_last_epoch(plan)
+    return plan["planned_epochs"] - (1 - short[0] / short[1] if short else 0.0)
+
+
 def describe_last_epoch(plan: dict[str, Any]) -> str:
     """`` (the last one 150 of 215 steps)`` for a plan with a shorter last epoch, else ``""``."""
     short = shortened_last_epoch(plan)

@@ -45,6 +45,7 @@ from cnnhub.durations import (
     describe_last_epoch,
     format_duration,
     parse_duration,
+    planned_length,
     shortened_last_epoch,
 )
 
@@ -87,15 +88,10 @@ class TimeBudget(keras.callbacks.Callback):
         """The run's epochs: the plan once made (a shorter last epoch counts), else EPOCHS."""
         return self.plan["planned_epochs"] if self.plan else self.max_epochs
 
-    def _length_key(self) -> tuple | None:
-        """What a printed plan line states of the run's length (None before the first plan)."""
-        return (self.planned_epochs(), shortened_last_epoch(self.plan)) if self.plan else None
-
     def planned_length(self) -> float:
         """The run's length in epochs for the schedules: a shorter last epoch counts as its
         fraction of an epoch."""
-        short = shortened_last_epoch(self.plan or {})
-        return self.planned_epochs() - (1 - short[0] / short[1] if short else 0.0)
+        return planned_length(self.plan) if self.plan else float(self.max_epochs)
 
     def get_state(self) -> dict[str, Any] | None:
         return self.plan
@@ -134,9 +130,9 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._trained_until = self.clock()
         if self.plan is None or (self.measuring() and epoch + 1 < self.planned_epochs()):
-            before = self._length_key()
+            before = self.planned_length() if self.plan else None
             self.plan = self.make_plan(epoch + 1)
-            if self._length_key() != before:
+            if self.planned_length() != before:
                 print(self.describe_plan(), flush=True)
         if epoch + 1 >= self.planned_epochs():
             self.model.stop_training = True
@@ -171,8 +167,7 @@ class TimeBudget(keras.callbacks.Callback):
             last_steps = min(math.floor(spare / max(training, 1e-9) * steps), steps)
             if last_steps > 0:
                 planned += 1
-        length = planned - done - 1 + last_steps / max(steps, 1)
-        return {
+        plan = {
             "budget_seconds": self.seconds,
             "planned_epochs": planned,
             "steps_per_epoch": steps,
@@ -182,10 +177,11 @@ class TimeBudget(keras.callbacks.Callback):
             "epoch_seconds": round(epoch_seconds, 2),
             "scoring_seconds": round(scoring, 2),
             "finishing_seconds": round(finishing, 2),
-            "planned_seconds": round(
-                elapsed + max(length, 0) * training + (planned - done) * scoring + finishing, 2
-            ),
         }
+        training_left = (planned_length(plan) - done) * training
+        scoring_left = (planned - done) * scoring
+        plan["planned_seconds"] = round(elapsed + training_left + scoring_left + finishing, 2)
+        return plan
 
     def describe_plan(self) -> str:
         plan = self.plan
