@@ -497,3 +497,19 @@ def test_drop_paths_and_subset(gray_folder):
     assert kept.keys == source.keys[2:] and kept.class_names == source.class_names
     with pytest.raises(ValueError, match="exactly one"):
         DataSource(["a"], np.zeros(1))
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "key"),
+    [
+        ("data/x/cat/1.png", "data/x", "cat/1.png"),
+        ("data/x/./cat//2.png", "data/x/", "cat/2.png"),  # normalised, as os.path.relpath does
+        ("data/xy/cat/3.png", "data/x", "data/xy/cat/3.png"),  # a sibling folder is outside
+        ("elsewhere/4.png", "data/x", "elsewhere/4.png"),  # outside the root: the path itself
+        ("data/x/5.png", None, "data/x/5.png"),
+    ],
+)
+def test_file_keys_are_relative_to_the_source_root(path, root, key):
+    from cnnhub.data.sources.base import relative_keys
+
+    assert relative_keys([path], root) == [key]

@@ -84,7 +84,7 @@ class DataSource:
 
     def _default_keys(self) -> list[str]:
         if self.paths is not None:
-            return [_relative_key(p, self.root) for p in self.paths]
+            return relative_keys(self.paths, self.root)
         name = os.path.basename(self.origin.rstrip("/\\")) or "images"
         return [f"{name}#{i}" for i in range(len(self.labels))]
 
@@ -139,12 +139,19 @@ class DataSource:
         return self.subset([i for i, p in enumerate(self.paths) if p not in drop])
 
 
-def _relative_key(path: str, root: str | None) -> str:
-    if root:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-        if not rel.startswith(".."):
-            return Path(rel).as_posix()
-    return Path(path).as_posix()
+def relative_keys(paths: list[str], root: str | None) -> list[str]:
+    """Each path as a '/'-separated key: relative to ``root`` when it lies inside it, else the
+    path as given."""
+    # One prefix test per path: os.path.relpath per path took ~1.5 s for 70,000 files.
+    prefix = os.path.join(os.path.abspath(root), "") if root else None
+    keys = []
+    for path in paths:
+        full = os.path.abspath(path) if prefix else ""
+        if prefix and full.startswith(prefix):
+            keys.append(full[len(prefix) :].replace(os.sep, "/"))
+        else:
+            keys.append(Path(path).as_posix())
+    return keys
 
 
 # --------------------------------------------------------------------------- labels
