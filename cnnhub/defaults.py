@@ -186,6 +186,9 @@ TTA = "none"
 AUG_HORIZONTAL_FLIP = True
 # Random up-down flips.
 AUG_VERTICAL_FLIP = False
+# With a flip on: mirror each image in every other epoch (which epochs drawn per image) instead
+# of at random, so any two epochs show every image both ways; short runs learn faster.
+AUG_ALTERNATE_FLIPS = False
 # Random rotation, as a fraction of a full turn (0.05 = up to +-18 degrees; 0 = off).
 AUG_ROTATION = 0.0  # range: [0, 0.5]
 # Random zoom in/out, as a fraction of the image size (0 = off).

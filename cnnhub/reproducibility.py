@@ -3,7 +3,8 @@
 Keras random layers (augmentation, dropout) draw from ``SeedGenerator`` states that advance with
 every call, and ``tf.data`` reshuffles from a per-dataset counter: both would restart from the
 beginning after a crash. ``EpochRandomness`` instead sets, at the start of every epoch, the
-shuffle's epoch variable and every seed generator's state from (SEED, epoch).
+shuffle's epoch variable and every seed generator's state from (SEED, epoch), and the epoch of
+layers that follow it (``cnnhub.data.augment.alternating_flip``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ def seed_run(config: dict[str, Any]) -> None:
     keras.utils.set_random_seed(config["SEED"])
 
 
-def seed_generators(*layers_or_models) -> list:
-    """Every ``keras.random.SeedGenerator`` owned by the given layers (recursively: the layers
-    of a model, and layers held as attributes, as RandAugment and AugMix hold theirs)."""
+def _layers_within(*layers_or_models) -> list:
+    """The given layers and every layer within them (recursively: the layers of a model, and
+    layers held as attributes, as RandAugment and AugMix hold theirs), each once."""
     found, seen = [], set()
     stack = list(layers_or_models)
     while stack:
@@ -36,13 +37,21 @@ def seed_generators(*layers_or_models) -> list:
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        for value in vars(item).values():
+        found.append(item)
+        stack.extend(v for v in vars(item).values() if isinstance(v, keras.layers.Layer))
+        stack.extend(getattr(item, "layers", []) or [])
+    return found
+
+
+def seed_generators(*layers_or_models) -> list:
+    """Every ``keras.random.SeedGenerator`` owned by the given layers or the layers within
+    them."""
+    found, seen = [], set()
+    for layer in _layers_within(*layers_or_models):
+        for value in vars(layer).values():
             if isinstance(value, keras.random.SeedGenerator) and id(value) not in seen:
                 seen.add(id(value))
                 found.append(value)
-            elif isinstance(value, keras.layers.Layer):
-                stack.append(value)
-        stack.extend(getattr(item, "layers", []) or [])
     return found
 
 
@@ -58,6 +67,9 @@ class EpochRandomness(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch.assign(epoch)
+        for layer in _layers_within(*self.random_layers):
+            if isinstance(getattr(layer, "epoch", None), keras.Variable):
+                layer.epoch.assign(epoch)  # layers that act by epoch (AlternatingFlip)
         generators = seed_generators(*self.random_layers, self.model)
         for index, generator in enumerate(generators):
             dtype = generator.state.dtype

@@ -1,6 +1,6 @@
-"""Augmentation policies (RandAugment, AugMix, random erasing, colour jitter, MixUp, CutMix):
-Keras's layers, training split only, keyed to (seed, epoch), mixing off for the last epochs,
-the feature cache bypassed, and bad combinations refused before training."""
+"""Augmentation policies (RandAugment, AugMix, random erasing, colour jitter, MixUp, CutMix,
+alternating flips): Keras's layers, training split only, keyed to (seed, epoch), mixing off for
+the last epochs, the feature cache bypassed, and bad combinations refused before training."""
 
 from __future__ import annotations
 
@@ -76,6 +76,66 @@ def test_policies_are_keyed_to_seed_and_epoch():
     epoch_output(0)  # advances every generator
     assert np.array_equal(epoch_output(2), first)
     assert not np.array_equal(epoch_output(3), first)
+
+
+MIRRORS = {  # (left-right, up-down) -> the image so mirrored
+    (False, False): lambda x: x,
+    (True, False): lambda x: x[:, ::-1],
+    (False, True): lambda x: x[::-1],
+    (True, True): lambda x: x[::-1, ::-1],
+}
+
+
+def mirror_states(originals: np.ndarray, seen: np.ndarray) -> list[tuple[bool, bool]]:
+    """Which mirror image of its original each image in ``seen`` is."""
+    states = []
+    for original, image in zip(originals, seen):
+        (state,) = [k for k, mirror in MIRRORS.items() if np.array_equal(mirror(original), image)]
+        states.append(state)
+    return states
+
+
+@pytest.mark.parametrize(
+    ("flags", "period"),
+    [
+        ({"aug_horizontal_flip": True}, 2),
+        ({"aug_vertical_flip": True}, 2),
+        ({"aug_horizontal_flip": True, "aug_vertical_flip": True}, 4),
+    ],
+)
+def test_alternating_flips_show_every_mirror_image_once_per_period(flags, period):
+    # Random flips may leave an image unmirrored for several epochs; alternating ones show an
+    # image's 2 (or, flipping both ways, 4) mirror images in any 2 (4) consecutive epochs.
+    cfg = config(**flags, aug_alternate_flips=True)
+    augmenter = build_augmenter(cfg, 5)
+    assert [type(layer).__name__ for layer in augmenter.layers] == ["AlternatingFlip"]
+    n = 200
+    x = images(n, size=8, seed=2)
+    randomness = EpochRandomness(5, augmenter)
+    # A cached, shuffled training pipeline built once, as a run's: the epoch is read per epoch.
+    split = Split(labels=np.arange(n), images=x.astype("uint8"))
+    ds = make_dataset(
+        split, n, (8, 8), 32, training=True, seed=5, augmenter=augmenter, epoch=randomness.epoch
+    )
+
+    def epoch_states(epoch: int) -> list[tuple[bool, bool]]:
+        randomness.on_epoch_begin(epoch)
+        seen, labels = zip(*((b.numpy(), y.numpy().argmax(axis=1)) for b, y in ds))
+        order = np.concatenate(labels)
+        assert sorted(order) == list(range(n))
+        return mirror_states(x, np.concatenate(seen)[np.argsort(order)])
+
+    # Back to image order (each epoch shuffles): the mirror state of image i in each epoch.
+    states = [epoch_states(epoch) for epoch in range(period + 1)]
+    for image in range(n):
+        per_epoch = [states[epoch][image] for epoch in range(period)]
+        assert len(set(per_epoch)) == period, per_epoch  # every mirror image, once
+        assert states[period][image] == per_epoch[0]  # and again
+    for epoch_states_ in states:  # which half starts mirrored is drawn per image
+        counts = {state: epoch_states_.count(state) for state in set(epoch_states_)}
+        assert len(counts) == period and min(counts.values()) > n / period * 0.6, counts
+    # Inference never flips.
+    assert np.array_equal(keras.ops.convert_to_numpy(augmenter(x, training=False)), x)
 
 
 @pytest.mark.parametrize("key", ["aug_mixup", "aug_cutmix"])
@@ -154,6 +214,10 @@ def test_mixing_needs_single_label_classification():
         (["--task", "multi_label", "--aug_mixup", "0.2"], "only single-label classification has"),
         (["--aug_mixup", "1.5"], "`aug_mixup` must be a number in [0, 1]"),
         (["--aug_randaugment", "11"], "`aug_randaugment` must be a number in [0, 10]"),
+        (
+            ["--aug_alternate_flips", "true", "--aug_horizontal_flip", "false"],
+            "`aug_alternate_flips` makes the flips alternate",
+        ),
     ],
 )
 def test_bad_augmentation_settings_fail_before_training(flags, message, tmp_path, capsys):

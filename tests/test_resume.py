@@ -46,8 +46,11 @@ ARGS = [
     "1h",
     # Issue 20's options ride along (no extra training) and must repeat exactly after a SIGKILL
     # too: AugMix (sub-layers, and operations drawn when the pipeline is traced), erasing, MixUp
-    # switched off for the last epoch, EMA, TTA. (RandAugment, 5x AugMix's cost per step here,
-    # is keyed the same way: tests/test_augmentation.py.)
+    # switched off for the last epoch, EMA, TTA, alternating flips (the flip's epoch is set as
+    # the generators are). (RandAugment, 5x AugMix's cost per step here, is keyed the same way:
+    # tests/test_augmentation.py.)
+    "--aug_alternate_flips",
+    "true",
     "--aug_augmix",
     "0.3",
     "--aug_erasing",

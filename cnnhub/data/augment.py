@@ -3,13 +3,16 @@
 Two stages, both on the training split only (see ``cnnhub.data.pipeline.make_dataset``):
 
 - ``build_augmenter``: per-image layers (flips, rotation, zoom, shift, contrast, brightness,
-  colour jitter, RandAugment, AugMix, random erasing), one ``keras.Sequential``.
+  colour jitter, RandAugment, AugMix, random erasing), one ``keras.Sequential``. Flips are
+  random (``RandomFlip``) or, with ``AUG_ALTERNATE_FLIPS``, alternate epoch by epoch
+  (``AlternatingFlip``, the one layer here that Keras does not have).
 - ``cnnhub.data.mixing.build_mixer``: MixUp or CutMix, which mix pairs of images *and* their
   one-hot labels, so they run on (images, labels) batches; ``MIX_OFF_EPOCHS`` switches them off
   for the last epochs.
 
 Every layer's random state is re-keyed from (SEED, epoch) at each epoch's start by
-``cnnhub.reproducibility.EpochRandomness``, so a resumed run repeats the uninterrupted one.
+``cnnhub.reproducibility.EpochRandomness``, which also tells ``AlternatingFlip`` the epoch, so
+a resumed run repeats the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ def check_augmentation(config: dict[str, Any]) -> None:
             "`mix_off_epochs` switches MixUp/CutMix off for the last epochs, but neither is on; "
             f"set --aug_mixup or --aug_cutmix, or leave it 0. Received: mix_off_epochs={off}"
         )
+    flips = config["AUG_HORIZONTAL_FLIP"] or config["AUG_VERTICAL_FLIP"]
+    if config["AUG_ALTERNATE_FLIPS"] and not flips:
+        raise CnnhubError(
+            "`aug_alternate_flips` makes the flips alternate from epoch to epoch, but no flip "
+            "is on; set --aug_horizontal_flip or --aug_vertical_flip, or leave it false. "
+            "Received: aug_alternate_flips=true, aug_horizontal_flip=false, "
+            "aug_vertical_flip=false"
+        )
     if off and off >= config["EPOCHS"]:
         raise CnnhubError(
             "`mix_off_epochs` must be smaller than `epochs` (some epochs must mix). "
@@ -93,7 +104,9 @@ def build_augmenter(config: dict[str, Any], seed: int):
         (True, False): "horizontal",
         (False, True): "vertical",
     }.get((config["AUG_HORIZONTAL_FLIP"], config["AUG_VERTICAL_FLIP"]))
-    if flip:
+    if flip and config["AUG_ALTERNATE_FLIPS"]:
+        steps.append(alternating_flip(flip, seed=next(seeds)))
+    elif flip:
         steps.append(layers.RandomFlip(flip, seed=next(seeds)))
     if config["AUG_ROTATION"]:
         steps.append(
@@ -157,3 +170,63 @@ def _policy_layers(config: dict[str, Any], seeds) -> list:
             layers.RandomErasing(factor=(p, p), value_range=_VALUE_RANGE, seed=next(seeds))
         )
     return steps
+
+
+def alternating_flip(mode: str, seed: int):
+    """A Keras layer that mirrors each image in every other epoch instead of at random.
+
+    Random flips leave, by chance, some images unmirrored (or mirrored) for several epochs in a
+    row; alternating ones show every image both ways in any two consecutive epochs, which makes
+    short runs learn faster (Keller Jordan, "94% on CIFAR-10 in 3.29 seconds", 2024). Which
+    half of the images starts mirrored is drawn per image from ``seed`` and the image's own
+    pixels, so the choice survives shuffling and caching without carrying image indices.
+
+    ``mode`` is ``RandomFlip``'s: ``horizontal``, ``vertical`` or ``horizontal_and_vertical``
+    (the left-right flip alternates every epoch, the up-down one every two: four epochs show
+    all four mirror images). ``layer.epoch`` is set at each epoch's start by
+    ``cnnhub.reproducibility.EpochRandomness``; left at 0 it gives one fixed mirror per image.
+    """
+    import keras  # lazy: keeps --help free of TensorFlow
+    import numpy as np
+
+    class AlternatingFlip(keras.layers.Layer):
+        def __init__(self, mode: str, seed: int, **kwargs):
+            super().__init__(**kwargs)
+            self.mode, self.seed = mode, seed
+            self.epoch = keras.Variable(0, dtype="int32", trainable=False, name="epoch")
+            self._masks: np.ndarray | None = None
+
+        def build(self, input_shape):
+            # One random 0/1 pixel mask per flip axis: the parity of an image's pixel sum over
+            # its mask is that image's start bit (a random subset's parity: a fair coin).
+            shape = (2, 1, *input_shape[1:])
+            self._masks = np.random.default_rng(self.seed).integers(0, 2, shape, dtype=np.int32)
+
+        def call(self, images, training=True):
+            if not training:
+                return images
+            ops = keras.ops
+            pixels = ops.cast(ops.round(images), "int32")
+            horizontal_bits, vertical_bits = (
+                ops.sum(pixels * mask, axis=(1, 2, 3)) % 2 for mask in self._masks
+            )
+            epoch = ops.convert_to_tensor(self.epoch)
+            if self.mode != "vertical":
+                images = _mirror(images, horizontal_bits + epoch, axis=2)
+            if self.mode != "horizontal":
+                every = 2 if self.mode == "horizontal_and_vertical" else 1
+                images = _mirror(images, vertical_bits + epoch // every, axis=1)
+            return images
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "mode": self.mode, "seed": self.seed}
+
+    def _mirror(images, keys, axis: int):
+        """``images``, each mirrored along ``axis`` where its key is odd."""
+        odd = keras.ops.reshape(keys % 2 == 1, (-1, 1, 1, 1))
+        return keras.ops.where(odd, keras.ops.flip(images, axis=axis), images)
+
+    return AlternatingFlip(mode, seed, name="alternating_flip")
