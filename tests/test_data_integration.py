@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from cnnhub.cli import main as cnnhub_main
@@ -126,6 +127,33 @@ def test_each_format_trains_like_the_folder(fmt, small, tmp_path):
         per_image = read_csv_safe(next((run / "model_logs").glob("weights-001-*[0-9].csv")))
         assert per_image["image_path"].tolist() == [f"valid.npz#{i}" for i in range(6)]
         assert not list(base.rglob("*#*"))  # in-memory images were never written out
+
+
+@pytest.mark.parametrize("seed", ["0", "4294967295"])  # SEED's range, both ends
+def test_every_seed_in_range_trains(seed, small, tmp_path):
+    # TensorFlow's seed check failed on the epoch-keyed shuffle when SEED was 0.
+    base, _ = small
+    code, run = train(tmp_path, "-dtrain", str(base / "train"), "-dvalid", str(base / "valid"),
+                      "--seed", seed)  # fmt: skip
+    assert code == 0
+    assert pd.read_csv(run / "training.log")["epoch"].tolist() == [1]
+
+
+@pytest.mark.parametrize("global_seed", [0, 2**31 - 1, 42])
+def test_epoch_keyed_shuffle_under_any_global_seed(global_seed):
+    from cnnhub.data.pipeline import shuffle_by_epoch
+
+    keras.utils.set_random_seed(global_seed)
+    epoch = tf.Variable(0, dtype=tf.int64)
+    ds = shuffle_by_epoch(tf.data.Dataset.range(50), 50, seed=3, epoch=epoch)
+
+    def order(k: int) -> list[int]:
+        epoch.assign(k)
+        return [int(i) for i in ds.as_numpy_iterator()]
+
+    first = order(0)
+    assert sorted(first) == list(range(50))
+    assert order(1) != first and order(0) == first  # a new order per epoch, repeatable
 
 
 def test_grayscale_in_memory_images_become_rgb():

@@ -105,6 +105,9 @@ def _decoder(split: Split, image_size: tuple[int, int]):
     return (path_tensor_values(split.paths), flags), decode
 
 
+_MAX_SEED = 2**31 - 1  # TensorFlow reduces seeds modulo this
+
+
 def shuffle_by_epoch(dataset, buffer: int, seed: int, epoch=None):
     """Shuffle ``dataset`` in an order keyed to (seed, epoch).
 
@@ -116,13 +119,21 @@ def shuffle_by_epoch(dataset, buffer: int, seed: int, epoch=None):
 
     if epoch is None:
         return dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    # flat_map reads the variable when each epoch's iterator starts, not at definition; it
-    # hides the length, which the learning-rate schedules need (steps per epoch): restore it.
-    shuffled = tf.data.Dataset.from_tensors(0).flat_map(
-        lambda _: dataset.shuffle(
+
+    def epoch_order(_):
+        # TensorFlow compares the (global seed, op seed) pair with (0, 0) by Python's ==, which
+        # a tensor op seed cannot answer when the global seed is 0 modulo 2**31 - 1 (SEED 0):
+        # this function's graph then takes seed 1. Other global seeds keep their orders.
+        graph = tf.compat.v1.get_default_graph()
+        if graph.seed is not None and graph.seed % _MAX_SEED == 0:
+            graph.seed = 1
+        return dataset.shuffle(
             buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
         )
-    )
+
+    # flat_map reads the variable when each epoch's iterator starts, not at definition; it
+    # hides the length, which the learning-rate schedules need (steps per epoch): restore it.
+    shuffled = tf.data.Dataset.from_tensors(0).flat_map(epoch_order)
     return shuffled.apply(tf.data.experimental.assert_cardinality(dataset.cardinality()))
 
 
