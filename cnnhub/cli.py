@@ -17,6 +17,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from cnnhub.display import safe_output
@@ -116,6 +117,15 @@ def report_error(prog: str, error: CnnhubError) -> int:
     return 2
 
 
+def stop_on_ctrl_c() -> None:
+    """Make SIGINT (Ctrl-C, the studio's Stop) raise KeyboardInterrupt in a long command even
+    when the process inherited it ignored, as commands started with ``&`` from a script or
+    under ``nohup ... &`` do: Python then leaves it ignored, and the run could not be stopped
+    cleanly. Only the main thread can set a handler; elsewhere this does nothing."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run_command(prog: str, body: Callable[[], int]) -> int:
     """Run a command's body; a CnnhubError becomes one stderr line and exit status 2."""
     try:
@@ -142,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to a command; returns the process exit code."""
 
     safe_output()
+    stop_on_ctrl_c()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())

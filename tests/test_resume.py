@@ -192,6 +192,8 @@ def test_rerunning_a_named_run_requires_resume_or_overwrite(runs, data, capsys):
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(data, tmp_path):
     run = tmp_path / "model_repository" / "stopped"
+    # Started with SIGINT ignored, as `command &` in a script or `nohup command &` starts it
+    # (the studio's Stop button sends SIGINT too): Python would leave it ignored.
     process = subprocess.Popen(
         [
             sys.executable,
@@ -210,6 +212,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(data, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     deadline = time.monotonic() + 180
     while not (run / "checkpoint" / "state.json").is_file() and time.monotonic() < deadline:

@@ -206,9 +206,11 @@ def test_run_names_are_numbered_and_an_existing_one_is_refused(workspace):
 
 
 def _sleeper(monkeypatch, seconds: float = 30.0):
-    """Trainer starts a stand-in for run_training.py that prints like Keras and waits."""
+    """Trainer starts a stand-in for run_training.py that prints like Keras and waits (and,
+    as run_training.py does, takes SIGINT even if the test runner ignores it)."""
     script = (
-        "import sys, time\n"
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "print('Epoch 1/3', flush=True)\n"
         "sys.stdout.write(' 1/4 \\x1b[1m━━\\x1b[0m\\r 2/4 ━━━━\\b\\b\\r'); sys.stdout.flush()\n"
         "try:\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnhub import settings
-from cnnhub.cli import run_command
+from cnnhub.cli import run_command, stop_on_ctrl_c
 from cnnhub.display import safe_output
 from cnnhub.errors import CnnhubError
 from cnnhub.quiet import quiet_tensorflow
@@ -34,6 +34,7 @@ def train_main(argv: list[str] | None = None, prog: str = "run_training.py") -> 
     """Entry point of ``run_training.py`` and ``python -m cnnhub train``; returns the exit code."""
 
     safe_output()
+    stop_on_ctrl_c()
     return run_command(prog, lambda: _train(argv, prog))
 
 
