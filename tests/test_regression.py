@@ -94,6 +94,26 @@ def test_metrics_edge_cases_equal_scikit_learn():
     )
 
 
+def test_console_says_mape_has_no_meaning_when_an_actual_value_is_0(capsys):
+    from cnnhub.tasks import get_task
+
+    with_zero, predicted = np.array([0.0, 1.0, 2.0]), np.array([0.5, 1.0, 2.5])
+    figures = [regression_metrics(actual, predicted) for actual in (with_zero, with_zero + 1)]
+    rows = [
+        {"weights_name": f"w{i}", "epoch": i, **f, "loss": 0.1} for i, f in enumerate(figures, 1)
+    ]
+    report = pd.DataFrame(rows)
+    task = get_task({"TASK": "regression"})
+    best = {"weights": "w1", "epoch": 1, "rule": "mae", "value": figures[0]["mae"]}
+    task.print_table(report, "validation", best)
+    task.print_choice(report, best)
+    out = capsys.readouterr().out
+    assert "mape n/a (an actual value is 0)" in out  # not scikit-learn's ~1e15
+    assert f"{figures[1]['mape']:.4f}" in out and "e+15" not in out and "1e" not in out
+    table = out.split("\n")[1:4]
+    assert table[1].split()[-1] == "n/a" and table[2].split()[-1] == f"{figures[1]['mape']:.4f}"
+
+
 def test_best_weights_by_rule():
     report = pd.DataFrame(
         {

@@ -107,6 +107,19 @@ def _csv_targets(source, columns: list[str], received: str) -> np.ndarray:
     return np.stack([_numbers(v, f"`{c}` cell", received) for c, v in zip(columns, picked)], 1)
 
 
+# A MAPE this large (the error a billion times the actual value) only comes from actual values
+# of 0, which MAPE divides by: scikit-learn's figure is then ~1e15, a number with no meaning.
+_MEANINGLESS_MAPE = 1e9
+
+
+def _figure(key: str, value: float, short: bool = False) -> str:
+    """A headline figure as the console shows it: 4 decimals, or n/a for a MAPE that only
+    says an actual value is 0."""
+    if key == "mape" and value >= _MEANINGLESS_MAPE:
+        return "n/a" if short else "n/a (an actual value is 0)"
+    return f"{value:.4f}"
+
+
 class Regression(FinalizedByHooks):
     """Numbers per image."""
 
@@ -333,7 +346,8 @@ class Regression(FinalizedByHooks):
             shown = pd.concat([shown.head(rows - 1), table[table["weights_name"] == chosen]])
         print(f"{role.capitalize()} figures of each weights file:")
         columns = ["weights_name", "epoch", *self.headline_columns()]
-        print(shown[columns].to_string(index=False, float_format="%.4f"))
+        formatters = {"mape": lambda value: _figure("mape", value, short=True)}
+        print(shown[columns].to_string(index=False, float_format="%.4f", formatters=formatters))
 
     def print_choice(self, report, best: Mapping[str, Any]) -> None:
         figures = self.headline_figures(report, best["weights"], best)
@@ -341,7 +355,7 @@ class Regression(FinalizedByHooks):
         print(
             f"Best weights (chosen on validation): {best['weights']} (epoch {best['epoch']}) by "
             f"{how} {best['rule']}. Validation: "
-            + ", ".join(f"{key} {value:.4f}" for key, value in figures.items())
+            + ", ".join(f"{key} {_figure(key, value)}" for key, value in figures.items())
         )
 
     def evaluation_summary(self, report, role, source, images, best, scored) -> dict[str, Any]:
@@ -360,7 +374,7 @@ class Regression(FinalizedByHooks):
     def print_evaluation(self, report, summary: Mapping[str, Any]) -> None:
         self.print_table(report, summary["role"], summary if summary["weights"] else None)
         if summary["weights"] is not None:
-            figures = ", ".join(f"{k} {summary[k]:.4f}" for k in self.headline_columns())
+            figures = ", ".join(f"{k} {_figure(k, summary[k])}" for k in self.headline_columns())
             print(
                 f"{summary['role'].capitalize()} ({summary['source']}): weights "
                 f"{summary['weights']} (epoch {summary['epoch']}): {figures}"
