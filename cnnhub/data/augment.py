@@ -207,16 +207,18 @@ def alternating_flip(mode: str, seed: int):
                 return images
             ops = keras.ops
             pixels = ops.cast(ops.round(images), "int32")
-            horizontal_bits, vertical_bits = (
-                ops.sum(pixels * mask, axis=(1, 2, 3)) % 2 for mask in self._masks
-            )
+
+            def start_bits(axis: int):  # 0: left-right, 1: up-down (only the flips in use)
+                return ops.sum(pixels * self._masks[axis], axis=(1, 2, 3)) % 2
+
             epoch = ops.convert_to_tensor(self.epoch)
+            flipped = images
             if self.mode != "vertical":
-                images = _mirror(images, horizontal_bits + epoch, axis=2)
+                flipped = _mirror(flipped, start_bits(0) + epoch, axis=2)
             if self.mode != "horizontal":
                 every = 2 if self.mode == "horizontal_and_vertical" else 1
-                images = _mirror(images, vertical_bits + epoch // every, axis=1)
-            return images
+                flipped = _mirror(flipped, start_bits(1) + epoch // every, axis=1)
+            return flipped
 
         def compute_output_shape(self, input_shape):
             return input_shape
