@@ -70,5 +70,6 @@ def describe_budget_outcome(report: dict[str, Any]) -> str:
         f"{format_duration(planned) if planned is not None else '-'} "
         f"({report.get('planned_epochs', '-')} epochs{describe_last_epoch(report)}), actual "
         f"{format_duration(report['actual_seconds'])} ({inside} the budget"
+        + ("; stopped early: the machine slowed down" if report.get("stopped_early") else "")
         + ("; this resumed process only)" if report["resumed"] else ")")
     )

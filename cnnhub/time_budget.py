@@ -24,6 +24,14 @@ first epoch this process trains and made again after every later epoch but the l
   as long as its scoring takes: without it, up to an epoch of the budget would go unused (a
   third of it for a run of three long epochs). A plan whose length changes is printed.
 
+A plan is a forecast: a machine that slows down within an epoch makes it late. So after every
+step of a planned epoch, the run stops early (that epoch becomes its last, shortened, and is
+scored as any other) once one more step, that epoch's scoring and the finishing steps would
+end it past the budget. The pace is the median step of the epoch so far; once it has
+``PACE_MIN_STEPS`` steps, scoring and finishing are scaled by how much slower it is than planned
+(the median: one slow step, a pause of the input pipeline, does not stop a run).
+
+
 Schedules (cosine, step, onecycle) run over the planned length as planned at each step (a
 shorter last epoch counts as its fraction of an epoch): the first epoch used EPOCHS, the later
 ones the plan of the moment. The plan is part of the epoch's commit (``state.json``), so
@@ -35,6 +43,7 @@ reports its own time only.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -53,6 +62,7 @@ RECENT_EPOCHS = 3  # an epoch's cost: the longest of the last ones measured, the
 FINISH_MIN_SECONDS = 10.0  # plots, report, the test set's model build: fixed costs of any run
 FINISH_SCORING_PASSES = 1.0  # best-weight choice and reports, final and best model saves
 TEST_SCORING_FACTOR = 1.0  # scoring test data, per image vs validation (the same views)
+PACE_MIN_STEPS = 5  # steps of an epoch before its pace scales the estimates of what is left
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -81,6 +91,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._trained_until: float | None = None  # when the last epoch this process trained ended
         self._batches = 0
         self._epoch = 0
+        self._step_seconds: list[float] = []  # this epoch's, batch end to batch end
         # Epochs measured after the first: (training, scoring) seconds.
         self._costs: list[tuple[float, float]] = []
 
@@ -108,6 +119,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._epoch_start = self.clock()
         self._batches = 0
         self._epoch = epoch
+        self._step_seconds = []
 
     def measuring(self) -> bool:
         """Whether epochs are measured and planned after: not in a resumed process."""
@@ -119,13 +131,52 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.measuring():
-            self._last_batch_end = self.clock()
+            now = self.clock()
+            self._step_seconds.append(now - (self._last_batch_end if batch else self._epoch_start))
+            self._last_batch_end = now
             self._batches = batch + 1
             if batch == 0:
                 self._first_step = self._last_batch_end - self._batch_start
-        short = shortened_last_epoch(self.plan or {})
-        if short and self._epoch + 1 == self.planned_epochs() and batch + 1 >= short[0]:
+        if self.plan is None:
+            return
+        short = shortened_last_epoch(self.plan)
+        last = short[0] if short and self._epoch + 1 == self.planned_epochs() else None
+        if last is not None and batch + 1 >= last:
             self.model.stop_training = True  # a shorter last epoch ends here
+        # An epoch's last step needs no check: the plan is made again after the epoch.
+        elif self.measuring() and batch + 1 < (last or self.plan["steps_per_epoch"]):
+            if self._would_overrun():
+                self._stop_early()
+
+    def _would_overrun(self) -> bool:
+        """Whether one more step, this epoch's scoring and the finishing steps would end the
+        run past the budget, at this epoch's pace (see the module docstring)."""
+        plan = self.plan
+        step = statistics.median(self._step_seconds)
+        planned_step = (plan["epoch_seconds"] - plan["scoring_seconds"]) / plan["steps_per_epoch"]
+        slower = 1.0
+        if len(self._step_seconds) >= PACE_MIN_STEPS:
+            slower = max(step / max(planned_step, 1e-9), 1.0)
+        rest = step + slower * (plan["scoring_seconds"] + plan["finishing_seconds"])
+        return self._last_batch_end - self.started + rest > self.seconds
+
+    def _stop_early(self) -> None:
+        """End the run with this epoch, shortened to the steps done; the plan says so, as it
+        is committed with the epoch and reported."""
+        plan = self.plan
+        self.plan = dict(
+            plan,
+            planned_epochs=self._epoch + 1,
+            last_epoch_steps=self._batches,
+            stopped_early=True,
+        )
+        self.model.stop_training = True
+        print(
+            f"\nTime budget {format_duration(plan['budget_seconds'])}: the machine slowed down; "
+            f"epoch {self._epoch + 1} ends after {self._batches} of {plan['steps_per_epoch']} "
+            "steps and is the last, so the run ends inside the budget.",
+            flush=True,
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         self._trained_until = self.clock()

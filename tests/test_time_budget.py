@@ -125,6 +125,80 @@ def test_the_plan_follows_the_epochs_cost_with_a_fake_clock(capsys):
     assert clock.now == 37 + 17 * 3 + 2 and clock.now + budget.plan["finishing_seconds"] == 100
 
 
+def paced_epoch(budget: TimeBudget, clock: FakeClock, steps: list[float], scoring: float) -> int:
+    """The epoch after the plan's last measured one, its steps taking ``steps`` seconds each,
+    stopping after the step where the budget stops the run (as Keras's fit does), then
+    scored; returns the steps trained."""
+    epoch = budget.plan["measured_after_epoch"]
+    budget.on_epoch_begin(epoch)
+    trained = 0
+    for trained, seconds in enumerate(steps, 1):
+        budget.on_train_batch_begin(trained - 1)
+        clock.now += seconds
+        budget.on_train_batch_end(trained - 1)
+        if budget.model.stop_training:
+            break
+    clock.now += scoring
+    budget.on_epoch_end(epoch)
+    return trained
+
+
+def test_a_machine_that_slows_within_an_epoch_stops_the_run_early(capsys):
+    clock = FakeClock()
+    budget = TimeBudget(100, max_epochs=50, clock=clock)
+    budget.set_model(FakeModel())
+    budget.on_train_begin()
+    # 10 steps: the first 3 s (tracing), then 0.5 s; scoring 1 s. Epoch: 4.5 x 10/9 + 1 = 6 s,
+    # finishing 10 s; at 8.5 s: 81.5 s left = 13 epochs (78 s) and 3.5 s: 1 s of scoring and
+    # 2.5 s = 5 steps. 15 planned, ending at 8.5 + 13 x 6 + 2.5 + 1 + 10 = 100 s.
+    run_epoch(budget, clock, 0, [3.0 + 0.5 * k for k in range(10)], 8.5)
+    assert budget.planned_epochs() == 15 and budget.plan["last_epoch_steps"] == 5
+    assert budget.plan["planned_seconds"] == 100.0
+    # At the planned pace nothing stops early, though the plan ends at the budget itself.
+    for _ in range(12):
+        assert paced_epoch(budget, clock, [0.5] * 10, 1.0) == 10
+    assert clock.now == 80.5 and budget.planned_epochs() == 15 and not budget.model.stop_training
+    capsys.readouterr()
+    # Epoch 14's steps take 0.75 s (1.5x the plan). After 4 steps, at 83.5 s, one more step
+    # (0.75 s), scoring (1 s) and finishing (10 s) end at 95.25 s: go on. From the 5th step the
+    # pace scales them: at 84.25 s, 0.75 + 1.5 x 11 = 17.25 s more is past 100 s: stop there.
+    # (Unscaled, the whole epoch would train, and scoring and finishing 1.5x slower would end
+    # the run at 88 + 1.5 + 15 = 104.5 s.)
+    assert paced_epoch(budget, clock, [0.75] * 10, 1.5) == 5
+    assert budget.model.stop_training
+    plan = budget.plan
+    assert (plan["planned_epochs"], plan["last_epoch_steps"], plan["stopped_early"]) == (
+        14,
+        5,
+        True,
+    )
+    assert budget.planned_length() == 13.5
+    assert capsys.readouterr().out == (
+        "\nTime budget 1 min 40 s: the machine slowed down; epoch 14 ends after 5 of 10 steps "
+        "and is the last, so the run ends inside the budget.\n"
+    )
+    clock.now += 15.0
+    report = budget.report()
+    assert report["stopped_early"] is True and report["actual_seconds"] == 100.75
+    assert "(OVER the budget; stopped early: the machine slowed down)" in describe_budget_outcome(
+        report
+    )
+
+
+def test_one_slow_step_does_not_scale_the_estimates():
+    """The pace is the median step: a single 5 s step (a pause) in a 0.5 s epoch does not make
+    the rest look 10x longer; the time it took still counts."""
+    clock = FakeClock()
+    budget = TimeBudget(100, max_epochs=50, clock=clock)
+    budget.set_model(FakeModel())
+    run_epoch(budget, clock, 0, [3.0 + 0.5 * k for k in range(10)], 8.5)
+    for _ in range(10):
+        paced_epoch(budget, clock, [0.5] * 10, 1.0)
+    # At 68.5 s, with ~21 s to spare: scaled by 10x, finishing alone (100 s) would stop the run.
+    assert paced_epoch(budget, clock, [0.5] * 5 + [5.0] + [0.5] * 4, 1.0) == 10
+    assert not budget.model.stop_training and "stopped_early" not in budget.plan
+
+
 @pytest.mark.parametrize(
     "budget_seconds,max_epochs,planned,last_steps",
     [
@@ -206,6 +280,7 @@ def test_a_resume_with_every_epoch_done_reports_the_committed_plan():
         "process only)"
     )
 
+
 ARGS = ["-height", "16", "-width", "16", "-b", "16", "--custom_conv_blocks", "c8k3-mp2"]
 ARGS += ["--num_nodes", "8", "-lr", "0.01", "-post", "false"]
 
@@ -256,7 +331,7 @@ def test_a_generous_budget_keeps_epochs_and_the_schedule(tiny_data, tmp_path, ca
     assert out.count("Report: ") == 1
     assert out.index("Time budget 60 min 0 s: planned") < out.index("Report: ")
     page = (run / "report.html").read_text(encoding="utf-8")
-    assert "time budget</td><td class=\"text\">60 min 0 s: planned" in page
+    assert 'time budget</td><td class="text">60 min 0 s: planned' in page
     assert "3 epochs), actual" in page and "(inside the budget)" in page
 
 
