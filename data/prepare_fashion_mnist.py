@@ -1,6 +1,6 @@
 """Turn the Fashion-MNIST IDX files into folder-per-class PNGs that cnnhub trains on.
 
-    python data/prepare_fashion_mnist.py   # full: 55k train / 5k valid / 10k test
+    python data/prepare_fashion_mnist.py   # full: 57.5k train / 2.5k valid / 10k test
     python data/prepare_fashion_mnist.py --out data/fashion_mnist_sample \
         --train_per_class 100 --valid_per_class 30 --no_test  # the small sample shipped in data/
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 from PIL import Image
@@ -43,16 +44,33 @@ SEARCH = [
 ]
 
 
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 2 (bad input), nothing written."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def find_idx_dir(given: str | None) -> Path:
     candidates = [Path(given)] if given else SEARCH
     for folder in candidates:
         if (folder / "train-images-idx3-ubyte.gz").is_file():
             return folder
-    sys.exit(
-        "error: Fashion-MNIST IDX files not found in "
+    fail(
+        "Fashion-MNIST IDX files not found in "
         + ", ".join(map(str, candidates))
         + "; pass --idx_dir DIR (or apt-get install dataset-fashion-mnist)."
     )
+
+
+def refuse_used_folder(out: Path, splits: list[str]) -> None:
+    """A new split written over an older one (another --valid_per_class, another seed) would
+    leave images in two splits: prepare into an empty folder only."""
+    for split in splits:
+        if (out / split).is_dir() and any((out / split).iterdir()):
+            fail(
+                f"{out / split} already holds files; remove {out} (or pass another --out) "
+                "to prepare the data again, so that no image ends up in two splits."
+            )
 
 
 def split_indices(labels: np.ndarray, valid_per_class: int, train_per_class: int | None, seed: int):
@@ -75,17 +93,25 @@ def write_split(out: Path, split: str, images: np.ndarray, labels: np.ndarray, i
         Image.fromarray(images[i].squeeze(-1) if images[i].ndim == 3 else images[i]).save(path)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line's options, with their defaults for the full recipe data."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--idx_dir", help="folder holding the four *-ubyte.gz files")
     parser.add_argument("--out", default="data/fashion_mnist", help="output folder")
-    parser.add_argument("--valid_per_class", type=int, default=500, help="valid images per class")
+    # 250 per class: 2,500 choose the epoch and threshold well enough, and each image moved to
+    # train is worth more (issue 20: benchmarks/README.md, "Fashion-MNIST recipe").
+    parser.add_argument("--valid_per_class", type=int, default=250, help="valid images per class")
     parser.add_argument("--train_per_class", type=int, help="cap train images per class")
     parser.add_argument("--no_test", action="store_true", help="do not write the test folder")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     idx_dir = find_idx_dir(args.idx_dir)
     out = Path(args.out)
+    refuse_used_folder(out, ["train", "valid"] + ([] if args.no_test else ["test"]))
     train_source = load_source(str(idx_dir / "train-images-idx3-ubyte.gz"))
     train_idx, valid_idx = split_indices(
         train_source.labels, args.valid_per_class, args.train_per_class, args.seed

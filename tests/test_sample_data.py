@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, cli_env
@@ -12,10 +14,13 @@ from conftest import ROOT, cli_env
 IDX_DIRS = [ROOT.parent / "shared" / "datasets" / "fashion-mnist"]
 
 
-@pytest.mark.skipif(
+needs_idx = pytest.mark.skipif(
     not any((d / "train-images-idx3-ubyte.gz").is_file() for d in IDX_DIRS),
     reason="Fashion-MNIST IDX files not available beside the checkout",
 )
+
+
+@needs_idx
 def test_sample_is_reproducible(tmp_path):
     out = tmp_path / "sample"
     result = subprocess.run(
@@ -64,3 +69,43 @@ def test_sample_layout():
         for name in classes:
             folder = ROOT / "data" / "fashion_mnist_sample" / split / name
             assert len(list(folder.glob("*.png"))) == per_class
+
+
+@needs_idx
+def test_a_used_output_folder_is_refused(tmp_path):
+    """Preparing again into the same folder, with another split, would put images in two
+    splits: refused before anything is written."""
+    script = [sys.executable, str(ROOT / "data" / "prepare_fashion_mnist.py"), "--no_test"]
+    script += ["--out", str(tmp_path / "fm"), "--train_per_class", "2"]
+    first = subprocess.run([*script, "--valid_per_class", "1"], env=cli_env(), capture_output=True)
+    assert first.returncode == 0, first.stderr
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.png"))
+    assert len(files) == 30
+    again = subprocess.run(
+        [*script, "--valid_per_class", "2"], env=cli_env(), capture_output=True, text=True
+    )
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr == (
+        f"error: {tmp_path / 'fm' / 'train'} already holds files; remove {tmp_path / 'fm'} (or "
+        "pass another --out) to prepare the data again, so that no image ends up in two splits.\n"
+    )
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.png")) == files
+
+
+@needs_idx
+def test_default_split_is_the_recipes():
+    """The recipe's data (docs/custom-cnns.md): 57,500 train and 2,500 valid images, 250 of each
+    class in valid, disjoint, together the 60,000 training images."""
+    spec = importlib.util.spec_from_file_location(
+        "prep", ROOT / "data" / "prepare_fashion_mnist.py"
+    )
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+    from cnnhub.data.sources import load_source
+
+    labels = load_source(str(IDX_DIRS[0] / "train-images-idx3-ubyte.gz")).labels
+    args = prep.parse_args([])
+    train, valid = prep.split_indices(labels, args.valid_per_class, args.train_per_class, args.seed)
+    assert (len(train), len(valid)) == (57_500, 2_500)
+    assert np.bincount(labels[valid], minlength=10).tolist() == [250] * 10
+    assert sorted(np.concatenate([train, valid]).tolist()) == list(range(60_000))
