@@ -31,7 +31,6 @@ end it past the budget. The pace is the median step of the epoch so far; once it
 ``PACE_MIN_STEPS`` steps, scoring and finishing are scaled by how much slower it is than planned
 (the median: one slow step, a pause of the input pipeline, does not stop a run).
 
-
 Schedules (cosine, step, onecycle) run over the planned length as planned at each step (a
 shorter last epoch counts as its fraction of an epoch): the first epoch used EPOCHS, the later
 ones the plan of the moment. The plan is part of the epoch's commit (``state.json``), so
@@ -174,7 +173,7 @@ class TimeBudget(keras.callbacks.Callback):
         print(
             f"\nTime budget {format_duration(plan['budget_seconds'])}: the machine slowed down; "
             f"epoch {self._epoch + 1} ends after {self._batches} of {plan['steps_per_epoch']} "
-            "steps and is the last, so the run ends inside the budget.",
+            "steps and is the last, to end the run inside the budget.",
             flush=True,
         )
 

@@ -175,7 +175,7 @@ def test_a_machine_that_slows_within_an_epoch_stops_the_run_early(capsys):
     assert budget.planned_length() == 13.5
     assert capsys.readouterr().out == (
         "\nTime budget 1 min 40 s: the machine slowed down; epoch 14 ends after 5 of 10 steps "
-        "and is the last, so the run ends inside the budget.\n"
+        "and is the last, to end the run inside the budget.\n"
     )
     clock.now += 15.0
     report = budget.report()
