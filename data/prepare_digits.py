@@ -19,6 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cnnhub.data.splits import refuse_used_split_folders  # noqa: E402
+from cnnhub.errors import CnnhubError  # noqa: E402
+
 
 def split_indices(
     labels: np.ndarray, valid: float, test: float, seed: int
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             f"--valid and --test must be fractions in (0, 1) with a sum below 1. "
             f"Received: valid={args.valid}, test={args.test}"
         )
+    try:
+        refuse_used_split_folders(args.out, ["train", "valid", "test"])
+    except CnnhubError as exc:
+        parser.exit(2, f"error: {exc}\n")
     counts = write_digits(Path(args.out), args.valid, args.test, args.seed)
     print(
         f"Wrote {counts['train']} train, {counts['valid']} valid, {counts['test']} test images "

@@ -24,6 +24,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnnhub.data.sources import load_source  # noqa: E402
+from cnnhub.data.splits import refuse_used_split_folders  # noqa: E402
+from cnnhub.errors import CnnhubError  # noqa: E402
 
 CLASS_NAMES = [
     "tshirt_top",
@@ -60,17 +62,6 @@ def find_idx_dir(given: str | None) -> Path:
         + ", ".join(map(str, candidates))
         + "; pass --idx_dir DIR (or apt-get install dataset-fashion-mnist)."
     )
-
-
-def refuse_used_folder(out: Path, splits: list[str]) -> None:
-    """A new split written over an older one (another --valid_per_class, another seed) would
-    leave images in two splits: prepare into an empty folder only."""
-    for split in splits:
-        if (out / split).is_dir() and any((out / split).iterdir()):
-            fail(
-                f"{out / split} already holds files; remove {out} (or pass another --out) "
-                "to prepare the data again, so that no image ends up in two splits."
-            )
 
 
 def split_indices(labels: np.ndarray, valid_per_class: int, train_per_class: int | None, seed: int):
@@ -111,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     idx_dir = find_idx_dir(args.idx_dir)
     out = Path(args.out)
-    refuse_used_folder(out, ["train", "valid"] + ([] if args.no_test else ["test"]))
+    try:
+        refuse_used_split_folders(out, ["train", "valid"] + ([] if args.no_test else ["test"]))
+    except CnnhubError as exc:
+        fail(str(exc))
     train_source = load_source(str(idx_dir / "train-images-idx3-ubyte.gz"))
     train_idx, valid_idx = split_indices(
         train_source.labels, args.valid_per_class, args.train_per_class, args.seed

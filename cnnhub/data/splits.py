@@ -191,3 +191,16 @@ def assign_folds(labels: np.ndarray, k: int, seed: int, stratified: bool = True)
     for index, (_, held_out) in enumerate(folds.split(np.zeros((len(labels), 1)), labels)):
         fold[held_out] = index
     return fold
+
+
+def refuse_used_split_folders(out: os.PathLike | str, splits: Sequence[str]) -> None:
+    """For scripts that write a labelled image set as split folders (``data/prepare_*.py``):
+    raise when one of ``out``'s split folders already holds files. A new split written over an
+    old one (other fractions, another seed) would leave images in two splits."""
+    for split in splits:
+        folder = os.path.join(out, split)
+        if os.path.isdir(folder) and any(os.scandir(folder)):
+            raise CnnhubError(
+                f"{folder} already holds files; remove {out} (or pass another --out) to prepare "
+                "the data again, so that no image ends up in two splits."
+            )
