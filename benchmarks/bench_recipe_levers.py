@@ -132,6 +132,8 @@ def measure(name: str, flags: list[str], work: Path, reduce: list[str], repeat: 
         "test_accuracy": accuracy,
         "test_images": summary.get("images"),
         "epochs": epochs,
+        # The epoch whose weights validation chose: with one-cycle the last, or the one before.
+        "chosen_epoch": summary.get("epoch"),
         "wall_seconds": round(wall, 1),
         "startup_seconds": info.get("startup_seconds"),
         "time_budget": info.get("time_budget"),
