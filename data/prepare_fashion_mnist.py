@@ -89,8 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--idx_dir", help="folder holding the four *-ubyte.gz files")
     parser.add_argument("--out", default="data/fashion_mnist", help="output folder")
-    # 250 per class: 2,500 choose the epoch and threshold well enough, and each image moved to
-    # train is worth more (issue 20: benchmarks/README.md, "Fashion-MNIST recipe").
+    # 250 per class: 2,500 more to train on and half the recipe's per-epoch scoring, for a
+    # noisier epoch choice (issue 20: benchmarks/README.md, "Fashion-MNIST recipe").
     parser.add_argument("--valid_per_class", type=int, default=250, help="valid images per class")
     parser.add_argument("--train_per_class", type=int, help="cap train images per class")
     parser.add_argument("--no_test", action="store_true", help="do not write the test folder")
