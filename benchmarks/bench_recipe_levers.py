@@ -61,8 +61,14 @@ VARIANTS: dict[str, list[str]] = {
     "recipe": [],
     "one_conv_per_stage": ["--custom_conv_blocks", PREVIOUS_BLOCKS],
     # cheaper nets: batch norm after the second conv of a stage only; and 16 filters at 28x28
-    "bn_second_conv": ["--custom_conv_blocks", "c32k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2"],
-    "c16_bn_second": ["--custom_conv_blocks", "c16k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2"],
+    "bn_second_conv": [
+        "--custom_conv_blocks",
+        "c32k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2",
+    ],
+    "c16_bn_second": [
+        "--custom_conv_blocks",
+        "c16k3-mp2,c64k3-c64k3-bn-mp2,c128k3-c128k3-bn-mp2-d0.2",
+    ],
     "batch_128": ["-b", "128", "-lr", "0.003"],  # the batch before 2026-12-02
     "cosine": ["--lr_schedule", "cosine"],
     "no_warmup": ["--warmup_epochs", "0"],
@@ -73,6 +79,7 @@ VARIANTS: dict[str, list[str]] = {
         *["--warmup_epochs", "0", *NO_BUDGET, "-e", "14", "--tta", "none"],
     ],
 }
+
 
 def all_variants() -> dict[str, list[str]]:
     """``VARIANTS`` plus the augmentation / EMA / TTA levers of bench_levers.py (when that
@@ -105,7 +112,23 @@ def test_summary(run_dir: Path) -> dict:
     return json.loads(next((run_dir / "evaluations").glob("*/summary.json")).read_text("utf-8"))
 
 
-def measure(name: str, flags: list[str], work: Path, reduce: list[str], repeat: int) -> dict:
+def test_accuracy_by_epoch(run_dir: Path, work: Path) -> dict[int, float]:
+    """Every epoch's test accuracy (``accuracy@0``) on the whole test folder, scored after the
+    timed command: what the epoch chosen on validation gave up against the others. (A reduced
+    run's own test score is of its ``--dev`` subset; ``evaluate`` has no such option.)"""
+    argv = [sys.executable, "-m", "cnnhub", "evaluate", str(run_dir)]
+    argv += ["--data_dir", str(DATA / "test"), "--weights", "all"]
+    timed_run(argv, child_env(work), timeout=3600)
+    summaries = [
+        json.loads(p.read_text("utf-8")) for p in run_dir.glob("evaluations/*/summary.json")
+    ]
+    scored = max((s.get("scored", []) for s in summaries), key=len)
+    return {row["epoch"]: round(row["accuracy@0"], 4) for row in scored}
+
+
+def measure(
+    name: str, flags: list[str], work: Path, reduce: list[str], repeat: int, every_epoch: bool
+) -> dict:
     """One variant's run: the command's wall time, the test accuracy, epochs and the load."""
     run_name = f"{name}-{repeat}"
     argv = [sys.executable, str(ROOT / "run_training.py"), "-c", str(RECIPE)]
@@ -125,6 +148,7 @@ def measure(name: str, flags: list[str], work: Path, reduce: list[str], repeat: 
         epochs = round(epochs - 1 + short[0] / short[1], 2)
     summary = test_summary(run_dir)
     accuracy = summary["accuracy@0"]
+    by_epoch = test_accuracy_by_epoch(run_dir, work) if every_epoch else None
     return {
         "variant": name,
         "repeat": repeat,
@@ -134,6 +158,7 @@ def measure(name: str, flags: list[str], work: Path, reduce: list[str], repeat: 
         "epochs": epochs,
         # The epoch whose weights validation chose: with one-cycle the last, or the one before.
         "chosen_epoch": summary.get("epoch"),
+        "test_accuracy_by_epoch": by_epoch,  # --every_epoch, else None
         "wall_seconds": round(wall, 1),
         "startup_seconds": info.get("startup_seconds"),
         "time_budget": info.get("time_budget"),
@@ -149,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="runs per variant")
     parser.add_argument("--dev", type=int, default=0, help="reduce: images per class per split")
     parser.add_argument("-e", "--epochs", type=int, default=0, help="reduce: epochs (max)")
+    parser.add_argument(
+        "--every_epoch",
+        action="store_true",
+        help="after each (timed) run, score every epoch's weights on the test set (untimed)",
+    )
     add_common_args(parser)
     args = parser.parse_args(argv)
     if args.quick:
@@ -168,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     with work_dir("recipe_levers", args.keep) as work:
         if not reduce:
             results["first_scan_seconds"] = first_scan(work)
-            print(f"First check of every file (once per dataset): {results['first_scan_seconds']} s")
+            print(
+                f"First check of every file (once per dataset): {results['first_scan_seconds']} s"
+            )
         for repeat in range(1, args.repeats + 1):
             for name in names:
                 # A reduced run keeps its -e: drop the lever's own epoch cap (time budget).
@@ -176,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.epochs and "-e" in flags:
                     at = flags.index("-e")
                     flags = flags[:at] + flags[at + 2 :]
-                record = measure(name, flags, work, reduce, repeat)
+                record = measure(name, flags, work, reduce, repeat, args.every_epoch)
                 records.append(record)
                 met = "met" if record["target_met"] else "missed"
                 rows.append([
