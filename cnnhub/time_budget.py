@@ -88,11 +88,15 @@ class TimeBudget(keras.callbacks.Callback):
         self._epoch_start = self._first_step = self._last_batch_end = 0.0
         self._batch_start = 0.0
         self._trained_until: float | None = None  # when the last epoch this process trained ended
-        self._batches = 0
         self._epoch = 0
         self._step_seconds: list[float] = []  # this epoch's, batch end to batch end
         # Epochs measured after the first: (training, scoring) seconds.
         self._costs: list[tuple[float, float]] = []
+
+    @property
+    def _batches(self) -> int:
+        """The steps this epoch has trained (measured)."""
+        return len(self._step_seconds)
 
     def planned_epochs(self) -> int:
         """The run's epochs: the plan once made (a shorter last epoch counts), else EPOCHS."""
@@ -116,7 +120,6 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()
-        self._batches = 0
         self._epoch = epoch
         self._step_seconds = []
 
@@ -133,7 +136,6 @@ class TimeBudget(keras.callbacks.Callback):
             now = self.clock()
             self._step_seconds.append(now - (self._last_batch_end if batch else self._epoch_start))
             self._last_batch_end = now
-            self._batches = batch + 1
             if batch == 0:
                 self._first_step = self._last_batch_end - self._batch_start
         if self.plan is None:
