@@ -61,6 +61,7 @@ from cnnhub.registry import parse_model_names
 from cnnhub.reproducibility import EpochRandomness, seed_run
 from cnnhub.resume import DiskSpaceCheck, final_weights, mark_finalized, plan_resume, prepare_resume
 from cnnhub.run_folder import (
+    RunFolder,
     check_free_space,
     check_run_name,
     check_save_location,
@@ -251,13 +252,26 @@ def train_with_data(
     if splits.test_source is not None:
         print(f"\nTest data {config['DATA_DIR_TEST']}:")
         with _write_errors(run):
-            evaluate_run(run.path, source=splits.test_source, with_report=False)
+            evaluate_run(
+                run.path,
+                weights=_chosen_weights(run),
+                source=splits.test_source,
+                with_report=False,
+            )
     if budget is not None:
         _report_budget(run, budget)
     with _write_errors(run):  # once, when everything it shows is on disk
         write_run_report(run.path)
     mark_finalized(run)
     return run.path
+
+
+def _chosen_weights(run: RunFolder) -> list[str] | None:
+    """The weights the test data is scored with: those chosen on validation alone, since
+    scoring other epochs on the test set invites choosing on it (and costs a pass each, inside
+    a time budget); EVAL_WEIGHTS (None) for a run without a choice (POST_EVAL false)."""
+    best = run.read_best()
+    return None if best is None else [best["weights"]]
 
 
 def _report_budget(run, budget) -> None:

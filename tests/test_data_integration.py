@@ -37,8 +37,9 @@ def scan_cache_in_tmp(tmp_path_factory):
         yield
 
 
-def train(save: Path, *args: str, post: bool = False) -> tuple[int, Path | None]:
-    code = train_main([*args, "-sl", str(save), *FAST, "-post", "true" if post else "false"])
+def train(save: Path, *args: str, post: bool = False, epochs: int = 1) -> tuple[int, Path | None]:
+    argv = [*args, "-sl", str(save), *FAST, "-e", str(epochs)]
+    code = train_main([*argv, "-post", "true" if post else "false"])
     repo = save / "model_repository"
     runs = sorted(p for p in repo.iterdir() if p.is_dir()) if repo.is_dir() else []
     return code, (runs[-1] if runs else None)
@@ -294,13 +295,15 @@ def test_dev_test_set_and_file_cache(tiny_data, tmp_path, capsys):
     cache = tmp_path / "tfcache"
     argv = ["-dtrain", str(tiny_data["train"]), "-dvalid", str(tiny_data["valid"])]
     argv += ["-dtest", str(holdout), "--dev", "2", "--cache_dir", str(cache)]
-    code, run = train(tmp_path / "save", *argv, post=True)
+    code, run = train(tmp_path / "save", *argv, post=True, epochs=2)
     assert code == 0
     assert run_summary(run) == (list(CLASSES), 6, 6)
     (folder,) = (run / "evaluations").glob("holdout-*")
     summary = json.loads((folder / "summary.json").read_text())
     best = json.loads((run / "best_weights.json").read_text())
     assert summary["weights"] == best["weights"] and 0 <= summary["accuracy@0"] <= 1
+    # the chosen weights alone, not EVAL_WEIGHTS (all): the test set is not for choosing
+    assert [row["weights"] for row in summary["scored"]] == [best["weights"]]
     assert summary["source"] == str(holdout.resolve())
     per_image = read_csv_safe(folder / (best["weights"][:-11] + ".csv"))
     assert len(per_image) == 6  # --dev applies to the test data too
