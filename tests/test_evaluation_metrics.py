@@ -481,6 +481,45 @@ def test_choose_best_min_class_recall():
         choose_best(report, None, rule="min_class_recall")
 
 
+def test_choose_best_epoch_tolerance():
+    """Above 0, the latest epoch within the tolerance of the best score, then the rule's best
+    row of that epoch; every rule compares its own score."""
+    report = analysis_report(
+        [
+            report_row("e1", 1, 0.0, f1_macro=0.70, coverage=1.0, precision_micro=0.95),
+            report_row("e2", 2, 0.0, f1_macro=0.805, coverage=1.0, precision_micro=0.92),
+            report_row("e2", 2, 0.5, f1_macro=0.81, coverage=0.9, precision_micro=0.95),
+            report_row("e3", 3, 0.0, f1_macro=0.80, coverage=1.0, precision_micro=0.91),
+            report_row("e3", 3, 0.5, f1_macro=0.795, coverage=0.8, precision_micro=0.96),
+            report_row("e4", 4, 0.0, f1_macro=0.79, coverage=1.0, precision_micro=0.89),
+        ]
+    )
+    assert choose_best(report)["epoch"] == 2  # 0 (the default): the best score
+    best = choose_best(report, epoch_tolerance=0.01)
+    assert best == {
+        "weights": "e3",
+        "epoch": 3,
+        "threshold": 0.0,  # e3's best row (0.80), not e3's first
+        "rule": "macro_f1",
+        "value": 0.80,
+        "fallback": False,
+        "epoch_tolerance": 0.01,
+        "best_scoring_epoch": 2,
+        "best_scoring_value": 0.81,
+    }
+    assert choose_best(report, epoch_tolerance=0.02)["epoch"] == 4  # 0.79 is within 0.02
+    assert choose_best(report, epoch_tolerance=0.005)["epoch"] == 2  # 0.80 is 0.01 below
+    # coverage among the rows reaching the precision target (e4's coverage 1.0 does not)
+    best = choose_best(report, rule="coverage_at_precision", epoch_tolerance=0.1)
+    assert (best["epoch"], best["threshold"], best["value"]) == (3, 0.0, 1.0)
+    best = choose_best(report, rule="coverage_at_precision", min_precision=0.95,
+                       epoch_tolerance=0.1)  # fmt: skip
+    # reaching 0.95: e1 (coverage 1.0), e2 (0.9) and e3 (0.8, 0.2 below the best)
+    assert (best["epoch"], best["threshold"], best["best_scoring_epoch"]) == (2, 0.5, 1)
+    with pytest.raises(CnnhubError, match=r"epoch tolerance must be a number >= 0. Received: -1"):
+        choose_best(report, epoch_tolerance=-1)
+
+
 def test_choose_best_errors():
     report = analysis_report([report_row("e1", 1, 0.0)])
     with pytest.raises(CnnhubError, match=r"`rule` must be one of .*Received: rule='best'"):

@@ -191,6 +191,11 @@ def test_reports_written_and_best_weights_chosen(tmp_path):
     lowest = choose_best_multilabel(report, chosen, "min_class_recall")
     table = chosen[lowest["weights"]]
     assert lowest["value"] == table[table["support"] > 0]["recall"].min()
+    # a tolerance as wide as the scores' spread: the last epoch, whichever scored best
+    spread = float(report["f1_macro"].max() - report["f1_macro"].min())
+    latest = choose_best_multilabel(report, chosen, "macro_f1", spread)
+    assert (latest["epoch"], latest["best_scoring_epoch"]) == (2, best["epoch"])
+    assert latest["class_thresholds"] == dict(zip(chosen["w2"]["class"], chosen["w2"]["threshold"]))
 
 
 def test_multi_hot_cells():

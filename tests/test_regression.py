@@ -131,6 +131,14 @@ def test_best_weights_by_rule():
     assert choose_best_regression(report, "mape") == {
         "weights": "w3", "epoch": 3, "rule": "mape", "value": 0.1
     }  # fmt: skip
+    # a tolerance in the figure's units: the latest epoch within it of the best
+    assert choose_best_regression(report, "rmse", 2.0)["weights"] == "w3"  # 3.0 <= 1.0 + 2.0
+    assert choose_best_regression(report, "rmse", 1.5)["weights"] == "w2"
+    assert choose_best_regression(report, "r2", 0.5) == {
+        "weights": "w3", "epoch": 3, "rule": "r2", "value": 0.9, "epoch_tolerance": 0.5,
+        "best_scoring_epoch": 3, "best_scoring_value": 0.9,
+    }  # fmt: skip
+    assert choose_best_regression(report, "mae", 1.0)["weights"] == "w3"
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber"])

@@ -200,6 +200,35 @@ def test_every_epoch_reports_ece(big_run):
     )
 
 
+def test_epoch_tolerance_chooses_the_latest_tied_epoch(tiny_run, tmp_path, capsys):
+    """BEST_EPOCH_TOLERANCE end to end: the choice, best_weights.json, the printed line, the
+    model card and the page."""
+    from cnnhub.evaluation.run_evaluation import finalize
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    report = read_csv_safe(run / "analysis_report.csv")
+    report.loc[report["epoch"] == 1, "f1_macro"] = 1.0  # epoch 1 scores best by far
+    report.to_csv(run / "analysis_report.csv", index=False)
+    config = json.loads((run / "run_config.json").read_text(encoding="utf-8"))
+    config["BEST_EPOCH_TOLERANCE"] = 1.0  # every epoch is within 1 of the best
+    (run / "run_config.json").write_text(json.dumps(config), encoding="utf-8")
+    finalize(run, config)
+    best = json.loads((run / "best_weights.json").read_text(encoding="utf-8"))
+    last = int(report["epoch"].max())
+    assert last > 1 and best["weights"].startswith(f"weights-{last:03d}-")
+    assert (best["epoch"], best["epoch_tolerance"]) == (last, 1.0)
+    assert (best["best_scoring_epoch"], best["best_scoring_value"]) == (1, 1.0)
+    rows = report[report["epoch"] == last]
+    top = rows[rows["f1_macro"] == rows["f1_macro"].max()]
+    assert best["threshold"] == top["threshold"].max()  # that epoch's best row
+    note = "(the latest epoch within 1 of the best score, 1.0000 at epoch 1)"
+    assert note in capsys.readouterr().out
+    write_report(run)
+    assert note in (run / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert note in html.unescape((run / "report.html").read_text(encoding="utf-8"))
+
+
 def test_calibrate_temperature_is_inside_best_model_and_exports(
     calibrated_run, tiny_data, tmp_path, capsys
 ):

@@ -34,7 +34,7 @@ from cnnhub.evaluation.multilabel import (
     multilabel_scores,
 )
 from cnnhub.evaluation.safe_csv import write_csv_safe
-from cnnhub.evaluation.selection import RULES, report_records
+from cnnhub.evaluation.selection import RULES, narrow_to_tolerance, report_records
 from cnnhub.evaluation.writer import report_paths, row_prefix
 
 REPORT_COLUMNS = ["weights_name", "epoch", *SUMMARY_COLUMNS]
@@ -126,6 +126,7 @@ def choose_best_multilabel(
     report: pd.DataFrame,
     chosen: Mapping[str, pd.DataFrame],
     rule: str = "macro_f1",
+    epoch_tolerance: float = 0.0,
 ) -> dict[str, Any]:
     """The best weights file of a multi-label analysis report, with its class thresholds.
 
@@ -134,11 +135,13 @@ def choose_best_multilabel(
         chosen: ``{weights_name: <stem>-class_thresholds.csv frame}`` (class, threshold,
             recall, support columns) for every weights file of the report.
         rule: one of :data:`cnnhub.evaluation.selection.RULES` (module docstring).
+        epoch_tolerance: above 0, the latest epoch whose score is within this of the best
+            (:func:`cnnhub.evaluation.selection.narrow_to_tolerance`).
 
     Returns:
         ``{"weights", "epoch", "threshold": None, "rule", "value", "fallback": False,
         "class_thresholds": {class: threshold}}``; ``threshold`` is None because every class
-        has its own.
+        has its own. With ``epoch_tolerance`` above 0, also what the narrowing records.
     """
     if rule not in RULES:
         raise CnnhubError(f"`rule` must be one of {', '.join(RULES)}. Received: rule={rule!r}")
@@ -155,8 +158,10 @@ def choose_best_multilabel(
         scores = report["weights_name"].map(lambda name: _lowest_recall(chosen[name]))
     else:
         scores = report[RULE_COLUMN[rule]].astype(np.float64)
+    report, scores, noted = narrow_to_tolerance(report, scores, epoch_tolerance)
     ordered = pd.DataFrame(
-        {"score": -scores.to_numpy(dtype=np.float64), "epoch": report["epoch"].to_numpy()}
+        {"score": -scores.to_numpy(dtype=np.float64), "epoch": report["epoch"].to_numpy()},
+        index=report.index,
     )
     best = ordered.sort_values(["score", "epoch"], kind="mergesort").index[0]
     row = report.loc[best]
@@ -171,6 +176,7 @@ def choose_best_multilabel(
         "class_thresholds": {
             str(name): float(t) for name, t in zip(table["class"], table["threshold"])
         },
+        **noted,
     }
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cnnhub.evaluation.safe_csv import write_csv_safe
+from cnnhub.evaluation.selection import narrow_to_tolerance
 
 METRICS = ("mae", "rmse", "r2", "mape")
 """The per-epoch figures, in report order."""
@@ -108,12 +109,20 @@ def regression_report(rows: Any) -> pd.DataFrame:
     return frame
 
 
-def choose_best_regression(report: pd.DataFrame, rule: str) -> dict[str, Any]:
+def choose_best_regression(
+    report: pd.DataFrame, rule: str, epoch_tolerance: float = 0.0
+) -> dict[str, Any]:
     """The weights file with the best ``rule`` figure (lowest mae/rmse/mape, highest r2);
-    ties go to the earlier epoch. Returns ``best_weights.json``'s content (no threshold)."""
+    ties go to the earlier epoch. With ``epoch_tolerance`` above 0, the latest epoch whose
+    figure is within it of the best (in the figure's units; see
+    :func:`cnnhub.evaluation.selection.narrow_to_tolerance`). Returns ``best_weights.json``'s
+    content (no threshold)."""
     if report.empty:
         raise ValueError("`report` must have at least one row. Received: an empty report")
     values = report[rule].astype(np.float64)
+    report, values, noted = narrow_to_tolerance(
+        report, values, epoch_tolerance, higher_is_better=not LOWER_IS_BETTER[rule]
+    )
     ordered = report.assign(_key=values if LOWER_IS_BETTER[rule] else -values)
     row = ordered.sort_values(["_key", "epoch"], kind="mergesort", na_position="last").iloc[0]
     return {
@@ -121,6 +130,7 @@ def choose_best_regression(report: pd.DataFrame, rule: str) -> dict[str, Any]:
         "epoch": int(row["epoch"]),
         "rule": rule,
         "value": float(row[rule]),
+        **noted,
     }
 
 

@@ -61,14 +61,25 @@ def print_table(
     print(shown[columns].to_string(index=False, float_format="%.4f"))
 
 
+def tolerance_text(best: Mapping[str, Any]) -> str:
+    """How ``BEST_EPOCH_TOLERANCE`` moved the choice, for the printed choice line: empty when
+    it was 0 or the best-scoring epoch was also the latest within it."""
+    if "epoch_tolerance" not in best or best["best_scoring_epoch"] == best["epoch"]:
+        return ""
+    return (
+        f" (the latest epoch within {best['epoch_tolerance']:g} of the best score, "
+        f"{best['best_scoring_value']:.4f} at epoch {best['best_scoring_epoch']})"
+    )
+
+
 def print_validation_choice(report: pd.DataFrame, best: Mapping[str, Any]) -> None:
     """The line naming the best weights chosen on validation, with their validation figures."""
     value = f" = {best['value']:.4f}" if best.get("value") is not None else ""
     figures = headline_figures(report, best["weights"], best["threshold"])
     print(
         f"Best weights (chosen on validation): {best['weights']} (epoch {best['epoch']}), "
-        f"deploy threshold {best['threshold']:g} by rule {best['rule']}{value}. "
-        f"Validation: {figures_text(figures)}"
+        f"deploy threshold {best['threshold']:g} by rule {best['rule']}{value}"
+        f"{tolerance_text(best)}. Validation: {figures_text(figures)}"
     )
 
 

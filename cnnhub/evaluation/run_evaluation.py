@@ -437,7 +437,9 @@ def finalize_classes(run_dir: Path, config: dict[str, Any], model=None) -> dict[
         if rule == "min_class_recall"
         else None
     )
-    best = choose_best(report, per_class, rule, config["BEST_MIN_PRECISION"])
+    best = choose_best(
+        report, per_class, rule, config["BEST_MIN_PRECISION"], config["BEST_EPOCH_TOLERANCE"]
+    )
     stem = weights_stem(best["weights"])
     predictions = read_csv_safe(report_paths(logs, stem)["predictions"])
     labels, proba = predictions_arrays(predictions, class_names)

@@ -17,6 +17,14 @@ row per weights file and threshold. :func:`choose_best` applies one of the :data
 
 Ties (exactly equal values) go to the earlier epoch, then to the higher threshold (which
 abstains more for the same score), then to the earlier row of the report.
+
+With an epoch tolerance above 0 (``BEST_EPOCH_TOLERANCE``), the weights are first narrowed to
+the *latest* epoch whose score is within the tolerance of the best score
+(:func:`latest_epoch_within`), and the rule then picks the row of that epoch. On a small
+validation set the best of many noisy epoch scores is often a lucky earlier epoch (the
+winner's curse); when training ends with a decaying learning rate the later, statistically
+tied weights are the better bet. The tolerance is in the rule's own units; one standard error
+of an accuracy *p* on *n* images, ``sqrt(p (1 - p) / n)``, is a natural choice.
 """
 
 from __future__ import annotations
@@ -158,6 +166,63 @@ def _min_class_recall(
     return pd.Series(keyed["recall"].to_numpy(dtype=np.float64), index=report.index)
 
 
+def latest_epoch_within(
+    epochs: pd.Series, scores: pd.Series, tolerance: float, higher_is_better: bool = True
+) -> dict[str, Any]:
+    """The latest epoch whose score is within ``tolerance`` of the best score.
+
+    Args:
+        epochs: each row's epoch.
+        scores: each row's score under the rule (NaN rows never count), aligned with
+            ``epochs``; several rows may share an epoch (thresholds).
+        tolerance: how far below the best score (above it when lower is better) an epoch may
+            be and still count as tied, in the scores' units; >= 0.
+        higher_is_better: the direction of the scores.
+
+    Returns:
+        ``{"epoch": the chosen epoch, "best_epoch": the earliest epoch with the best score,
+        "best_value": that score}``.
+    """
+    values = scores.astype(np.float64)
+    if values.isna().all():
+        raise ValueError("`scores` must have at least one number. Received: only NaN")
+    best_value = float(values.max() if higher_is_better else values.min())
+    gap = (best_value - values) if higher_is_better else (values - best_value)
+    # A hair of slack: a score equal to the best, read back from a CSV, may differ in its
+    # last bit.
+    close = gap <= float(tolerance) + 1e-12
+    return {
+        "epoch": int(epochs[close].max()),
+        "best_epoch": int(epochs[values == best_value].min()),
+        "best_value": best_value,
+    }
+
+
+def narrow_to_tolerance(
+    report: pd.DataFrame, scores: pd.Series, tolerance: float, higher_is_better: bool = True
+) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
+    """``report`` and ``scores`` narrowed to the rows of :func:`latest_epoch_within`'s epoch,
+    with what ``best_weights.json`` records of the narrowing (nothing when ``tolerance`` is 0
+    or no score is a number: every row stays). CnnhubError when ``tolerance`` is not a
+    number >= 0."""
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, Real)
+        or not (0.0 <= float(tolerance) < math.inf)
+    ):
+        raise CnnhubError(f"The epoch tolerance must be a number >= 0. Received: {tolerance!r}")
+    if not tolerance or scores.isna().all():
+        return report, scores, {}
+    latest = latest_epoch_within(report["epoch"], scores, tolerance, higher_is_better)
+    keep = report["epoch"] == latest["epoch"]
+    noted = {
+        "epoch_tolerance": float(tolerance),
+        "best_scoring_epoch": latest["best_epoch"],
+        "best_scoring_value": latest["best_value"],
+    }
+    return report[keep], scores[keep], noted
+
+
 def _pick(report: pd.DataFrame, keys: list[tuple[pd.Series, bool]]) -> Any:
     """Index label of the best row: ``keys`` are (values, higher_is_better), in priority order;
     then earlier epoch, higher threshold, earlier row."""
@@ -181,6 +246,7 @@ def choose_best(
     per_class: Mapping[str, pd.DataFrame] | None = None,
     rule: str = "macro_f1",
     min_precision: float = 0.9,
+    epoch_tolerance: float = 0.0,
 ) -> dict[str, Any]:
     """Choose the best weights file and threshold from the analysis report.
 
@@ -192,6 +258,9 @@ def choose_best(
         rule: one of :data:`RULES` (see the module docstring).
         min_precision: the ``precision_micro`` target of ``coverage_at_precision``, in
             ``[0, 1]``.
+        epoch_tolerance: above 0, choose among the rows of the latest epoch whose score is
+            within this of the best score (module docstring); ``coverage_at_precision``
+            compares coverage among the rows that reach the precision target.
 
     Returns:
         ``{"weights": weights_name, "epoch": int, "threshold": float, "rule": rule,
@@ -199,6 +268,8 @@ def choose_best(
         ``f1_macro``, ``coverage`` (also when falling back) or the lowest class recall.
         ``fallback`` is True only when ``coverage_at_precision`` found no row reaching
         ``min_precision`` and chose the most precise row instead (a warning says so too).
+        With ``epoch_tolerance`` above 0 it also holds ``epoch_tolerance``,
+        ``best_scoring_epoch`` and ``best_scoring_value`` (the best score, and its epoch).
 
     Ties go to the earlier epoch, then the higher threshold, then the earlier report row.
 
@@ -227,17 +298,22 @@ def choose_best(
     if rule == "macro_f1":
         _check_columns(report, ["f1_macro"], "report")
         scores = report["f1_macro"].astype(np.float64)
+        report, scores, noted = narrow_to_tolerance(report, scores, epoch_tolerance)
         best = _pick(report, [(scores, True)])
     elif rule == "coverage_at_precision":
         _check_columns(report, ["coverage", "precision_micro"], "report")
-        scores = report["coverage"].astype(np.float64)
         precision = report["precision_micro"].astype(np.float64)
         reached = precision >= float(min_precision)
         if reached.any():
-            best = _pick(report, [(reached.astype(np.int64), True), (scores, True)])
+            report = report[reached]
+            scores = report["coverage"].astype(np.float64)
+            report, scores, noted = narrow_to_tolerance(report, scores, epoch_tolerance)
+            best = _pick(report, [(scores, True)])
         else:
             fallback = True
-            best = _pick(report, [(precision, True), (scores, True)])
+            scores = report["coverage"].astype(np.float64)
+            report, precision, noted = narrow_to_tolerance(report, precision, epoch_tolerance)
+            best = _pick(report, [(precision, True), (scores.loc[report.index], True)])
             warnings.warn(
                 f"No weights reach precision_micro >= {float(min_precision)} at any threshold "
                 f"(best is {precision.max():.4f}); choosing the most precise row instead.",
@@ -246,6 +322,7 @@ def choose_best(
             )
     else:
         scores = _min_class_recall(report, per_class)
+        report, scores, noted = narrow_to_tolerance(report, scores, epoch_tolerance)
         best = _pick(report, [(scores, True)])
 
     row = report.loc[best]
@@ -256,4 +333,5 @@ def choose_best(
         "rule": rule,
         "value": float(scores.loc[best]),
         "fallback": fallback,
+        **noted,
     }

@@ -15,6 +15,7 @@ from typing import Any
 from pandas.api.types import is_numeric_dtype
 
 from cnnhub.evaluation.headline import HEADLINE_FIGURES
+from cnnhub.evaluation.reporting import tolerance_text
 from cnnhub.report.contents import ReportContents
 from cnnhub.report.page import esc
 
@@ -175,7 +176,7 @@ def _task_evaluation(c: ReportContents) -> list[str]:
     chosen weights' validation row of the analysis report, and each held-out summary."""
     lines = [
         f"- **Chosen weights:** {md(c.best['weights'])} (epoch {c.best['epoch']}), by the rule "
-        f"{md(c.best.get('rule'))} on validation"
+        f"{md(c.best.get('rule'))} on validation{tolerance_text(c.best)}"
     ]
     if c.best.get("class_thresholds"):
         chosen = ", ".join(f"{md(k)} {v:g}" for k, v in c.best["class_thresholds"].items())
@@ -216,7 +217,8 @@ def _evaluation(c: ReportContents) -> list[str]:
     if rule == "coverage_at_precision":
         rule = f"{rule} (precision target {c.config.get('BEST_MIN_PRECISION')})"
     lines = [
-        f"- **Chosen weights:** {md(c.best['weights'])} (epoch {c.best['epoch']})",
+        f"- **Chosen weights:** {md(c.best['weights'])} (epoch {c.best['epoch']})"
+        f"{tolerance_text(c.best)}",
         f"- **Deploy threshold:** {c.threshold:g}, chosen on validation by the rule "
         f"{md(rule)}" + (" on calibrated probabilities" if c.calibration else ""),
     ]

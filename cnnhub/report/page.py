@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cnnhub.durations import describe_budget_outcome
+from cnnhub.evaluation.reporting import tolerance_text
 from cnnhub.report import figures
 from cnnhub.report.contents import ReportContents, image_file
 
@@ -174,7 +175,7 @@ def _summary(c: ReportContents) -> str:
                 "chosen weights",
                 f"{c.best['weights']} (epoch {c.best['epoch']}), "
                 + ("" if c.threshold is None else f"deploy threshold {c.threshold:g} ")
-                + f"by rule {c.best.get('rule')}",
+                + f"by rule {c.best.get('rule')}{tolerance_text(c.best)}",
             )  # fmt: skip
         )
     parts = [table(["item", "value"], rows, "summary-table", text_columns=2)]

@@ -240,7 +240,12 @@ class MultiLabel(FinalizedByHooks):
             )
             for name in report["weights_name"].unique()
         }
-        best = choose_best_multilabel(report, chosen, resolved(config, "BEST_WEIGHT_RULE", self))
+        best = choose_best_multilabel(
+            report,
+            chosen,
+            resolved(config, "BEST_WEIGHT_RULE", self),
+            config["BEST_EPOCH_TOLERANCE"],
+        )
         write_multilabel_best_plots(logs, weights_stem(best["weights"]), chosen[best["weights"]])
         return best
 
@@ -283,11 +288,13 @@ class MultiLabel(FinalizedByHooks):
         print(shown.to_string(index=False, float_format="%.4f"))
 
     def print_choice(self, report, best: Mapping[str, Any]) -> None:
+        from cnnhub.evaluation.reporting import tolerance_text
+
         figures = self.headline_figures(report, best["weights"], best)
         print(
             f"Best weights (chosen on validation): {best['weights']} (epoch {best['epoch']}) by "
-            f"rule {best['rule']} = {best['value']:.4f}, with a threshold per class "
-            f"(best_weights.json). Validation: {_figures_text(figures)}"
+            f"rule {best['rule']} = {best['value']:.4f}{tolerance_text(best)}, with a threshold "
+            f"per class (best_weights.json). Validation: {_figures_text(figures)}"
         )
 
     def evaluation_summary(self, report, role, source, images, best, scored) -> dict[str, Any]:

@@ -314,7 +314,9 @@ class Regression(FinalizedByHooks):
         from cnnhub.evaluation.writer import report_paths
         from cnnhub.run_folder import weights_stem
 
-        best = choose_best_regression(report, resolved(config, "BEST_WEIGHT_RULE", self))
+        best = choose_best_regression(
+            report, resolved(config, "BEST_WEIGHT_RULE", self), config["BEST_EPOCH_TOLERANCE"]
+        )
         stem = weights_stem(best["weights"])
         write_regression_plots(logs, stem, read_csv_safe(report_paths(logs, stem)["predictions"]))
         return best
@@ -350,11 +352,13 @@ class Regression(FinalizedByHooks):
         print(shown[columns].to_string(index=False, float_format="%.4f", formatters=formatters))
 
     def print_choice(self, report, best: Mapping[str, Any]) -> None:
+        from cnnhub.evaluation.reporting import tolerance_text
+
         figures = self.headline_figures(report, best["weights"], best)
         how = "highest" if best["rule"] == "r2" else "lowest"
         print(
             f"Best weights (chosen on validation): {best['weights']} (epoch {best['epoch']}) by "
-            f"{how} {best['rule']}. Validation: "
+            f"{how} {best['rule']}{tolerance_text(best)}. Validation: "
             + ", ".join(f"{key} {_figure(key, value)}" for key, value in figures.items())
         )
 
