@@ -516,6 +516,11 @@ def test_choose_best_epoch_tolerance():
                        epoch_tolerance=0.1)  # fmt: skip
     # reaching 0.95: e1 (coverage 1.0), e2 (0.9) and e3 (0.8, 0.2 below the best)
     assert (best["epoch"], best["threshold"], best["best_scoring_epoch"]) == (2, 0.5, 1)
+    # none reaches 1.0: precision decides, and the warning names the best of all rows
+    with pytest.warns(UserWarning, match=r"\(best is 0.9600\)"):
+        best = choose_best(report, rule="coverage_at_precision", min_precision=1.0,
+                           epoch_tolerance=0.08)  # fmt: skip
+    assert (best["epoch"], best["best_scoring_epoch"], best["fallback"]) == (4, 3, True)
     with pytest.raises(CnnhubError, match=r"epoch tolerance must be a number >= 0. Received: -1"):
         choose_best(report, epoch_tolerance=-1)
 

@@ -64,7 +64,8 @@ def print_table(
 def tolerance_text(best: Mapping[str, Any]) -> str:
     """How ``BEST_EPOCH_TOLERANCE`` moved the choice, for the printed choice line: empty when
     it was 0 or the best-scoring epoch was also the latest within it."""
-    if "epoch_tolerance" not in best or best["best_scoring_epoch"] == best["epoch"]:
+    keys = ("epoch_tolerance", "best_scoring_epoch", "best_scoring_value")
+    if any(key not in best for key in keys) or best["best_scoring_epoch"] == best["epoch"]:
         return ""
     return (
         f" (the latest epoch within {best['epoch_tolerance']:g} of the best score, "

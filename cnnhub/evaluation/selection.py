@@ -311,15 +311,15 @@ def choose_best(
             best = _pick(report, [(scores, True)])
         else:
             fallback = True
-            scores = report["coverage"].astype(np.float64)
-            report, precision, noted = narrow_to_tolerance(report, precision, epoch_tolerance)
-            best = _pick(report, [(precision, True), (scores.loc[report.index], True)])
             warnings.warn(
                 f"No weights reach precision_micro >= {float(min_precision)} at any threshold "
                 f"(best is {precision.max():.4f}); choosing the most precise row instead.",
                 UserWarning,
                 stacklevel=2,
             )
+            scores = report["coverage"].astype(np.float64)
+            report, precision, noted = narrow_to_tolerance(report, precision, epoch_tolerance)
+            best = _pick(report, [(precision, True), (scores.loc[report.index], True)])
     else:
         scores = _min_class_recall(report, per_class)
         report, scores, noted = narrow_to_tolerance(report, scores, epoch_tolerance)
