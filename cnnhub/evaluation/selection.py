@@ -20,7 +20,7 @@ abstains more for the same score), then to the earlier row of the report.
 
 With an epoch tolerance above 0 (``BEST_EPOCH_TOLERANCE``), the weights are first narrowed to
 the *latest* epoch whose score is within the tolerance of the best score
-(:func:`latest_epoch_within`), and the rule then picks the row of that epoch. On a small
+(:func:`narrow_to_tolerance`), and the rule then picks the row of that epoch. On a small
 validation set the best of many noisy epoch scores is often a lucky earlier epoch (the
 winner's curse); when training ends with a decaying learning rate the later, statistically
 tied weights are the better bet. The tolerance is in the rule's own units; one standard error
@@ -166,59 +166,47 @@ def _min_class_recall(
     return pd.Series(keyed["recall"].to_numpy(dtype=np.float64), index=report.index)
 
 
-def latest_epoch_within(
-    epochs: pd.Series, scores: pd.Series, tolerance: float, higher_is_better: bool = True
-) -> dict[str, Any]:
-    """The latest epoch whose score is within ``tolerance`` of the best score.
+def narrow_to_tolerance(
+    report: pd.DataFrame, scores: pd.Series, tolerance: float, higher_is_better: bool = True
+) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
+    """``report`` and ``scores`` narrowed to the rows of the latest epoch whose score is within
+    ``tolerance`` of the best score.
 
     Args:
-        epochs: each row's epoch.
-        scores: each row's score under the rule (NaN rows never count), aligned with
-            ``epochs``; several rows may share an epoch (thresholds).
+        report: the report's rows; several may share an epoch (thresholds).
+        scores: each row's score under the rule (NaN rows never count), aligned with ``report``.
         tolerance: how far below the best score (above it when lower is better) an epoch may
             be and still count as tied, in the scores' units; >= 0.
         higher_is_better: the direction of the scores.
 
     Returns:
-        ``{"epoch": the chosen epoch, "best_epoch": the earliest epoch with the best score,
-        "best_value": that score}``.
+        The narrowed ``report`` and ``scores``, and what ``best_weights.json`` records of the
+        narrowing: ``epoch_tolerance``, ``best_scoring_epoch`` (the earliest epoch with the
+        best score) and ``best_scoring_value``. When ``tolerance`` is 0 or no score is a
+        number, every row stays and nothing is recorded.
+
+    Raises:
+        CnnhubError: ``tolerance`` is not a number >= 0.
     """
-    values = scores.astype(np.float64)
-    if values.isna().all():
-        raise ValueError("`scores` must have at least one number. Received: only NaN")
-    best_value = float(values.max() if higher_is_better else values.min())
-    gap = (best_value - values) if higher_is_better else (values - best_value)
-    # A hair of slack: a score equal to the best, read back from a CSV, may differ in its
-    # last bit.
-    close = gap <= float(tolerance) + 1e-12
-    return {
-        "epoch": int(epochs[close].max()),
-        "best_epoch": int(epochs[values == best_value].min()),
-        "best_value": best_value,
-    }
-
-
-def narrow_to_tolerance(
-    report: pd.DataFrame, scores: pd.Series, tolerance: float, higher_is_better: bool = True
-) -> tuple[pd.DataFrame, pd.Series, dict[str, Any]]:
-    """``report`` and ``scores`` narrowed to the rows of :func:`latest_epoch_within`'s epoch,
-    with what ``best_weights.json`` records of the narrowing (nothing when ``tolerance`` is 0
-    or no score is a number: every row stays). CnnhubError when ``tolerance`` is not a
-    number >= 0."""
     if (
         isinstance(tolerance, bool)
         or not isinstance(tolerance, Real)
         or not (0.0 <= float(tolerance) < math.inf)
     ):
         raise CnnhubError(f"The epoch tolerance must be a number >= 0. Received: {tolerance!r}")
-    if not tolerance or scores.isna().all():
+    values = scores.astype(np.float64)
+    if not tolerance or values.isna().all():
         return report, scores, {}
-    latest = latest_epoch_within(report["epoch"], scores, tolerance, higher_is_better)
-    keep = report["epoch"] == latest["epoch"]
+    best_value = float(values.max() if higher_is_better else values.min())
+    gap = (best_value - values) if higher_is_better else (values - best_value)
+    # A hair of slack: a score equal to the best, read back from a CSV, may differ in its
+    # last bit.
+    close = gap <= float(tolerance) + 1e-12
+    keep = report["epoch"] == report["epoch"][close].max()
     noted = {
         "epoch_tolerance": float(tolerance),
-        "best_scoring_epoch": latest["best_epoch"],
-        "best_scoring_value": latest["best_value"],
+        "best_scoring_epoch": int(report["epoch"][values == best_value].min()),
+        "best_scoring_value": best_value,
     }
     return report[keep], scores[keep], noted
 
